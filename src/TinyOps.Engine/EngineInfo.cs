@@ -1,0 +1,13 @@
+namespace TinyOps.Engine;
+
+/// <summary>Version and limits of this engine build.</summary>
+public static class EngineInfo
+{
+    public const string Version = "0.1.0";
+
+    /// <summary>Oldest default-domain opset the loader accepts.</summary>
+    public const int MinOpset = 1;
+
+    /// <summary>Newest default-domain opset the loader accepts (ONNX 1.19+ defines opset 24; later test data may use 25).</summary>
+    public const int MaxOpset = 25;
+}

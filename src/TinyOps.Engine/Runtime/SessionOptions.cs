@@ -1,0 +1,18 @@
+using TinyOps.Engine.Kernels;
+
+namespace TinyOps.Engine.Runtime;
+
+/// <summary>How a session runs: threads per operator, memory limits and which kernels to use.</summary>
+public sealed class SessionOptions
+{
+    /// <summary>Threads an operator may use. 1 (the default) runs everything on the caller's thread.</summary>
+    public int Threads { get; init; } = 1;
+
+    /// <summary>The planned activation arena may not exceed this (default 1 GiB); a larger plan is refused.</summary>
+    public long MaxArenaBytes { get; init; } = 1L << 30;
+
+    /// <summary>Largest constant subgraph result folded at load time, in elements.</summary>
+    public long MaxFoldElements { get; init; } = 1L << 24;
+
+    public KernelRegistry Registry { get; init; } = KernelRegistry.Default;
+}
