@@ -7,7 +7,7 @@ internal static class BuiltinKernels
     {
         ControlFlow.ControlFlowKernels.Register(r);
         Elementwise.ElementwiseKernels.Register(r);
-        Shape.ShapeKernels.Register(r);
+        ShapeOps.ShapeKernels.Register(r);
         Nn.NnKernels.Register(r);
         Pooling.PoolingKernels.Register(r);
         Recurrent.RecurrentKernels.Register(r);

@@ -1,4 +1,4 @@
-namespace TinyOps.Engine.Kernels.Shape;
+namespace TinyOps.Engine.Kernels.ShapeOps;
 
 internal static class ShapeKernels
 {
