@@ -6,4 +6,5 @@ root.Subcommands.Add(OnnxCommands.Create());
 root.Subcommands.Add(ModelCommands.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
 return root.Parse(args).Invoke();

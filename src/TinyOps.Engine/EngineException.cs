@@ -44,3 +44,9 @@ public sealed class ResourceLimitException : EngineException
 {
     public ResourceLimitException(string message) : base(message) { }
 }
+
+/// <summary>A kernel failed while running, typically on inputs inconsistent with its attributes.</summary>
+public sealed class KernelException : EngineException
+{
+    public KernelException(string message, Exception inner) : base(message, inner) { }
+}

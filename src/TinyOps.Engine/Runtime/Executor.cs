@@ -167,6 +167,10 @@ internal sealed class Executor
         {
             return false;
         }
+        catch (Exception e) when (e is not EngineException)
+        {
+            throw new ModelValidationException($"{node.Kernel.Node.DisplayName}: inferring its outputs failed ({e.GetType().Name}: {e.Message}); the node's attributes or input shapes are inconsistent", e);
+        }
         for (int o = 0; o < node.Outputs.Length; o++)
         {
             var r = _infer.GetOutput(o) ?? throw new ModelValidationException($"{node.Kernel.Node.DisplayName}: the kernel did not infer output {o}");
@@ -190,7 +194,14 @@ internal sealed class Executor
     private void RunNode(CompiledNode node, Tensor?[] values)
     {
         _run.Reset(node, values, this);
-        node.Kernel.Run(_run);
+        try
+        {
+            node.Kernel.Run(_run);
+        }
+        catch (Exception e) when (e is not EngineException)
+        {
+            throw new KernelException($"{node.Kernel.Node.DisplayName}: the kernel failed ({e.GetType().Name}: {e.Message}); its inputs or attributes are inconsistent", e);
+        }
     }
 
     /// <summary>Runs a plan. Inputs must match the plan's shapes; outputs are views valid until the next run.</summary>
