@@ -4,6 +4,7 @@ internal static class RecurrentKernels
 {
     public static void Register(KernelRegistry r)
     {
-        _ = r;
+        r.Register("LSTM", (node, opset) => new LstmKernel(node, opset));
+        r.Register("GRU", (node, opset) => new GruKernel(node, opset));
     }
 }
