@@ -116,4 +116,49 @@ public class PoolingTests
         var inc = RunOne("AveragePool", 19, [("x", x)], ["y"], [.. attrs, AttributeValue.Of("count_include_pad", 1L)])["y"];
         Near([1f, 3f, 2f], inc.ToArray<float>());
     }
+
+    [Theory]
+    [InlineData("MaxPool")]
+    [InlineData("AveragePool")]
+    [InlineData("GlobalAveragePool")]
+    [InlineData("GlobalMaxPool")]
+    [InlineData("LRN")]
+    [InlineData("Softmax")]
+    [InlineData("ReduceSum")]
+    [InlineData("ReduceMax")]
+    public void RunDoesNotAllocate(string op)
+    {
+        var node = new Node { OpType = op, Inputs = ["x"], Outputs = ["y"] };
+        var x = Tensor.FromArray(Enumerable.Range(0, 2 * 3 * 4 * 5).Select(i => (float)Math.Sin(i)).ToArray(), 2, 3, 4, 5);
+        var inputs = new List<ValueInfo> { new("x", DataType.Float32, [Dim.Of(2), Dim.Of(3), Dim.Of(4), Dim.Of(5)]) };
+        var feeds = new List<Tensor> { x };
+        switch (op)
+        {
+            case "MaxPool":
+                node.Outputs.Add("i");
+                node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { 2, 3 });
+                node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { 1, 1, 1, 1 });
+                break;
+            case "AveragePool":
+                node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { 3, 3 });
+                node.Attributes["auto_pad"] = AttributeValue.Of("auto_pad", "SAME_UPPER");
+                break;
+            case "LRN": node.Attributes["size"] = AttributeValue.Of("size", 3L); break;
+            case "Softmax": node.Attributes["axis"] = AttributeValue.Of("axis", 1L); break;
+            case "ReduceSum":
+                node.Inputs.Add("axes"); // an initializer: a run-time axes input makes the node dynamically planned
+                break;
+            case "ReduceMax": node.Attributes["keepdims"] = AttributeValue.Of("keepdims", 0L); break;
+        }
+        var graph = new Graph { Nodes = [node], Inputs = inputs, Outputs = node.Outputs.Select(o => new ValueInfo(o, DataType.Undefined, null)).ToList() };
+        if (op == "ReduceSum") graph.Initializers["axes"] = Tensor.FromArray(new long[] { 1, 3 }, 2);
+        var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 18 } });
+        var ins = feeds.ToArray();
+        var outs = new Tensor[node.Outputs.Count];
+        session.Run(ins, outs);
+        session.Run(ins, outs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        session.Run(ins, outs);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }
