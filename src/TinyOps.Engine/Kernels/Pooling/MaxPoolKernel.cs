@@ -1,0 +1,110 @@
+using System.Numerics;
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Kernels.Pooling;
+
+/// <summary>MaxPool (opsets 1-22): N-d max pooling with pads, strides, dilations, ceil_mode, auto_pad and optional Indices.</summary>
+internal sealed class MaxPoolKernel : Kernel
+{
+    private readonly PoolGeometry _g;
+    private readonly bool _columnMajor;
+
+    public MaxPoolKernel(Node node, int opset) : base(node, opset)
+    {
+        _g = new PoolGeometry(node, allowCeil: opset >= 10, allowDilations: opset >= 10);
+        long order = node.GetInt("storage_order", 0);
+        if (order is not (0 or 1)) throw Error($"'storage_order' must be 0 or 1, not {order}");
+        _columnMajor = order == 1;
+    }
+
+    public override void Infer(InferContext ctx)
+    {
+        var t = Opset >= 12
+            ? ctx.ExpectType(0, DataType.Float32, DataType.Int8, DataType.UInt8)
+            : ctx.ExpectType(0, DataType.Float32);
+        var x = ctx.InputShape(0);
+        string? err = _g.Compute(x);
+        if (err is not null) throw ctx.Error(err);
+        var y = _g.OutputShape(x);
+        ctx.SetOutput(0, t, y);
+        if (ctx.OutputCount > 1)
+        {
+            if (Opset < 8 && ctx.HasOutput(1)) throw ctx.Error("the Indices output needs opset 8 or later");
+            ctx.SetOutput(1, DataType.Int64, (int[])y.Clone());
+        }
+    }
+
+    public override void Run(RunContext ctx)
+    {
+        var x = ctx.Input(0);
+        _g.Compute(x.Shape);
+        var y = ctx.Output(0);
+        Span<long> idx = ctx.OutputCount > 1 ? ctx.Output(1).Span<long>() : default;
+        int channels = x.Shape[0] * x.Shape[1];
+        switch (x.Type)
+        {
+            case DataType.Float32: Pool(x.ReadOnlySpan<float>(), y.Span<float>(), idx, channels, float.NegativeInfinity); break;
+            case DataType.Int8: Pool(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), idx, channels, sbyte.MinValue); break;
+            case DataType.UInt8: Pool(x.ReadOnlySpan<byte>(), y.Span<byte>(), idx, channels, byte.MinValue); break;
+            default: throw Error($"unsupported type {x.Type.OnnxName()}");
+        }
+    }
+
+    private void Pool<T>(ReadOnlySpan<T> x, Span<T> y, Span<long> indices, int channels, T lowest) where T : unmanaged, INumber<T>
+    {
+        var g = _g;
+        int in0 = g.In[0], in1 = g.In[1], in2 = g.In[2];
+        int out0 = g.Out[0], out1 = g.Out[1], out2 = g.Out[2];
+        int inSize = g.InSize, outSize = g.OutSize;
+        bool wantIdx = !indices.IsEmpty;
+        for (int c = 0; c < channels; c++)
+        {
+            var xc = x.Slice(c * inSize, inSize);
+            int yo = c * outSize;
+            for (int o0 = 0; o0 < out0; o0++)
+            {
+                int s0 = o0 * g.S[0] - g.PadBegin[0];
+                PoolGeometry.TapRange(s0, g.K[0], g.D[0], in0, out int lo0, out int hi0);
+                for (int o1 = 0; o1 < out1; o1++)
+                {
+                    int s1 = o1 * g.S[1] - g.PadBegin[1];
+                    PoolGeometry.TapRange(s1, g.K[1], g.D[1], in1, out int lo1, out int hi1);
+                    for (int o2 = 0; o2 < out2; o2++, yo++)
+                    {
+                        int s2 = o2 * g.S[2] - g.PadBegin[2];
+                        PoolGeometry.TapRange(s2, g.K[2], g.D[2], in2, out int lo2, out int hi2);
+                        T best = lowest;
+                        int bestAt = -1;
+                        for (int k0 = lo0; k0 < hi0; k0++)
+                        {
+                            int p0 = s0 + k0 * g.D[0];
+                            for (int k1 = lo1; k1 < hi1; k1++)
+                            {
+                                int row = (p0 * in1 + s1 + k1 * g.D[1]) * in2 + s2;
+                                for (int k2 = lo2; k2 < hi2; k2++)
+                                {
+                                    int at = row + k2 * g.D[2];
+                                    T v = xc[at];
+                                    if (v > best || bestAt < 0) { best = v; bestAt = at; }
+                                }
+                            }
+                        }
+                        y[yo] = best;
+                        if (wantIdx) indices[yo] = bestAt < 0 ? -1 : (long)c * inSize + Index(bestAt, in0, in1, in2);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The Indices value of a within-channel row-major offset, honoring storage_order.</summary>
+    private long Index(int at, int in0, int in1, int in2)
+    {
+        if (!_columnMajor) return at;
+        int p2 = at % in2, rest = at / in2;
+        int p1 = rest % in1, p0 = rest / in1;
+        // column-major over the spatial dimensions: the first spatial dimension varies fastest
+        return p0 + (long)p1 * in0 + (long)p2 * in0 * in1;
+    }
+}
