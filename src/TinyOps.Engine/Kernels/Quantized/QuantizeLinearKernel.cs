@@ -21,6 +21,12 @@ internal sealed class QuantizeLinearKernel : Kernel
         if (_blockSize < 0) throw Error($"block_size must be 0 or positive, it is {_blockSize}");
         long od = opset >= 21 ? node.GetInt("output_dtype", 0) : 0;
         _outputDtype = (DataType)od;
+        if (opset >= 25)
+        {
+            var precision = (DataType)node.GetInt("precision", 0);
+            if (precision is not (DataType.Undefined or DataType.Float32))
+                throw new UnsupportedTypeException($"{node.DisplayName}: precision {precision.OnnxName()} is not supported by this engine (only float32 division)");
+        }
         if (opset >= 19)
         {
             long sat = node.GetInt("saturate", 1);
