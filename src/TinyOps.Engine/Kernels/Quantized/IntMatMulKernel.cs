@@ -22,13 +22,6 @@ internal sealed class IntMatMulKernel : Kernel
         else { _a = 0; _b = 1; _aZero = 2; _bZero = 3; _aScale = -1; _bScale = -1; }
     }
 
-    private readonly struct Dims
-    {
-        public readonly int M, K, N, BatchRank;
-        public readonly bool ARank1, BRank1;
-        public Dims(int m, int k, int n, bool a1, bool b1, int batchRank) { M = m; K = k; N = n; ARank1 = a1; BRank1 = b1; BatchRank = batchRank; }
-    }
-
     public override void Infer(InferContext ctx)
     {
         var aType = ctx.ExpectType(_a, DataType.UInt8, DataType.Int8);
