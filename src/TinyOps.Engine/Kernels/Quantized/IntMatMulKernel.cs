@@ -1,0 +1,186 @@
+using System.Numerics;
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels.Common;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Kernels.Quantized;
+
+/// <summary>
+/// MatMulInteger (opset 10) and QLinearMatMul (opsets 10, 21): numpy-matmul of uint8/int8 matrices with zero points
+/// (per tensor, per row of a, per column of b, optionally per batch), accumulating in int32 via <see cref="IntGemm"/>.
+/// MatMulInteger outputs the int32 sums; QLinearMatMul requantizes them with a_scale·b_scale/y_scale to uint8/int8.
+/// </summary>
+internal sealed class IntMatMulKernel : Kernel
+{
+    private readonly bool _qlinear;
+    private readonly int _a, _aZero, _aScale, _b, _bZero, _bScale;
+
+    public IntMatMulKernel(Node node, int opset, bool qlinear) : base(node, opset)
+    {
+        _qlinear = qlinear;
+        if (qlinear) { _a = 0; _aScale = 1; _aZero = 2; _b = 3; _bScale = 4; _bZero = 5; }
+        else { _a = 0; _b = 1; _aZero = 2; _bZero = 3; _aScale = -1; _bScale = -1; }
+    }
+
+    public override void Infer(InferContext ctx)
+    {
+        var aType = ctx.ExpectType(_a, DataType.UInt8, DataType.Int8);
+        var bType = ctx.ExpectType(_b, DataType.UInt8, DataType.Int8);
+        var a = ctx.InputShape(_a);
+        var b = ctx.InputShape(_b);
+        if (a.Length == 0 || b.Length == 0) throw ctx.Error($"inputs must have rank 1 or more, they have shapes {ShapeUtil.Format(a)} and {ShapeUtil.Format(b)}");
+        bool a1 = a.Length == 1, b1 = b.Length == 1;
+        int m = a1 ? 1 : a[^2], k = a[^1], bk = b1 ? b[0] : b[^2], n = b1 ? 1 : b[^1];
+        if (k != bk) throw ctx.Error($"inner dimensions do not match: a has shape {ShapeUtil.Format(a)} and b has shape {ShapeUtil.Format(b)}");
+        var aBatch = a1 ? [] : a[..^2];
+        var bBatch = b1 ? [] : b[..^2];
+        var batch = ShapeUtil.TryBroadcast(aBatch, bBatch) ?? throw ctx.Error($"batch dimensions of a {ShapeUtil.Format(a)} and b {ShapeUtil.Format(b)} do not broadcast");
+        if (batch.Length > Broadcast.MaxRank) throw ctx.Error($"rank {batch.Length} is above the supported {Broadcast.MaxRank}");
+        var outShape = new List<int>(batch);
+        if (!a1) outShape.Add(m);
+        if (!b1) outShape.Add(n);
+
+        if (ctx.HasInput(_aZero))
+        {
+            if (ctx.InputType(_aZero) != aType) throw ctx.Error($"a_zero_point has type {ctx.InputType(_aZero).OnnxName()} but a has type {aType.OnnxName()}");
+            CheckParam(ctx, _aZero, "a_zero_point", m, true, batch);
+        }
+        if (ctx.HasInput(_bZero))
+        {
+            if (ctx.InputType(_bZero) != bType) throw ctx.Error($"b_zero_point has type {ctx.InputType(_bZero).OnnxName()} but b has type {bType.OnnxName()}");
+            CheckParam(ctx, _bZero, "b_zero_point", n, false, batch);
+        }
+        if (!_qlinear)
+        {
+            ctx.SetOutput(0, DataType.Int32, outShape.ToArray());
+            return;
+        }
+        ctx.ExpectType(_aScale, DataType.Float32);
+        ctx.ExpectType(_bScale, DataType.Float32);
+        ctx.ExpectType(6, DataType.Float32);
+        CheckParam(ctx, _aScale, "a_scale", m, true, batch);
+        CheckParam(ctx, _bScale, "b_scale", n, false, batch);
+        if (!ShapeUtil.SameShape(ctx.InputShape(_aScale), ctx.InputShape(_aZero)) && ShapeUtil.Size(ctx.InputShape(_aScale)) != ShapeUtil.Size(ctx.InputShape(_aZero)))
+            throw ctx.Error($"a_scale shape {ShapeUtil.Format(ctx.InputShape(_aScale))} differs from a_zero_point shape {ShapeUtil.Format(ctx.InputShape(_aZero))}");
+        if (!ShapeUtil.SameShape(ctx.InputShape(_bScale), ctx.InputShape(_bZero)) && ShapeUtil.Size(ctx.InputShape(_bScale)) != ShapeUtil.Size(ctx.InputShape(_bZero)))
+            throw ctx.Error($"b_scale shape {ShapeUtil.Format(ctx.InputShape(_bScale))} differs from b_zero_point shape {ShapeUtil.Format(ctx.InputShape(_bZero))}");
+        if (ShapeUtil.Size(ctx.InputShape(6)) != 1) throw ctx.Error($"y_scale must be a scalar, it has shape {ShapeUtil.Format(ctx.InputShape(6))}");
+        var yType = ctx.ExpectType(7, DataType.UInt8, DataType.Int8);
+        if (ShapeUtil.Size(ctx.InputShape(7)) != 1) throw ctx.Error($"y_zero_point must be a scalar, it has shape {ShapeUtil.Format(ctx.InputShape(7))}");
+        ctx.SetOutput(0, yType, outShape.ToArray());
+    }
+
+    /// <summary>A parameter is a scalar, a vector over rows of a (or columns of b), or [..., M, 1] (or [..., 1, N]) per batch.</summary>
+    private static void CheckParam(InferContext ctx, int input, string name, int len, bool perRow, int[] batch)
+    {
+        var s = ctx.InputShape(input);
+        if (ShapeUtil.Size(s) == 1) return;
+        if (s.Length == 1 && s[0] == len) return;
+        if (s.Length >= 2 && (perRow ? s[^1] == 1 && s[^2] == len : s[^2] == 1 && s[^1] == len))
+        {
+            var pb = s[..^2];
+            var r = ShapeUtil.TryBroadcast(pb, batch);
+            if (r is not null && r.Length == batch.Length && ShapeUtil.SameShape(r, batch)) return;
+        }
+        string want = perRow ? $"[{len}] or [..., {len}, 1] per row" : $"[{len}] or [..., 1, {len}] per column";
+        throw ctx.Error($"{name} must be a scalar or have shape {want}, it has shape {ShapeUtil.Format(s)}");
+    }
+
+    public override void Run(RunContext ctx)
+    {
+        var a = ctx.Input(_a);
+        var b = ctx.Input(_b);
+        switch (a.Type, b.Type)
+        {
+            case (DataType.UInt8, DataType.UInt8): Run<byte, byte>(ctx, a, b); break;
+            case (DataType.UInt8, DataType.Int8): Run<byte, sbyte>(ctx, a, b); break;
+            case (DataType.Int8, DataType.UInt8): Run<sbyte, byte>(ctx, a, b); break;
+            default: Run<sbyte, sbyte>(ctx, a, b); break;
+        }
+    }
+
+    /// <summary>Per-batch offsets (in units of matrices / parameter rows) of a tensor whose last two dims are the matrix.</summary>
+    private static Span<int> BatchOffsets(RunContext ctx, int[] shape, bool isMatrixRank1, ReadOnlySpan<int> outBatch, int batches, int slot)
+    {
+        var offs = ctx.Scratch<int>(batches, slot);
+        if (isMatrixRank1) offs.Clear();
+        else Broadcast.Offsets(shape.AsSpan(0, shape.Length - 2), outBatch, offs);
+        return offs;
+    }
+
+    private void Run<TA, TB>(RunContext ctx, Tensor at, Tensor bt)
+        where TA : unmanaged, INumberBase<TA>
+        where TB : unmanaged, INumberBase<TB>
+    {
+        var yt = ctx.Output(0);
+        bool a1 = at.Rank == 1, b1 = bt.Rank == 1;
+        int m = a1 ? 1 : at.Shape[^2], k = at.Shape[^1], n = b1 ? 1 : bt.Shape[^1];
+        int batchRank = yt.Rank - (a1 ? 0 : 1) - (b1 ? 0 : 1);
+        ReadOnlySpan<int> outBatch = yt.Shape.AsSpan(0, batchRank);
+        int batches = ShapeUtil.Size(outBatch);
+        var aOff = BatchOffsets(ctx, at.Shape, a1, outBatch, batches, 3);
+        var bOff = BatchOffsets(ctx, bt.Shape, b1, outBatch, batches, 4);
+
+        // parameters: the zero point (or for QLinearMatMul the scale, which has the same shape) decides the layout
+        var azt = ctx.OptionalInput(_aZero);
+        var bzt = ctx.OptionalInput(_bZero);
+        var aParamShape = _qlinear ? ctx.Input(_aScale).Shape : azt?.Shape ?? [];
+        var bParamShape = _qlinear ? ctx.Input(_bScale).Shape : bzt?.Shape ?? [];
+        int aPLen = ShapeUtil.Size(aParamShape) == 1 ? 1 : m;
+        int bPLen = ShapeUtil.Size(bParamShape) == 1 ? 1 : n;
+        bool aPBatched = aPLen > 1 && aParamShape.Length >= 2;
+        bool bPBatched = bPLen > 1 && bParamShape.Length >= 2;
+        var apOff = BatchOffsets(ctx, aParamShape, !aPBatched, outBatch, batches, 5);
+        var bpOff = BatchOffsets(ctx, bParamShape, !bPBatched, outBatch, batches, 6);
+        var aZero = ctx.Scratch<int>(aPLen, 1);
+        var bZero = ctx.Scratch<int>(bPLen, 2);
+
+        var a = at.ReadOnlySpan<TA>();
+        var b = bt.ReadOnlySpan<TB>();
+        int mn = m * n;
+        Span<int> acc = _qlinear ? ctx.Scratch<int>(mn, 0) : default;
+        for (int bi = 0; bi < batches; bi++)
+        {
+            int aParamOffset = apOff[bi] * aPLen, bParamOffset = bpOff[bi] * bPLen;
+            QuantMath.ReadInts(azt, aZero.Length == 1 ? 0 : aParamOffset, aZero);
+            QuantMath.ReadInts(bzt, bZero.Length == 1 ? 0 : bParamOffset, bZero);
+            var aMat = a.Slice(aOff[bi] * m * k, m * k);
+            var bMat = b.Slice(bOff[bi] * k * n, k * n);
+            if (!_qlinear)
+            {
+                IntGemm.Multiply(m, n, k, aMat, k, aZero, bMat, n, bZero, yt.Span<int>().Slice(bi * mn, mn), n);
+                continue;
+            }
+            IntGemm.Multiply(m, n, k, aMat, k, aZero, bMat, n, bZero, acc, n);
+            var aS = ctx.Input(_aScale).ReadOnlySpan<float>();
+            var bS = ctx.Input(_bScale).ReadOnlySpan<float>();
+            if (aPLen > 1) aS = aS.Slice(aParamOffset, m);
+            if (bPLen > 1) bS = bS.Slice(bParamOffset, n);
+            float yS = ctx.Input(6).ReadOnlySpan<float>()[0];
+            int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+            if (yt.Type == DataType.UInt8) Requantize(acc, yt.Span<byte>().Slice(bi * mn, mn), m, n, aS, bS, yS, yZero);
+            else Requantize(acc, yt.Span<sbyte>().Slice(bi * mn, mn), m, n, aS, bS, yS, yZero);
+        }
+    }
+
+    private static void Requantize<TY>(ReadOnlySpan<int> acc, Span<TY> y, int m, int n, ReadOnlySpan<float> aS, ReadOnlySpan<float> bS, float yS, int yZero)
+        where TY : unmanaged, INumberBase<TY>
+    {
+        var (min, max) = QuantMath.Range<TY>();
+        for (int i = 0; i < m; i++)
+        {
+            float asv = aS[aS.Length == 1 ? 0 : i];
+            var ar = acc.Slice(i * n, n);
+            var yr = y.Slice(i * n, n);
+            if (bS.Length == 1)
+            {
+                float mult = asv * bS[0] / yS;
+                for (int j = 0; j < n; j++) yr[j] = QuantMath.FromInt<TY>(QuantMath.Requantize(ar[j], mult, yZero, min, max));
+            }
+            else
+            {
+                for (int j = 0; j < n; j++) yr[j] = QuantMath.FromInt<TY>(QuantMath.Requantize(ar[j], asv * bS[j] / yS, yZero, min, max));
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Kernels.Quantized;
+
+/// <summary>Rounding, saturation and parameter helpers shared by the quantized kernels.</summary>
+internal static class QuantMath
+{
+    /// <summary>The saturation range of a quantized element type.</summary>
+    public static (int Min, int Max) Range(DataType t) => t switch
+    {
+        DataType.UInt8 => (byte.MinValue, byte.MaxValue),
+        DataType.Int8 => (sbyte.MinValue, sbyte.MaxValue),
+        DataType.Int32 => (int.MinValue, int.MaxValue),
+        _ => throw new UnsupportedTypeException($"quantized type {t.OnnxName()} is not supported by this engine (supported: uint8, int8)"),
+    };
+
+    public static (int Min, int Max) Range<T>() where T : unmanaged
+    {
+        if (typeof(T) == typeof(byte)) return (byte.MinValue, byte.MaxValue);
+        if (typeof(T) == typeof(sbyte)) return (sbyte.MinValue, sbyte.MaxValue);
+        return (int.MinValue, int.MaxValue);
+    }
+
+    /// <summary>round-half-to-even(v) + zeroPoint, saturated to [min, max].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Quantize(float v, int zeroPoint, int min, int max)
+    {
+        float r = MathF.Round(v) + zeroPoint; // MathF.Round rounds half to even
+        if (!(r > min)) return float.IsNaN(r) ? Math.Clamp(zeroPoint, min, max) : min;
+        if (r >= max) return max;
+        return (int)r;
+    }
+
+    /// <summary>Requantizes an int32 accumulator: round-half-to-even(acc * multiplier + zeroPoint), saturated (double math like the ONNX reference).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Requantize(int acc, float multiplier, int zeroPoint, int min, int max)
+    {
+        double r = Math.Round(acc * (double)multiplier + zeroPoint);
+        if (!(r > min)) return double.IsNaN(r) ? Math.Clamp(zeroPoint, min, max) : min;
+        if (r >= max) return max;
+        return (int)r;
+    }
+
+    /// <summary>Reads element <paramref name="i"/> of a uint8/int8/int32 tensor as int.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ReadInt(Tensor t, int i) => t.Type switch
+    {
+        DataType.UInt8 => t.Buffer[t.ByteOffset + i],
+        DataType.Int8 => (sbyte)t.Buffer[t.ByteOffset + i],
+        DataType.Int32 => t.Span<int>()[i],
+        _ => throw new UnsupportedTypeException($"cannot read {t.Type.OnnxName()} as a zero point"),
+    };
+
+    /// <summary>Copies the integer values of a zero-point tensor (or 0 when absent) into <paramref name="dst"/>.</summary>
+    public static void ReadInts(Tensor? t, int offset, Span<int> dst)
+    {
+        if (t is null) { dst.Clear(); return; }
+        for (int i = 0; i < dst.Length; i++) dst[i] = ReadInt(t, offset + i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ToInt<T>(T v) where T : unmanaged, INumberBase<T> => int.CreateTruncating(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T FromInt<T>(int v) where T : unmanaged, INumberBase<T> => T.CreateTruncating(v);
+}
