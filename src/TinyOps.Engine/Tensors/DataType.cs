@@ -27,6 +27,9 @@ public enum DataType
     UInt4 = 21,
     Int4 = 22,
     Float4E2M1 = 23,
+    Float8E8M0 = 24,
+    UInt2 = 25,
+    Int2 = 26,
 }
 
 public static class DataTypeExtensions
