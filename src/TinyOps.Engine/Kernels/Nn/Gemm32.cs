@@ -65,17 +65,27 @@ internal static class SGemm
     private static void MultiplyNN(int M, int N, int K, float alpha, ref float a, int sai, int sak, ref float b, int ldb, ref float c, int ldc)
     {
         int V = Vector<float>.Count;
+        int nr = 2 * V;
+        // A packed copy of one kc x 2V panel of B (contiguous rows), reused by every row tile of A.
+        Span<float> panel = stackalloc float[KBlock * 2 * Vector<float>.Count];
+        ref float pb = ref MemoryMarshal.GetReference(panel);
         for (int k0 = 0; k0 < K; k0 += KBlock)
         {
             int kc = Math.Min(KBlock, K - k0);
             ref float ak = ref Unsafe.Add(ref a, k0 * sak);
             ref float bk = ref Unsafe.Add(ref b, k0 * ldb);
             int j = 0;
-            for (; j + 2 * V <= N; j += 2 * V)
+            for (; j + nr <= N; j += nr)
             {
+                ref float bj = ref Unsafe.Add(ref bk, j);
+                for (int k = 0; k < kc; k++)
+                {
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(ref bj, (nuint)(k * ldb)), ref pb, (nuint)(k * nr));
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(ref bj, (nuint)(k * ldb + V)), ref pb, (nuint)(k * nr + V));
+                }
                 int i = 0;
-                for (; i + 4 <= M; i += 4) Tile4x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sai, sak, ref Unsafe.Add(ref bk, j), ldb, ref Unsafe.Add(ref c, i * ldc + j), ldc);
-                for (; i < M; i++) Tile1x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sak, ref Unsafe.Add(ref bk, j), ldb, ref Unsafe.Add(ref c, i * ldc + j));
+                for (; i + 4 <= M; i += 4) Tile4x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sai, sak, ref pb, nr, ref Unsafe.Add(ref c, i * ldc + j), ldc);
+                for (; i < M; i++) Tile1x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sak, ref pb, nr, ref Unsafe.Add(ref c, i * ldc + j));
             }
             for (; j + V <= N; j += V)
             {
