@@ -1,0 +1,191 @@
+using System.Numerics.Tensors;
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Kernels.Nn;
+
+/// <summary>
+/// Conv (opsets 1-22), float32, 1-D to 3-D: Y = conv(X, W) + B. Grouped convolutions use im2col into scratch
+/// memory (in chunks of output rows) and <see cref="SGemm"/>; 1x1 unpadded unit-stride convolutions multiply X
+/// directly; depthwise convolutions (one input channel per group) use a direct loop.
+/// </summary>
+internal sealed class ConvKernel : Kernel
+{
+    /// <summary>Upper bound of the im2col buffer, in floats; larger problems are processed in chunks of output rows.</summary>
+    internal const int MaxColumnFloats = 1 << 20;
+
+    private readonly ConvAttributes _attrs;
+
+    public ConvKernel(Node node, int opset) : base(node, opset)
+    {
+        _attrs = new ConvAttributes(node, transpose: false);
+    }
+
+    public override void Infer(InferContext ctx)
+    {
+        ctx.ExpectType(0, DataType.Float32);
+        ctx.ExpectType(1, DataType.Float32);
+        var shape = _attrs.ForConv(ctx.InputShape(0), ctx.InputShape(1));
+        if (ctx.HasInput(2))
+        {
+            ctx.ExpectType(2, DataType.Float32);
+            var b = ctx.InputShape(2);
+            if (b.Length != 1 || b[0] != shape.OutChannels)
+                throw ctx.Error($"bias B has shape {ShapeUtil.Format(b)}, expected [{shape.OutChannels}]");
+        }
+        ctx.SetOutput(0, DataType.Float32, shape.OutputShape());
+    }
+
+    public override void Run(RunContext ctx)
+    {
+        var xT = ctx.Input(0);
+        var wT = ctx.Input(1);
+        var bT = ctx.OptionalInput(2);
+        var s = _attrs.ForConv(xT.Shape, wT.Shape);
+        ReadOnlySpan<float> x = xT.ReadOnlySpan<float>();
+        ReadOnlySpan<float> w = wT.ReadOnlySpan<float>();
+        ReadOnlySpan<float> bias = bT is null ? default : bT.ReadOnlySpan<float>();
+        Span<float> y = ctx.Output(0).Span<float>();
+
+        int outSize = s.OutSize;
+        // Start from the bias (or zero); the GEMM then accumulates.
+        for (int n = 0; n < s.Batch; n++)
+            for (int m = 0; m < s.OutChannels; m++)
+            {
+                var plane = y.Slice((n * s.OutChannels + m) * outSize, outSize);
+                if (bT is null) plane.Clear(); else plane.Fill(bias[m]);
+            }
+        if (outSize == 0 || s.Batch == 0) return;
+
+        int cg = s.InChannels / s.Group;
+        if (cg == 1 && s.Group > 1)
+        {
+            Depthwise(x, w, y, in s);
+            return;
+        }
+        int mg = s.OutChannels / s.Group;
+        int kvol = s.KernelSize;
+        int kdim = cg * kvol;
+        int inSize = s.InSize;
+        bool direct = kvol == 1 && s.Stride[0] == 1 && s.Stride[1] == 1 && s.Stride[2] == 1
+            && s.PadBegin[0] == 0 && s.PadBegin[1] == 0 && s.PadBegin[2] == 0 && inSize == outSize;
+        int rows = s.Out[0] * s.Out[1];
+        int rowLen = s.Out[2];
+        int chunkRows = direct ? rows : (int)Math.Clamp(MaxColumnFloats / Math.Max(1L, (long)kdim * rowLen), 1, rows);
+        Span<float> col = direct ? default : ctx.Scratch<float>(kdim * chunkRows * rowLen);
+        for (int n = 0; n < s.Batch; n++)
+            for (int g = 0; g < s.Group; g++)
+            {
+                var xg = x.Slice((n * s.InChannels + g * cg) * inSize, cg * inSize);
+                var wg = w.Slice(g * mg * kdim, mg * kdim);
+                var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
+                if (direct)
+                {
+                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 1f, yg, outSize);
+                    continue;
+                }
+                for (int r0 = 0; r0 < rows; r0 += chunkRows)
+                {
+                    int rc = Math.Min(chunkRows, rows - r0);
+                    int ncols = rc * rowLen;
+                    var c = col.Slice(0, kdim * ncols);
+                    Im2Col(xg, c, cg, r0, rc, in s);
+                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 1f, yg.Slice(r0 * rowLen), outSize);
+                }
+            }
+    }
+
+    /// <summary>
+    /// Fills col [cg * kvol, rc * OW] with the input patches of output rows r0..r0+rc (a row is one (od, oh) pair):
+    /// col[(c, kd, kh, kw), (row, ow)] = X[c, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] or 0 outside.
+    /// </summary>
+    private static void Im2Col(ReadOnlySpan<float> xg, Span<float> col, int cg, int r0, int rc, in ConvShape s)
+    {
+        int ID = s.In[0], IH = s.In[1], IW = s.In[2];
+        int KD = s.Kernel[0], KH = s.Kernel[1], KW = s.Kernel[2];
+        int OH = s.Out[1], OW = s.Out[2];
+        int SW = s.Stride[2];
+        int inSize = ID * IH * IW;
+        int ncols = rc * OW;
+        int rr = 0;
+        for (int c = 0; c < cg; c++)
+        {
+            var xc = xg.Slice(c * inSize, inSize);
+            for (int kd = 0; kd < KD; kd++)
+                for (int kh = 0; kh < KH; kh++)
+                    for (int kw = 0; kw < KW; kw++, rr++)
+                    {
+                        var dst = col.Slice(rr * ncols, ncols);
+                        int offW = kw * s.Dilation[2] - s.PadBegin[2];
+                        ConvAttributes.ValidRange(OW, SW, offW, IW, out int lo, out int hi);
+                        int o = 0;
+                        for (int r = r0; r < r0 + rc; r++, o += OW)
+                        {
+                            var seg = dst.Slice(o, OW);
+                            int od = r / OH, oh = r - od * OH;
+                            int id = od * s.Stride[0] - s.PadBegin[0] + kd * s.Dilation[0];
+                            int ih = oh * s.Stride[1] - s.PadBegin[1] + kh * s.Dilation[1];
+                            if ((uint)id >= (uint)ID || (uint)ih >= (uint)IH || lo == hi)
+                            {
+                                seg.Clear();
+                                continue;
+                            }
+                            var src = xc.Slice((id * IH + ih) * IW, IW);
+                            seg.Slice(0, lo).Clear();
+                            seg.Slice(hi).Clear();
+                            if (SW == 1) src.Slice(lo + offW, hi - lo).CopyTo(seg.Slice(lo, hi - lo));
+                            else
+                                for (int ow = lo; ow < hi; ow++) seg[ow] = src[ow * SW + offW];
+                        }
+                    }
+        }
+    }
+
+    /// <summary>Direct convolution when every group has one input channel (depthwise, with any channel multiplier).</summary>
+    private static void Depthwise(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, in ConvShape s)
+    {
+        int ID = s.In[0], IH = s.In[1], IW = s.In[2];
+        int KD = s.Kernel[0], KH = s.Kernel[1], KW = s.Kernel[2];
+        int OD = s.Out[0], OH = s.Out[1], OW = s.Out[2];
+        int SW = s.Stride[2];
+        int inSize = s.InSize, outSize = s.OutSize, kvol = s.KernelSize;
+        int mg = s.OutChannels / s.Group;
+        for (int n = 0; n < s.Batch; n++)
+            for (int m = 0; m < s.OutChannels; m++)
+            {
+                var xc = x.Slice((n * s.InChannels + m / mg) * inSize, inSize);
+                var yc = y.Slice((n * s.OutChannels + m) * outSize, outSize);
+                var wk = w.Slice(m * kvol, kvol);
+                for (int od = 0; od < OD; od++)
+                    for (int oh = 0; oh < OH; oh++)
+                    {
+                        var yrow = yc.Slice((od * OH + oh) * OW, OW);
+                        for (int kd = 0; kd < KD; kd++)
+                        {
+                            int id = od * s.Stride[0] - s.PadBegin[0] + kd * s.Dilation[0];
+                            if ((uint)id >= (uint)ID) continue;
+                            for (int kh = 0; kh < KH; kh++)
+                            {
+                                int ih = oh * s.Stride[1] - s.PadBegin[1] + kh * s.Dilation[1];
+                                if ((uint)ih >= (uint)IH) continue;
+                                var src = xc.Slice((id * IH + ih) * IW, IW);
+                                for (int kw = 0; kw < KW; kw++)
+                                {
+                                    float wv = wk[(kd * KH + kh) * KW + kw];
+                                    int offW = kw * s.Dilation[2] - s.PadBegin[2];
+                                    ConvAttributes.ValidRange(OW, SW, offW, IW, out int lo, out int hi);
+                                    if (lo == hi) continue;
+                                    if (SW == 1)
+                                    {
+                                        var dst = yrow.Slice(lo, hi - lo);
+                                        TensorPrimitives.MultiplyAdd(src.Slice(lo + offW, hi - lo), wv, dst, dst);
+                                    }
+                                    else
+                                        for (int ow = lo; ow < hi; ow++) yrow[ow] += wv * src[ow * SW + offW];
+                                }
+                            }
+                        }
+                    }
+            }
+    }
+}

@@ -1,0 +1,218 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace TinyOps.Engine.Kernels.Nn;
+
+/// <summary>
+/// Single-precision general matrix multiply on row-major matrices: C = alpha * op(A) * op(B) + beta * C, where
+/// op(A) is M x K and op(B) is K x N. With beta == 0, C is overwritten without being read. Allocation-free.
+/// This is the shared reference GEMM of the Nn kernels (Conv, ConvTranspose, Gemm, MatMul).
+/// </summary>
+internal static class SGemm
+{
+    /// <summary>Depth of one K panel: keeps the B panel of a micro-tile in L1 while rows of A stream by.</summary>
+    private const int KBlock = 256;
+
+    public static void Multiply(bool transA, bool transB, int M, int N, int K, float alpha,
+        ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
+    {
+        if (M <= 0 || N <= 0) return;
+        CheckExtent(C.Length, M, N, ldc, "C");
+        for (int i = 0; i < M; i++)
+        {
+            var row = C.Slice(i * ldc, N);
+            if (beta == 0f) row.Clear();
+            else if (beta != 1f) TensorPrimitives.Multiply(row, beta, row);
+        }
+        if (K <= 0 || alpha == 0f) return;
+        if (transA) CheckExtent(A.Length, K, M, lda, "A"); else CheckExtent(A.Length, M, K, lda, "A");
+        if (transB) CheckExtent(B.Length, N, K, ldb, "B"); else CheckExtent(B.Length, K, N, ldb, "B");
+
+        ref float a = ref MemoryMarshal.GetReference(A);
+        ref float b = ref MemoryMarshal.GetReference(B);
+        ref float c = ref MemoryMarshal.GetReference(C);
+        if (!transB)
+        {
+            // A(i, k) = a[i * sai + k * sak]; B rows are contiguous along N.
+            int sai = transA ? 1 : lda, sak = transA ? lda : 1;
+            MultiplyNN(M, N, K, alpha, ref a, sai, sak, ref b, ldb, ref c, ldc);
+        }
+        else if (!transA)
+        {
+            MultiplyNT(M, N, K, alpha, ref a, lda, ref b, ldb, ref c, ldc);
+        }
+        else
+        {
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                {
+                    float s = 0;
+                    for (int k = 0; k < K; k++) s += Unsafe.Add(ref a, k * lda + i) * Unsafe.Add(ref b, j * ldb + k);
+                    Unsafe.Add(ref c, i * ldc + j) += alpha * s;
+                }
+        }
+    }
+
+    private static void CheckExtent(int length, int rows, int cols, int ld, string name)
+    {
+        if ((rows > 1 && cols > ld) || (long)(rows - 1) * ld + cols > length)
+            throw new ArgumentException($"SGemm: matrix {name} of {rows}x{cols} with leading dimension {ld} does not fit {length} elements");
+    }
+
+    /// <summary>C += alpha * A * B with B contiguous along N: register tiles of 4 rows by 2 vectors, K in panels.</summary>
+    private static void MultiplyNN(int M, int N, int K, float alpha, ref float a, int sai, int sak, ref float b, int ldb, ref float c, int ldc)
+    {
+        int V = Vector<float>.Count;
+        int nr = 2 * V;
+        // A packed copy of one kc x 2V panel of B (contiguous rows), reused by every row tile of A.
+        Span<float> panel = stackalloc float[KBlock * 2 * Vector<float>.Count];
+        ref float pb = ref MemoryMarshal.GetReference(panel);
+        for (int k0 = 0; k0 < K; k0 += KBlock)
+        {
+            int kc = Math.Min(KBlock, K - k0);
+            ref float ak = ref Unsafe.Add(ref a, k0 * sak);
+            ref float bk = ref Unsafe.Add(ref b, k0 * ldb);
+            int j = 0;
+            for (; j + nr <= N; j += nr)
+            {
+                ref float bj = ref Unsafe.Add(ref bk, j);
+                for (int k = 0; k < kc; k++)
+                {
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(ref bj, (nuint)(k * ldb)), ref pb, (nuint)(k * nr));
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(ref bj, (nuint)(k * ldb + V)), ref pb, (nuint)(k * nr + V));
+                }
+                int i = 0;
+                for (; i + 4 <= M; i += 4) Tile4x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sai, sak, ref pb, nr, ref Unsafe.Add(ref c, i * ldc + j), ldc);
+                for (; i < M; i++) Tile1x2V(kc, alpha, ref Unsafe.Add(ref ak, i * sai), sak, ref pb, nr, ref Unsafe.Add(ref c, i * ldc + j));
+            }
+            for (; j + V <= N; j += V)
+            {
+                for (int i = 0; i < M; i++)
+                {
+                    ref float ai = ref Unsafe.Add(ref ak, i * sai);
+                    var acc = Vector<float>.Zero;
+                    for (int k = 0; k < kc; k++)
+                        acc += new Vector<float>(Unsafe.Add(ref ai, k * sak)) * Vector.LoadUnsafe(ref bk, (nuint)(k * ldb + j));
+                    ref float ci = ref Unsafe.Add(ref c, i * ldc + j);
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(ref ci) + acc * alpha, ref ci);
+                }
+            }
+            for (; j < N; j++)
+            {
+                for (int i = 0; i < M; i++)
+                {
+                    ref float ai = ref Unsafe.Add(ref ak, i * sai);
+                    float s = 0;
+                    for (int k = 0; k < kc; k++) s += Unsafe.Add(ref ai, k * sak) * Unsafe.Add(ref bk, k * ldb + j);
+                    Unsafe.Add(ref c, i * ldc + j) += alpha * s;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x2V(int kc, float alpha, ref float a, int sai, int sak, ref float b, int ldb, ref float c, int ldc)
+    {
+        int V = Vector<float>.Count;
+        Vector<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        ref float a1 = ref Unsafe.Add(ref a, sai);
+        ref float a2 = ref Unsafe.Add(ref a, 2 * sai);
+        ref float a3 = ref Unsafe.Add(ref a, 3 * sai);
+        for (int k = 0; k < kc; k++)
+        {
+            nuint bo = (nuint)(k * ldb);
+            var b0 = Vector.LoadUnsafe(ref b, bo);
+            var b1 = Vector.LoadUnsafe(ref b, bo + (nuint)V);
+            int ao = k * sak;
+            var v = new Vector<float>(Unsafe.Add(ref a, ao));
+            c00 += v * b0; c01 += v * b1;
+            v = new Vector<float>(Unsafe.Add(ref a1, ao));
+            c10 += v * b0; c11 += v * b1;
+            v = new Vector<float>(Unsafe.Add(ref a2, ao));
+            c20 += v * b0; c21 += v * b1;
+            v = new Vector<float>(Unsafe.Add(ref a3, ao));
+            c30 += v * b0; c31 += v * b1;
+        }
+        Accumulate(ref c, V, c00, c01, alpha);
+        Accumulate(ref Unsafe.Add(ref c, ldc), V, c10, c11, alpha);
+        Accumulate(ref Unsafe.Add(ref c, 2 * ldc), V, c20, c21, alpha);
+        Accumulate(ref Unsafe.Add(ref c, 3 * ldc), V, c30, c31, alpha);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile1x2V(int kc, float alpha, ref float a, int sak, ref float b, int ldb, ref float c)
+    {
+        int V = Vector<float>.Count;
+        Vector<float> c0 = default, c1 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            nuint bo = (nuint)(k * ldb);
+            var v = new Vector<float>(Unsafe.Add(ref a, k * sak));
+            c0 += v * Vector.LoadUnsafe(ref b, bo);
+            c1 += v * Vector.LoadUnsafe(ref b, bo + (nuint)V);
+        }
+        Accumulate(ref c, V, c0, c1, alpha);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(ref float c, int V, Vector<float> x0, Vector<float> x1, float alpha)
+    {
+        Vector.StoreUnsafe(Vector.LoadUnsafe(ref c) + x0 * alpha, ref c);
+        Vector.StoreUnsafe(Vector.LoadUnsafe(ref c, (nuint)V) + x1 * alpha, ref c, (nuint)V);
+    }
+
+    /// <summary>C += alpha * A * B^T: both operands contiguous along K, so each element is a dot product; 4 columns share A loads.</summary>
+    private static void MultiplyNT(int M, int N, int K, float alpha, ref float a, int lda, ref float b, int ldb, ref float c, int ldc)
+    {
+        int V = Vector<float>.Count;
+        for (int i = 0; i < M; i++)
+        {
+            ref float ai = ref Unsafe.Add(ref a, i * lda);
+            ref float ci = ref Unsafe.Add(ref c, i * ldc);
+            int j = 0;
+            for (; j + 4 <= N; j += 4)
+            {
+                ref float b0 = ref Unsafe.Add(ref b, j * ldb);
+                ref float b1 = ref Unsafe.Add(ref b0, ldb);
+                ref float b2 = ref Unsafe.Add(ref b0, 2 * ldb);
+                ref float b3 = ref Unsafe.Add(ref b0, 3 * ldb);
+                Vector<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                int k = 0;
+                for (; k + V <= K; k += V)
+                {
+                    var av = Vector.LoadUnsafe(ref ai, (nuint)k);
+                    s0 += av * Vector.LoadUnsafe(ref b0, (nuint)k);
+                    s1 += av * Vector.LoadUnsafe(ref b1, (nuint)k);
+                    s2 += av * Vector.LoadUnsafe(ref b2, (nuint)k);
+                    s3 += av * Vector.LoadUnsafe(ref b3, (nuint)k);
+                }
+                float t0 = Vector.Sum(s0), t1 = Vector.Sum(s1), t2 = Vector.Sum(s2), t3 = Vector.Sum(s3);
+                for (; k < K; k++)
+                {
+                    float x = Unsafe.Add(ref ai, k);
+                    t0 += x * Unsafe.Add(ref b0, k);
+                    t1 += x * Unsafe.Add(ref b1, k);
+                    t2 += x * Unsafe.Add(ref b2, k);
+                    t3 += x * Unsafe.Add(ref b3, k);
+                }
+                Unsafe.Add(ref ci, j) += alpha * t0;
+                Unsafe.Add(ref ci, j + 1) += alpha * t1;
+                Unsafe.Add(ref ci, j + 2) += alpha * t2;
+                Unsafe.Add(ref ci, j + 3) += alpha * t3;
+            }
+            for (; j < N; j++)
+            {
+                ref float bj = ref Unsafe.Add(ref b, j * ldb);
+                Vector<float> s = default;
+                int k = 0;
+                for (; k + V <= K; k += V) s += Vector.LoadUnsafe(ref ai, (nuint)k) * Vector.LoadUnsafe(ref bj, (nuint)k);
+                float t = Vector.Sum(s);
+                for (; k < K; k++) t += Unsafe.Add(ref ai, k) * Unsafe.Add(ref bj, k);
+                Unsafe.Add(ref ci, j) += alpha * t;
+            }
+        }
+    }
+}
