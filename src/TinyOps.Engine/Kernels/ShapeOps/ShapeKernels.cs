@@ -18,6 +18,7 @@ internal static class ShapeKernels
         r.Register("Constant", (n, o) => new ConstantKernel(n, o));
         r.Register("ConstantOfShape", (n, o) => new ConstantOfShapeKernel(n, o), sinceVersion: 9);
         r.Register("Expand", (n, o) => new ExpandKernel(n, o), sinceVersion: 8);
+        r.Register("Resize", (n, o) => new ResizeKernel(n, o), sinceVersion: 10);
         r.Register("Tile", (n, o) => new TileKernel(n, o), sinceVersion: 6);
     }
 }
