@@ -166,4 +166,68 @@ public class ShapeOpsTests
         var y = RunNode("Resize", 10, [x], initializers: new() { ["scales"] = Tensor.FromArray(new[] { 2f }, 1) })[0];
         Assert.Equal([1f, 1f, 2f, 2f], y.ToArray<float>());
     }
+
+    [Theory]
+    [InlineData("Pad")]
+    [InlineData("Slice")]
+    [InlineData("Resize")]
+    [InlineData("Transpose")]
+    [InlineData("Gather")]
+    [InlineData("Tile")]
+    [InlineData("Concat")]
+    public void RunDoesNotAllocate(string op)
+    {
+        var g = new Graph { Name = "g" };
+        g.Inputs.Add(new ValueInfo("x", DataType.Float32, [Dim.Of(1), Dim.Of(2), Dim.Of(4), Dim.Of(4)]));
+        var node = new Node { OpType = op, Inputs = ["x"], Outputs = ["y"] };
+        switch (op)
+        {
+            case "Pad":
+                g.Initializers["p"] = Tensor.FromArray(new long[] { 0, 0, 1, 2, 0, 0, 2, 1 }, 8);
+                node.Inputs.Add("p");
+                node.Attributes["mode"] = AttributeValue.Of("mode", "reflect");
+                break;
+            case "Slice":
+                g.Initializers["s"] = Tensor.FromArray(new long[] { 3, 1 }, 2);
+                g.Initializers["e"] = Tensor.FromArray(new long[] { 0, 4 }, 2);
+                g.Initializers["a"] = Tensor.FromArray(new long[] { 2, 3 }, 2);
+                g.Initializers["st"] = Tensor.FromArray(new long[] { -1, 2 }, 2);
+                node.Inputs.AddRange(["s", "e", "a", "st"]);
+                break;
+            case "Resize":
+                g.Initializers["roi"] = Tensor.FromArray(Array.Empty<float>(), 0);
+                g.Initializers["sc"] = Tensor.FromArray(new[] { 1f, 1f, 1.5f, 0.5f }, 4);
+                node.Inputs.AddRange(["roi", "sc"]);
+                node.Attributes["mode"] = AttributeValue.Of("mode", "cubic");
+                break;
+            case "Transpose":
+                node.Attributes["perm"] = AttributeValue.Of("perm", new long[] { 0, 3, 1, 2 });
+                break;
+            case "Gather":
+                g.Initializers["i"] = Tensor.FromArray(new long[] { 3, -1, 0 }, 3);
+                node.Inputs.Add("i");
+                node.Attributes["axis"] = AttributeValue.Of("axis", 2L);
+                break;
+            case "Tile":
+                g.Initializers["r"] = Tensor.FromArray(new long[] { 1, 2, 1, 3 }, 4);
+                node.Inputs.Add("r");
+                break;
+            case "Concat":
+                node.Inputs.Add("x");
+                node.Attributes["axis"] = AttributeValue.Of("axis", -1L);
+                break;
+        }
+        g.Nodes.Add(node);
+        g.Outputs.Add(new ValueInfo("y", DataType.Float32, null));
+        var session = new InferenceSession(new Model { Graph = g, Opsets = new(StringComparer.Ordinal) { [""] = 19 } });
+        var x = Tensor.FromArray(Enumerable.Range(0, 32).Select(i => (float)i).ToArray(), 1, 2, 4, 4);
+        var inputs = new[] { x };
+        var outputs = new Tensor[1];
+        session.Run(inputs, outputs);
+        session.Run(inputs, outputs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        session.Run(inputs, outputs);
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, after - before);
+    }
 }

@@ -2,7 +2,7 @@ using TinyOps.Engine.Ir;
 
 namespace TinyOps.Engine.Kernels.ShapeOps;
 
-/// <summary>Squeeze: removes the listed size-1 axes ('axes' attribute before opset 13, optional input from 13), or all of them.</summary>
+/// <summary>Squeeze: removes the listed size-1 axes ('axes' attribute before opset 13, optional input from 13), or all size-1 axes when none are listed.</summary>
 internal sealed class SqueezeKernel : CopyKernel
 {
     private readonly long[]? _axesAttr;
@@ -18,7 +18,7 @@ internal sealed class SqueezeKernel : CopyKernel
         var s = ctx.InputShape(0);
         long[]? axes = Opset < 13 ? _axesAttr : ctx.HasInput(1) ? ShapeOpsUtil.ReadInts(ctx, 1, "axes") : null;
         var remove = new bool[s.Length];
-        if (axes is null)
+        if (axes is null || axes.Length == 0)
         {
             for (int i = 0; i < s.Length; i++) remove[i] = s[i] == 1;
         }
