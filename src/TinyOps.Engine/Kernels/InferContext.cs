@@ -10,6 +10,7 @@ public sealed class InferContext
     private int[][] _inShapes = [];
     private Tensor?[] _inValues = [];
     private readonly List<(DataType Type, int[] Shape)?> _outputs = [];
+    private readonly List<Tensor?> _outputValues = [];
 
     internal InferContext() { }
 
@@ -22,7 +23,8 @@ public sealed class InferContext
         _inShapes = shapes;
         _inValues = values;
         _outputs.Clear();
-        for (int i = 0; i < node.Outputs.Count; i++) _outputs.Add(null);
+        _outputValues.Clear();
+        for (int i = 0; i < node.Outputs.Count; i++) { _outputs.Add(null); _outputValues.Add(null); }
     }
 
     public int InputCount => Node.Inputs.Count;
@@ -59,6 +61,18 @@ public sealed class InferContext
         if (i >= _outputs.Count) return; // the model did not ask for this optional output
         _outputs[i] = (type, shape);
     }
+
+    /// <summary>
+    /// For outputs whose value follows from input shapes alone (Shape, Size): gives the value at planning time, so
+    /// the node is folded into a constant for this plan. Set the output's type and shape too.
+    /// </summary>
+    public void SetOutputValue(int i, Tensor value)
+    {
+        if (i >= _outputValues.Count) return;
+        _outputValues[i] = value;
+    }
+
+    internal Tensor? GetOutputValue(int i) => _outputValues[i];
 
     /// <summary>Sets every output to the same type and shape as input <paramref name="input"/>.</summary>
     public void SetOutputLike(int output, int input) => SetOutput(output, InputType(input), InputShape(input));

@@ -51,6 +51,15 @@ public sealed class RunContext
         var node = _node!;
         if (node.Subgraphs is null || !node.Subgraphs.TryGetValue(attribute, out var sub))
             throw new ModelValidationException($"{node.Kernel.Node.DisplayName}: has no subgraph '{attribute}'");
-        return _executor!.RunSubgraph(sub, inputs, _values);
+        // The subgraph's nodes reuse this context: restore it for the caller afterwards.
+        var (values, ins, outs, executor) = (_values, _inputs, _outputs, _executor!);
+        try
+        {
+            return executor.RunSubgraph(sub, inputs, values);
+        }
+        finally
+        {
+            (_node, _values, _inputs, _outputs, _executor) = (node, values, ins, outs, executor);
+        }
     }
 }

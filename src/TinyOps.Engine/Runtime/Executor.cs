@@ -71,6 +71,11 @@ internal sealed class Executor
                 dynamic[n] = true;
                 continue;
             }
+            if (ShapeOnlyValues(node, values))
+            {
+                folded[n] = true;
+                continue;
+            }
             if (allConst && kernel.Foldable && OutputElements(node, shapes) <= Options.MaxFoldElements)
             {
                 foreach (int v in node.Outputs) values[v] = AllocateHeap(types[v], shapes[v]!, kernel, v, g);
@@ -134,6 +139,15 @@ internal sealed class Executor
             ArenaBytes = mem.ArenaBytes,
             LiveLowerBound = mem.LiveLowerBound,
         };
+    }
+
+    /// <summary>True when the kernel gave every output's value from shapes alone; the values are stored as constants.</summary>
+    private bool ShapeOnlyValues(CompiledNode node, Tensor?[] values)
+    {
+        for (int o = 0; o < node.Outputs.Length; o++)
+            if (_infer.GetOutputValue(o) is null) return false;
+        for (int o = 0; o < node.Outputs.Length; o++) values[node.Outputs[o]] = _infer.GetOutputValue(o);
+        return true;
     }
 
     private static long OutputElements(CompiledNode node, int[]?[] shapes)

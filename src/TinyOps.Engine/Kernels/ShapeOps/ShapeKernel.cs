@@ -31,8 +31,14 @@ internal sealed class ShapeKernel : Kernel
     {
         if (!ctx.InputType(0).IsSupported())
             ctx.ExpectType(0, ShapeOpsUtil.AllTypes);
-        var (s, e) = Range(ctx.InputRank(0));
+        var shape = ctx.InputShape(0);
+        var (s, e) = Range(shape.Length);
         ctx.SetOutput(0, DataType.Int64, [e - s]);
+        // The value depends only on the input's shape, which is fixed for a plan: fold it.
+        var value = Tensor.Zeros(DataType.Int64, e - s);
+        var v = value.Span<long>();
+        for (int i = 0; i < v.Length; i++) v[i] = shape[s + i];
+        ctx.SetOutputValue(0, value);
     }
 
     public override void Run(RunContext ctx)
