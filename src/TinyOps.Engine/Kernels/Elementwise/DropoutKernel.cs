@@ -6,19 +6,22 @@ namespace TinyOps.Engine.Kernels.Elementwise;
 /// <summary>
 /// Dropout. In inference (the default, and whenever training_mode is false or ratio is 0) the output is the input
 /// and the optional mask is all true. Opset 12+ training_mode=true drops elements at random (seeded by 'seed')
-/// and scales the rest by 1/(1-ratio). Before opset 10 the mask has the input's type (1.0 for kept elements).
+/// and scales the rest by 1/(1-ratio); a 'seed' draws the mask like numpy's RandomState(seed).uniform, as
+/// the ONNX reference does. Before opset 10 the mask has the input's type (1.0 for kept elements).
 /// </summary>
 internal sealed class DropoutKernel : Kernel
 {
     private readonly float _ratioAttr;
     private readonly bool _maskIsBool;
-    private readonly Random _random;
+    private readonly Mt19937 _random;
+    private readonly uint? _seed;
 
     public DropoutKernel(Node node, int opset) : base(node, opset)
     {
         _ratioAttr = node.GetFloat("ratio", 0.5f);
         _maskIsBool = opset >= 10;
-        _random = node.HasAttribute("seed") ? new Random((int)node.GetInt("seed", 0)) : new Random();
+        _seed = node.HasAttribute("seed") ? unchecked((uint)node.GetInt("seed", 0)) : null;
+        _random = new Mt19937(_seed ?? (uint)Environment.TickCount);
         if (opset < 12 && (_ratioAttr < 0f || _ratioAttr >= 1f && _ratioAttr != 1f))
             throw Error($"ratio {_ratioAttr} is outside [0, 1)");
     }
@@ -67,10 +70,11 @@ internal sealed class DropoutKernel : Kernel
         }
         if (ratio < 0f || ratio >= 1f) throw Error($"ratio {ratio} is outside [0, 1)");
         float scale = 1f / (1f - ratio);
+        if (_seed is uint seed) _random.Seed(seed); // a seeded node gives the same mask every run, like the reference
         Span<bool> mask = wantMask ? ctx.Output(1).Span<bool>() : default;
         for (int i = 0; i < y.Length; i++)
         {
-            bool keep = _random.NextSingle() >= ratio;
+            bool keep = _random.NextDouble() >= ratio;
             y[i] = keep ? x[i] * scale : 0f;
             if (wantMask) mask[i] = keep;
         }
