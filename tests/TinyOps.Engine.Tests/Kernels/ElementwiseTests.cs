@@ -170,3 +170,49 @@ public class ElementwiseTests
         for (int i = 0; i < y.Length; i++) Assert.True(Math.Abs(y[i] - expected[i]) < 1e-6, $"erf({x.ToArray<float>()[i]}) = {y[i]}");
     }
 }
+
+public class ElementwiseAllocationTests
+{
+    [Theory]
+    [InlineData("Add")]
+    [InlineData("Pow")]
+    [InlineData("Max")]
+    [InlineData("Equal")]
+    [InlineData("Where")]
+    [InlineData("Erf")]
+    [InlineData("Cast")]
+    [InlineData("Clip")]
+    public void RunDoesNotAllocate(string op)
+    {
+        var f = Tensor.FromArray(Enumerable.Range(0, 24).Select(i => i * 0.1f).ToArray(), 2, 3, 4);
+        var g = Tensor.FromArray(new[] { 1f, 2f, 3f }, 3, 1);
+        var c = Tensor.FromArray(new[] { true, false, true, false }, 4);
+        var ints = Tensor.FromArray(new[] { 1, 2, 3 }, 3, 1);
+        (Tensor[] inputs, AttributeValue[] attrs) = op switch
+        {
+            "Where" => (new[] { c, f, g }, Array.Empty<AttributeValue>()),
+            "Erf" => (new[] { f }, Array.Empty<AttributeValue>()),
+            "Cast" => (new[] { f }, new[] { AttributeValue.Of("to", 7L) }),
+            "Clip" => (new[] { f, Tensor.Scalar(0.5f), Tensor.Scalar(1.5f) }, Array.Empty<AttributeValue>()),
+            "Pow" => (new[] { f, ints }, Array.Empty<AttributeValue>()),
+            _ => (new[] { f, g }, Array.Empty<AttributeValue>()),
+        };
+        var node = new Node { OpType = op, Inputs = inputs.Select((_, i) => $"x{i}").ToList(), Outputs = ["y"] };
+        foreach (var a in attrs) node.Attributes[a.Name] = a;
+        var graph = new Graph
+        {
+            Name = "g",
+            Nodes = [node],
+            Inputs = inputs.Select((t, i) => new ValueInfo($"x{i}", t.Type, t.Shape.Select(d => Dim.Of(d)).ToArray())).ToList(),
+            Outputs = [new ValueInfo("y", DataType.Undefined, null)],
+        };
+        var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 16 } });
+        var outs = new Tensor[1];
+        session.Run(inputs, outs);
+        session.Run(inputs, outs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        session.Run(inputs, outs);
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, after - before);
+    }
+}
