@@ -11,8 +11,10 @@ namespace TinyOps.Engine.Tests.Robustness;
 /// Mutates real model bytes thousands of times. Loading, planning and running a mutant either succeeds or throws
 /// an <see cref="EngineException"/>: never another exception type, a crash, a hang or an unbounded allocation.
 /// </summary>
-public sealed class MutationPropertyTests
+public sealed class MutationPropertyTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    private readonly Xunit.Abstractions.ITestOutputHelper _output = output;
+
     private static readonly SessionOptions Bounded = new() { MaxArenaBytes = 64L << 20, MaxFoldElements = 1 << 20 };
 
     public static IEnumerable<object[]> Seeds() =>
@@ -33,14 +35,18 @@ public sealed class MutationPropertyTests
         var original = File.ReadAllBytes(seedPath);
         var mutation = Gen.Choose(0, 3).SelectMany(kind => Gen.Choose(0, original.Length - 1).SelectMany(pos =>
             Gen.Choose(0, 255).SelectMany(value => Gen.Choose(1, 64).Select(len => (kind, pos, value, len)))));
-        int ran = 0;
+        int tried = 0, ran = 0;
+        int count = original.Length > 100_000 ? 600 : 1500;
         Prop.ForAll(mutation.ToArbitrary(), m =>
         {
+            tried++;
             var bytes = Mutate(original, m.kind, m.pos, (byte)m.value, m.len);
             if (TryLoadAndRun(bytes)) ran++;
             return true;
-        }).Check(Config.QuickThrowOnFailure.WithMaxTest(original.Length > 100_000 ? 600 : 1500).WithQuietOnSuccess(true).WithReplay(12345UL, 67890UL));
-        Assert.True(ran >= 0);
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(count).WithQuietOnSuccess(true).WithReplay(12345UL, 67891UL));
+        _output.WriteLine($"{Path.GetFileName(Path.GetDirectoryName(seedPath))}: {tried} mutants, {ran} loaded and ran, {tried - ran} refused with an engine error");
+        Assert.Equal(count, tried);
+        Assert.True(ran < tried, "no mutant was refused: the mutations are not reaching the parser");
     }
 
     private static byte[] Mutate(byte[] original, int kind, int pos, byte value, int len)
