@@ -1,5 +1,9 @@
 using System.CommandLine;
+using Spectre.Console;
 using TinyOps.Cli.Commands;
+
+// Piped output has no terminal width; keep tables readable instead of folding them at 80 columns.
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 
 var root = new RootCommand("TinyOps: run, inspect and ship ML models to fleets of small devices");
 root.Subcommands.Add(OnnxCommands.Create());
