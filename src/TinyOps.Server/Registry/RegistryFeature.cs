@@ -1,0 +1,21 @@
+namespace TinyOps.Server.Registry;
+
+/// <summary>The Registry feature: its services, endpoints and background work.</summary>
+public static class RegistryFeature
+{
+    public static void AddServices(IServiceCollection services)
+    {
+        _ = services;
+    }
+
+    public static void Map(WebApplication app)
+    {
+        _ = app;
+    }
+
+    public static Task StartAsync(IServiceProvider services, CancellationToken ct)
+    {
+        _ = services;
+        return Task.CompletedTask;
+    }
+}
