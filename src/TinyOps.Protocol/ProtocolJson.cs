@@ -41,6 +41,8 @@ namespace TinyOps.Protocol;
 [JsonSerializable(typeof(VersionDto))]
 [JsonSerializable(typeof(List<VersionDto>))]
 [JsonSerializable(typeof(VariantDto))]
+[JsonSerializable(typeof(ModelMetadataDto))]
+[JsonSerializable(typeof(List<VariantDto>))]
 [JsonSerializable(typeof(SetAliasRequest))]
 [JsonSerializable(typeof(DeviceDto))]
 [JsonSerializable(typeof(List<DeviceDto>))]
@@ -52,4 +54,24 @@ namespace TinyOps.Protocol;
 [JsonSerializable(typeof(TelemetrySummaryDto))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(Dictionary<string, double>))]
+// Additions by feature: keep each feature's lines inside its own block (merges stay clean).
+// registry additions
+[JsonSerializable(typeof(List<string>))]
+// end registry additions
+//
+// fleet additions
+[JsonSerializable(typeof(List<CompatibilityDto>))]
+// end fleet additions
+//
+// deployments additions
+[JsonSerializable(typeof(List<TargetDto>))]
+// end deployments additions
+//
+// telemetry additions
+[JsonSerializable(typeof(List<ClassLatencyDto>))]
+// end telemetry additions
+//
+// agent additions
+[JsonSerializable(typeof(List<InferenceRecord>))]
+// end agent additions
 public sealed partial class ProtocolJson : JsonSerializerContext;
