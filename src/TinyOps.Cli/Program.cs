@@ -6,6 +6,8 @@ using TinyOps.Cli.Commands;
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 
 var root = new RootCommand("TinyOps: run, inspect and ship ML models to fleets of small devices");
+root.Subcommands.Add(ServerCommand.Create());
+foreach (var c in ControlPlaneCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(OnnxCommands.Create());
 root.Subcommands.Add(ModelCommands.Create());
 root.Subcommands.Add(RunCommand.Create());

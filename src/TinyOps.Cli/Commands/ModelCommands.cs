@@ -26,10 +26,83 @@ internal static class ModelCommands
             return 0;
         });
 
-        var cmd = new Command("model", "Model tools");
+        var cmd = new Command("model", "Models: inspect files locally, push to and read from the registry");
         cmd.Subcommands.Add(inspect);
         cmd.Subcommands.Add(ops);
+        foreach (var c in RegistryCommands()) cmd.Subcommands.Add(c);
         return cmd;
+    }
+
+    private static IEnumerable<Command> RegistryCommands()
+    {
+        var project = ControlPlaneCommands.ProjectOption();
+        var file = new Argument<string>("file") { Description = "an ONNX model file" };
+        var name = new Option<string>("--name", "-n") { Description = "model name (default: the file name)" };
+        var version = new Option<string?>("--version", "-v") { Description = "version (default: the next number)" };
+        var alias = new Option<string?>("--alias", "-a") { Description = "point this alias (e.g. production) at the new version" };
+        var notes = new Option<string?>("--notes") { Description = "release notes" };
+        var push = new Command("push", "Upload a model file as a new version; the registry validates it and extracts its metadata");
+        push.Arguments.Add(file);
+        push.Options.Add(project);
+        push.Options.Add(name);
+        push.Options.Add(version);
+        push.Options.Add(alias);
+        push.Options.Add(notes);
+        push.SetAction(r => CliErrors.Guard(async () =>
+        {
+            var cfg = Api.CliConfig.Load();
+            using var client = cfg.Client();
+            string path = r.GetValue(file)!;
+            var bytes = await File.ReadAllBytesAsync(path);
+            string modelName = r.GetValue(name) ?? Path.GetFileNameWithoutExtension(path);
+            var v = await AnsiConsole.Status().StartAsync($"uploading {bytes.Length:N0} bytes", _ =>
+                client.PushVersionAsync(ControlPlaneCommands.ProjectOf(r, project, cfg), modelName, bytes, r.GetValue(version), r.GetValue(alias), r.GetValue(notes)));
+            var b = v.Variants[0];
+            Console.WriteLine($"{v.Model} version {v.Version}: variant {b.Id}, sha256 {b.ArtifactSha256[..16]}..., {b.Metadata.Parameters:N0} parameters, {b.Metadata.Macs:N0} MACs, planned peak {Server.Fleet.Compatibility.Bytes(b.Metadata.PlannedPeakBytes)}");
+            return 0;
+        }));
+        yield return push;
+
+        var list = new Command("list", "List the registry's models");
+        list.Options.Add(project);
+        list.SetAction(r => CliErrors.Guard(async () =>
+        {
+            var cfg = Api.CliConfig.Load();
+            using var client = cfg.Client();
+            var t = new Table().AddColumns("model", "versions", "aliases", "created");
+            foreach (var m in await client.ModelsAsync(ControlPlaneCommands.ProjectOf(r, project, cfg)))
+                t.AddRow(Markup.Escape(m.Name), m.VersionCount.ToString(), Markup.Escape(string.Join(", ", m.Aliases.Select(a => $"{a.Key}->{a.Value}"))), m.CreatedAt.ToString("u"));
+            AnsiConsole.Write(t);
+            return 0;
+        }));
+        yield return list;
+
+        var modelArg = new Argument<string>("model") { Description = "model name" };
+        var show = new Command("show", "Show a model's versions and variants with their lineage and metrics");
+        show.Arguments.Add(modelArg);
+        show.Options.Add(project);
+        show.SetAction(r => CliErrors.Guard(async () =>
+        {
+            var cfg = Api.CliConfig.Load();
+            using var client = cfg.Client();
+            string p = ControlPlaneCommands.ProjectOf(r, project, cfg);
+            var m = await client.ModelAsync(p, r.GetValue(modelArg)!);
+            Console.WriteLine($"{m.Name}: {m.VersionCount} versions; aliases: {string.Join(", ", m.Aliases.Select(a => $"{a.Key} -> {a.Value}"))}");
+            foreach (var v in await client.VersionsAsync(p, m.Name))
+            {
+                var tree = new Tree($"version {Markup.Escape(v.Version)} [grey]({v.CreatedAt:u}, {Markup.Escape(v.CreatedBy)})[/]");
+                var nodes = new Dictionary<string, TreeNode>();
+                foreach (var x in v.Variants.OrderBy(x => x.CreatedAt))
+                {
+                    string label = Markup.Escape($"{x.Name} {x.Id} [{x.Recipe}] {x.Status} {Server.Fleet.Compatibility.Bytes(x.ArtifactSize)}, peak {Server.Fleet.Compatibility.Bytes(x.Metadata.PlannedPeakBytes)}"
+                        + string.Concat(x.Metrics.Select(kv => $" {kv.Key}={kv.Value:G4}")));
+                    nodes[x.Id] = x.ParentId is not null && nodes.TryGetValue(x.ParentId, out var parent) ? parent.AddNode(label) : tree.AddNode(label);
+                }
+                AnsiConsole.Write(tree);
+            }
+            return 0;
+        }));
+        yield return show;
     }
 
     private static int Inspect(string path, int batch)
