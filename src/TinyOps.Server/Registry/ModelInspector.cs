@@ -23,7 +23,7 @@ public static class ModelInspector
         }
         catch (EngineException e)
         {
-            throw ApiException.Unprocessable($"{what} is not a model the engine can run: {e.Message}");
+            throw ApiException.Unprocessable($"{what} is not a model the engine can run: {Trim(e.Message)}");
         }
         catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
         {
@@ -44,6 +44,9 @@ public static class ModelInspector
             Opset = session.Model.DefaultOpset,
         };
     }
+
+    // The engine prefixes messages with the source name, "model" for bytes.
+    private static string Trim(string message) => message.StartsWith("model: ", StringComparison.Ordinal) ? message["model: ".Length..] : message;
 
     /// <summary>Operator types, subgraphs included; other domains as "domain:OpType".</summary>
     private static void Collect(Graph g, SortedSet<string> ops)
