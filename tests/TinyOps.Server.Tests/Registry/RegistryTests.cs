@@ -324,4 +324,28 @@ public sealed class RegistryTests
         var all = await (await s.Admin.GetAsync(ApiRoutes.Audit)).ReadAsync<List<AuditEntryDto>>();
         Assert.Contains(all, a => a.Action == "signing-key.rotate" && a.Target == rotated.KeyId);
     }
+
+    [Theory]
+    [MemberData(nameof(TestServer.Backends), MemberType = typeof(TestServer))]
+    public async Task ConcurrentPushesTakeDistinctVersions(string backend)
+    {
+        await using var s = await TestServer.StartAsync(backend);
+        byte[] bytes = FmnistCnn();
+        var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => PushAsync(s.Admin, "race", bytes)));
+        var versions = new List<string>();
+        foreach (var r in responses) versions.Add((await r.ReadAsync<VersionDto>()).Version);
+        Assert.Equal(["1", "2", "3", "4"], versions.Order());
+        var model = await (await s.Admin.GetAsync($"{Models}/race")).ReadAsync<ModelDto>();
+        Assert.Equal(4, model.VersionCount);
+    }
+
+    [Fact]
+    public async Task OpenApiDocumentListsRegistryEndpoints()
+    {
+        await using var s = await TestServer.StartAsync("sqlite");
+        var doc = await s.Client(null).GetStringAsync("/openapi/v1.json");
+        Assert.Contains("/api/v1/projects/{project}/models/{model}/versions", doc);
+        Assert.Contains("/api/v1/signing-keys/rotate", doc);
+        Assert.Contains("application/octet-stream", doc);
+    }
 }
