@@ -5,17 +5,14 @@ public static class RegistryFeature
 {
     public static void AddServices(IServiceCollection services)
     {
-        _ = services;
+        services.AddSingleton<SigningKeyRing>();
+        services.AddSingleton<VariantQueries>();
+        services.AddSingleton<RegistryService>();
     }
 
-    public static void Map(WebApplication app)
-    {
-        _ = app;
-    }
+    public static void Map(WebApplication app) => RegistryEndpoints.Map(app);
 
-    public static Task StartAsync(IServiceProvider services, CancellationToken ct)
-    {
-        _ = services;
-        return Task.CompletedTask;
-    }
+    /// <summary>Makes sure the registry has a signing key before the first request.</summary>
+    public static Task StartAsync(IServiceProvider services, CancellationToken ct) =>
+        services.GetRequiredService<SigningKeyRing>().EnsureAsync(ct);
 }

@@ -37,19 +37,19 @@ public sealed class VariantQueries(Database db)
         CreatedAt = Database.ToTime(r.created_at),
     };
 
-    public async Task<VariantDto?> GetVariantAsync(string project, string variantId, DbConnection? connection = null, CancellationToken ct = default)
+    public async Task<VariantDto?> GetVariantAsync(string project, string variantId, DbConnection? connection = null, CancellationToken ct = default, DbTransaction? tx = null)
     {
         await using var owned = connection is null ? await db.OpenAsync(ct) : null;
         var c = connection ?? owned!;
-        var row = await c.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM variants WHERE project = @project AND id = @variantId", new { project, variantId });
+        var row = await c.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM variants WHERE project = @project AND id = @variantId", new { project, variantId }, tx);
         return row is null ? null : Map(row);
     }
 
-    public async Task<List<VariantDto>> VariantsOfVersionAsync(string project, string model, string version, DbConnection? connection = null, CancellationToken ct = default)
+    public async Task<List<VariantDto>> VariantsOfVersionAsync(string project, string model, string version, DbConnection? connection = null, CancellationToken ct = default, DbTransaction? tx = null)
     {
         await using var owned = connection is null ? await db.OpenAsync(ct) : null;
         var c = connection ?? owned!;
-        var rows = await c.QueryAsync<Row>($"SELECT {Columns} FROM variants WHERE project = @project AND model = @model AND version = @version ORDER BY created_at", new { project, model, version });
+        var rows = await c.QueryAsync<Row>($"SELECT {Columns} FROM variants WHERE project = @project AND model = @model AND version = @version ORDER BY created_at, id", new { project, model, version }, tx);
         return rows.Select(Map).ToList();
     }
 
