@@ -39,8 +39,10 @@ public sealed class DeviceAuthFilter(Database db) : IEndpointFilter
         if (nonce.Length is < 8 or > 128)
             throw ApiException.Unauthorized("the nonce must be 8 to 128 characters");
 
-        // Read the body for the signature, and keep it readable for the endpoint.
-        http.Request.EnableBuffering();
+        // Read the body for the signature, and keep it readable for the endpoint. Parameter binding may already have
+        // read it (FleetFeature makes device-API bodies rewindable), so start from the beginning.
+        if (!http.Request.Body.CanSeek) http.Request.EnableBuffering();
+        http.Request.Body.Position = 0;
         byte[] body;
         using (var ms = new MemoryStream())
         {
