@@ -16,8 +16,22 @@ public sealed class DeviceStore(Database db)
 {
     internal const string Columns = "id, project, name, public_key, tags_json, capabilities_json, reported_json, enrolled_at, last_seen_at, revoked, desired_deployment_id, desired_variant_id";
 
-    internal sealed record Row(string id, string project, string name, string public_key, string tags_json, string capabilities_json, string? reported_json,
-        long enrolled_at, long? last_seen_at, long revoked, string? desired_deployment_id, string? desired_variant_id);
+    /// <summary>A devices row. Properties rather than a constructor: INTEGER reads as int on PostgreSQL, long on SQLite.</summary>
+    internal sealed class Row
+    {
+        public string id { get; set; } = "";
+        public string project { get; set; } = "";
+        public string name { get; set; } = "";
+        public string public_key { get; set; } = "";
+        public string tags_json { get; set; } = "[]";
+        public string capabilities_json { get; set; } = "{}";
+        public string? reported_json { get; set; }
+        public long enrolled_at { get; set; }
+        public long? last_seen_at { get; set; }
+        public long revoked { get; set; }
+        public string? desired_deployment_id { get; set; }
+        public string? desired_variant_id { get; set; }
+    }
 
     internal static DeviceDto Map(Row r) => new()
     {

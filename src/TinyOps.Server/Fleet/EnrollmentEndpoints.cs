@@ -112,7 +112,13 @@ public static class EnrollmentEndpoints
         };
     }
 
-    private sealed record TokenRow(string project, long uses_left, long expires_at, string tags_json);
+    private sealed class TokenRow
+    {
+        public string project { get; set; } = "";
+        public long uses_left { get; set; }
+        public long expires_at { get; set; }
+        public string tags_json { get; set; } = "[]";
+    }
 
     private static ApiException NameTaken(string project, string name) =>
         ApiException.Conflict($"project '{project}' already has a device named '{name}'; choose another name, or revoke and rename the old one");

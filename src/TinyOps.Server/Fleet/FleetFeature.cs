@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using TinyOps.Protocol;
 using TinyOps.Server.Registry;
 
 namespace TinyOps.Server.Fleet;
@@ -20,14 +19,8 @@ public static class FleetFeature
 
     public static void Map(WebApplication app)
     {
-        // Device requests are signed over their body, which minimal APIs read while binding parameters, before the
-        // endpoint filter runs: keep device-API bodies rewindable so DeviceAuthFilter can hash them.
-        app.Use(async (http, next) =>
-        {
-            if (http.Request.Path.StartsWithSegments(ApiRoutes.Prefix + "/device", StringComparison.Ordinal))
-                http.Request.EnableBuffering();
-            await next(http);
-        });
+        // Authenticates device-API requests after routing and before parameter binding.
+        app.UseMiddleware<DeviceAuthMiddleware>();
         EnrollmentEndpoints.Map(app);
         DeviceApiEndpoints.Map(app);
         DeviceEndpoints.Map(app);
