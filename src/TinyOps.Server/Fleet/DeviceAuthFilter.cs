@@ -18,7 +18,9 @@ public sealed class DeviceAuthFilter(Database db) : IEndpointFilter
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
-        http.Items[DeviceContext.ItemKey] = await AuthenticateAsync(http);
+        // DeviceAuthMiddleware normally authenticated the request already, before parameter binding read the body.
+        if (http.Items[DeviceContext.ItemKey] is not DeviceContext)
+            http.Items[DeviceContext.ItemKey] = await AuthenticateAsync(http);
         return await next(context);
     }
 
@@ -39,8 +41,10 @@ public sealed class DeviceAuthFilter(Database db) : IEndpointFilter
         if (nonce.Length is < 8 or > 128)
             throw ApiException.Unauthorized("the nonce must be 8 to 128 characters");
 
-        // Read the body for the signature, and keep it readable for the endpoint.
-        http.Request.EnableBuffering();
+        // Read the body for the signature, and keep it readable for the endpoint. Parameter binding may already have
+        // read it (FleetFeature makes device-API bodies rewindable), so start from the beginning.
+        if (!http.Request.Body.CanSeek) http.Request.EnableBuffering();
+        http.Request.Body.Position = 0;
         byte[] body;
         using (var ms = new MemoryStream())
         {
@@ -76,11 +80,32 @@ public sealed class DeviceAuthFilter(Database db) : IEndpointFilter
     }
 }
 
+/// <summary>Marks an endpoint of the signed device API (see <see cref="DeviceAuthExtensions.RequireDevice"/>).</summary>
+public sealed class RequiresDeviceMetadata
+{
+    public static readonly RequiresDeviceMetadata Instance = new();
+}
+
+/// <summary>
+/// Authenticates requests to endpoints marked with <see cref="RequiresDeviceMetadata"/> before parameter binding, so
+/// an unsigned or forged request is refused with 401/403 before its body is parsed, and the body is read (for the
+/// signature) before binding consumes it.
+/// </summary>
+public sealed class DeviceAuthMiddleware(RequestDelegate next, Database db)
+{
+    public async Task InvokeAsync(HttpContext http)
+    {
+        if (http.GetEndpoint()?.Metadata.GetMetadata<RequiresDeviceMetadata>() is not null)
+            http.Items[DeviceContext.ItemKey] = await new DeviceAuthFilter(db).AuthenticateAsync(http);
+        await next(http);
+    }
+}
+
 public static class DeviceAuthExtensions
 {
     /// <summary>Requires a signed device request; the endpoint reads the device with <see cref="DeviceContext.From"/>.</summary>
     public static TBuilder RequireDevice<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilterFactory((ctx, next) =>
+        builder.WithMetadata(RequiresDeviceMetadata.Instance).AddEndpointFilterFactory((ctx, next) =>
         {
             var filter = new DeviceAuthFilter(ctx.ApplicationServices.GetRequiredService<Database>());
             return invocation => filter.InvokeAsync(invocation, next);
