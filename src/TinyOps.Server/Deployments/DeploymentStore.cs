@@ -306,7 +306,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
                 throw ApiException.Conflict($"deployment '{id}' is already {d.Status}");
             var targets = await LoadTargetsAsync(c, tx, d.Id);
             Refresh(d, targets);
-            int cancelled = await CancelOpenTargetsAsync(c, tx, d, targets, $"deployment aborted by {user.Actor}", now);
+            int cancelled = await CancelOpenTargetsAsync(c, tx, d, targets, $"deployment aborted by {user.Actor}");
             await SaveTargetsAsync(c, tx, d.Id, targets, now);
             await SetStatusAsync(c, tx, d, DeploymentStatus.Aborted, d.Stage, now);
             return $"aborted; {cancelled} devices not yet installed were released, {targets.Count(t => t.State == TargetState.Installed)} installed keep the model";
@@ -361,7 +361,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         if (current.Count > 0 && failed * 100L > d.MaxFailurePercent * current.Count)
         {
             string why = $"deployment halted: {failed} of {current.Count} devices failed ({failed * 100.0 / current.Count:0.#}% > {d.MaxFailurePercent}% allowed)";
-            await CancelOpenTargetsAsync(c, tx, d, targets, why, now);
+            await CancelOpenTargetsAsync(c, tx, d, targets, why);
             await SaveTargetsAsync(c, tx, d.Id, targets, now);
             await SetStatusAsync(c, tx, d, DeploymentStatus.Halted, d.Stage, now);
             await audit.RecordAsync(WorkerActor, "deployment.halt", d.Id, d.Project, why, c, tx);
@@ -426,15 +426,19 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         return assign.Count;
     }
 
-    /// <summary>Cancels pending and assigned targets and releases the devices still pointing at this deployment.</summary>
-    private static async Task<int> CancelOpenTargetsAsync(DbConnection c, DbTransaction tx, DeploymentRow d, List<TargetRow> targets, string why, long now)
+    /// <summary>
+    /// Cancels pending and assigned targets and releases every device still pointing at this deployment that has
+    /// not installed it (failed ones included); installed devices keep their model.
+    /// </summary>
+    private static async Task<int> CancelOpenTargetsAsync(DbConnection c, DbTransaction tx, DeploymentRow d, List<TargetRow> targets, string why)
     {
         int n = 0;
-        foreach (var t in targets.Where(t => t.State is TargetState.Pending or TargetState.Assigned))
+        foreach (var t in targets.Where(t => t.State is TargetState.Pending or TargetState.Assigned or TargetState.Failed))
         {
-            if (t.State == TargetState.Assigned)
+            if (t.State is TargetState.Assigned or TargetState.Failed)
                 await c.ExecuteAsync("UPDATE devices SET desired_deployment_id = NULL, desired_variant_id = NULL WHERE id = @device AND desired_deployment_id = @id",
                     new { device = t.DeviceId, id = d.Id }, tx);
+            if (t.State == TargetState.Failed) continue;
             t.Set(TargetState.Cancelled, $"{why}; {t.Reason}");
             n++;
         }
