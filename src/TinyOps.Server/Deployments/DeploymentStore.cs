@@ -189,7 +189,8 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
     private static async Task AssignAsync(DbConnection c, DbTransaction tx, string deploymentId, IEnumerable<TargetRow> targets, long now)
     {
         string why = $"superseded by deployment {deploymentId}; ";
-        foreach (var t in targets)
+        // One order for every writer (by device id), so concurrent assignments cannot deadlock on device rows.
+        foreach (var t in targets.OrderBy(t => t.DeviceId, StringComparer.Ordinal))
         {
             await c.ExecuteAsync(
                 "UPDATE deployment_targets SET state = @superseded, reason = @why || reason, updated_at = @now WHERE device_id = @device AND deployment_id <> @deploymentId AND state IN (@pending, @assigned)",

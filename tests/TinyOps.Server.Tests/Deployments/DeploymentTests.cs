@@ -311,4 +311,34 @@ public sealed class DeploymentTests
         Assert.Equal(1, await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM deployments"));
         Assert.Equal(0, await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM devices WHERE desired_deployment_id IS NOT NULL"));
     }
+
+    [Theory]
+    [MemberData(nameof(TestServer.Backends), MemberType = typeof(TestServer))]
+    public async Task TwoReplicasSteppingAtOnceApplyEachTransitionOnce(string backend)
+    {
+        await using var a = await TestServer.StartAsync(backend);
+        // A second server on the same store, as a replica would be.
+        await using var b = await TestServer.StartAsync(backend, o =>
+        {
+            if (backend == "postgres") o.PostgresConnectionString = a.Server.Options.PostgresConnectionString;
+            else o.DataDirectory = a.DataDirectory;
+        });
+        var db = a.Server.Database;
+        await SeedModelAsync(a);
+        var devices = await DevicesAsync(a, "gw", 6, Gateway);
+        var d = await CreateAsync(a.Admin, new CreateDeploymentRequest { Model = "kws", Version = "1", CanaryPercent = 50 });
+        foreach (var t in d.Targets.Where(t => t.Stage == 1)) await InstalledAsync(db, t.DeviceId, d.Id, "var_base");
+
+        var stores = new[] { a.Server.App.Services.GetRequiredService<DeploymentStore>(), b.Server.App.Services.GetRequiredService<DeploymentStore>() };
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => stores[i % 2].StepActiveAsync())));
+        Assert.Equal("rolling", (await GetAsync(a, d.Id)).Status);
+        foreach (var dev in devices) await InstalledAsync(db, dev.Id, d.Id, "var_base");
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => stores[i % 2].StepActiveAsync())));
+        var done = await WaitAsync(a, d.Id, x => x.Status == "completed");
+        Assert.Equal(6, done.Installed);
+
+        var audit = await (await a.Admin.GetAsync($"{ApiRoutes.Audit}?project={P}&limit=1000")).ReadAsync<List<AuditEntryDto>>();
+        Assert.Single(audit, x => x.Action == "deployment.promote" && x.Target == d.Id);
+        Assert.Single(audit, x => x.Action == "deployment.complete" && x.Target == d.Id);
+    }
 }
