@@ -19,10 +19,49 @@ internal static class DemoCommand
     public static Command Create()
     {
         var iterations = new Option<int>("--iterations") { Description = "timed runs for the latency figure", DefaultValueFactory = _ => 200 };
-        var cmd = new Command("demo", "Run the TinyOps demo on the embedded sample model");
+        var devices = new Option<int>("--devices") { Description = "simulated devices in the fleet", DefaultValueFactory = _ => 300 };
+        var data = new Option<string?>("--data") { Description = "data directory for the demo's control plane (default: a new temporary folder)" };
+        var serve = new Option<bool>("--serve") { Description = "keep the control plane running after the demo, until Ctrl+C, to browse the dashboard" };
+        var engineOnly = new Option<bool>("--engine-only") { Description = "only the on-device engine part" };
+        var cmd = new Command("demo", "Run the whole TinyOps loop on the embedded sample model: engine, registry, fleet, staged rollout, inference, telemetry");
         cmd.Options.Add(iterations);
-        cmd.SetAction(r => CliErrors.Guard(() => Run(Math.Max(1, r.GetValue(iterations)))));
+        cmd.Options.Add(devices);
+        cmd.Options.Add(data);
+        cmd.Options.Add(serve);
+        cmd.Options.Add(engineOnly);
+        cmd.SetAction(r => CliErrors.Guard(async () =>
+        {
+            int code = Run(Math.Max(1, r.GetValue(iterations)));
+            if (code != 0 || r.GetValue(engineOnly)) return code;
+            return await RunFleetAsync(r.GetValue(devices), r.GetValue(data), r.GetValue(serve));
+        }));
         return cmd;
+    }
+
+    private static async Task<int> RunFleetAsync(int devices, string? data, bool serve)
+    {
+        var console = AnsiConsole.Console;
+        console.Write(new Rule("[bold]TinyOps demo: the control plane and a simulated fleet[/]").LeftJustified());
+        var images = OnnxTensors.ReadPb(Resource("samples/fmnist_cnn/input_0.pb"), "input_0.pb");
+        int count = images.Shape[0];
+        var pixels = images.ToArray<float>();
+        var result = await Demo.FleetDemo.RunAsync(new Demo.FleetDemo.Options
+        {
+            Model = Resource("samples/fmnist_cnn/model.onnx"),
+            Images = i => pixels.AsSpan((i % count) * 784, 784).ToArray(),
+            Devices = devices,
+            DataDirectory = data,
+            Serve = serve ? async s =>
+            {
+                console.MarkupLine("serving until Ctrl+C");
+                var stop = new TaskCompletionSource();
+                Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
+                await stop.Task;
+            } : null,
+        }, console);
+        bool ok = result.Deployment.Status == "completed" && result.Deployment.Installed > 0 && result.Telemetry.Inferences == result.Inferences;
+        console.MarkupLine(ok ? "[green]demo finished: the model reached every device that can run it, and their telemetry arrived[/]" : "[red]demo finished with problems (see above)[/]");
+        return ok ? 0 : 1;
     }
 
     private static byte[] Resource(string name)
