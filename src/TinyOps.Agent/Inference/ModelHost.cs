@@ -109,7 +109,9 @@ public sealed class ModelHost
     {
         if (session.Outputs.Count == 0 || !outputs.TryGetValue(session.Outputs[0].Name, out var t)) return -1;
         if (t.Type != DataType.Float32 || t.Length < 2) return -1;
+        // The first row's class: the last dimension of the first item of a batch.
         var s = t.ReadOnlySpan<float>();
+        if (t.Rank >= 1 && t.Shape[^1] > 1) s = s[..t.Shape[^1]];
         int best = 0;
         for (int i = 1; i < s.Length; i++) if (s[i] > s[best]) best = i;
         return best;
