@@ -36,7 +36,7 @@ public sealed partial class DeviceAgent
             return;
         }
 
-        if (Models.ActiveModel?.ArtifactSha256 == manifest.ArtifactSha256 && Models.Active!.Signed.Signature == key)
+        if (Models.Active is { } serving && SameModel(serving.Manifest, manifest))
         {
             if (_state.Phase != InstallPhase.Installed || _state.DeploymentId != assignment.DeploymentId)
                 WriteState(_state with { Phase = InstallPhase.Installed, DeploymentId = assignment.DeploymentId, LastError = null, FailedManifestSignature = null, FailedAttempts = 0 });
@@ -47,7 +47,8 @@ public sealed partial class DeviceAgent
 
         string target = Models.Active is { } active ? SlotStore.Other(active.Slot) : "A";
         string? part = null;
-        SlotContent? content = _slots.Read(target, _trust, out _) is { } existing && existing.Signed.Signature == key ? existing : null;
+        // A rollback to what the standby slot already holds needs no download.
+        SlotContent? content = _slots.Read(target, _trust, out _) is { } existing && SameModel(existing.Manifest, manifest) ? existing : null;
         if (content is null)
         {
             SetTransient(InstallPhase.Downloading, assignment.DeploymentId);
@@ -108,6 +109,9 @@ public sealed partial class DeviceAgent
         Reached(InstallStep.Activated);
         Log($"deployment {assignment.DeploymentId}: now serving {Describe(Models.ActiveModel)} from slot {target}");
     }
+
+    private static bool SameModel(Manifest a, Manifest b) =>
+        a.ArtifactSha256 == b.ArtifactSha256 && a.ModelName == b.ModelName && a.Version == b.Version && a.VariantId == b.VariantId;
 
     private void Validate(Manifest m)
     {

@@ -259,7 +259,15 @@ public sealed partial class DeviceAgent : IAsyncDisposable
                 if (before != (_state.Phase, _state.DeploymentId, _state.LastError, Models.ActiveModel?.ArtifactSha256))
                     response = await SendSyncAsync(ct) with { Assignment = response.Assignment };
             }
-            await UploadTelemetryAsync(ct);
+            try
+            {
+                await UploadTelemetryAsync(ct);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or AgentException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+            {
+                // The batch stays on disk with its id; the next round retries it.
+                Log($"telemetry upload failed ({e.Message}); retrying at the next sync");
+            }
             return response;
         }
         finally
@@ -338,10 +346,10 @@ public sealed partial class DeviceAgent : IAsyncDisposable
                 Log($"enrollment refused: {e.Message}");
                 throw;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or AgentException or JsonException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or IOException or UnauthorizedAccessException or AgentException or JsonException or TaskCanceledException)
             {
                 wait = WithJitter(backoff);
-                Log($"sync failed ({e.Message}); retrying in {wait.TotalSeconds:F1} s");
+                Log($"sync failed ({e.Message}); retrying in {wait.TotalMilliseconds.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms");
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, Options.MaxBackoff.Ticks));
             }
             try { await Task.Delay(wait, Options.Clock, ct); }

@@ -77,9 +77,13 @@ public sealed class CrashTests
             Assert.Equal(0, downloads);
         }
         Assert.Empty(h.Server.Rejections);
-        var report = h.Server.Reports.Last().State;
-        Assert.Equal(InstallPhase.Installed, report.Phase);
-        Assert.Equal("d-2", report.DeploymentId);
+        // The server hears of it.
+        var until = DateTime.UtcNow + Deadline;
+        while (h.Server.Reports.LastOrDefault().State is not { Phase: InstallPhase.Installed, DeploymentId: "d-2" })
+        {
+            Assert.True(DateTime.UtcNow < until, $"the server never got the Installed report:\n{agent.Output}");
+            await Task.Delay(100);
+        }
     }
 
     private static async Task<AgentStatus> PollAsync(HttpClient http, AgentProcess agent, Func<AgentStatus, bool> done)

@@ -84,3 +84,44 @@ public sealed class EnrollmentTests
         Assert.True(seen.Count > 100);
     }
 }
+
+public sealed class SyncLoopTests
+{
+    [Fact]
+    public async Task Failed_syncs_back_off_exponentially_with_jitter_up_to_the_cap()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "tinyops-backoff-" + Guid.NewGuid().ToString("N")[..8]);
+        var waits = new List<double>();
+        using var cts = new CancellationTokenSource();
+        var agent = new DeviceAgent(new AgentOptions
+        {
+            ServerUrl = new Uri($"http://127.0.0.1:{AgentProcess.FreePort()}"),
+            StateDirectory = dir,
+            EnrollmentToken = "t",
+            InitialBackoff = TimeSpan.FromMilliseconds(20),
+            MaxBackoff = TimeSpan.FromMilliseconds(80),
+            Log = line =>
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(line, @"retrying in (\d+) ms");
+                if (!m.Success) return;
+                lock (waits)
+                {
+                    waits.Add(double.Parse(m.Groups[1].Value));
+                    if (waits.Count == 6) cts.Cancel();
+                }
+            },
+        });
+        try
+        {
+            await agent.RunAsync(cts.Token);
+            double[] nominal = [20, 40, 80, 80, 80, 80];
+            Assert.Equal(6, waits.Count);
+            for (int i = 0; i < 6; i++) Assert.InRange(waits[i], nominal[i] * 0.8 - 1, nominal[i] * 1.2 + 1);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(dir, true);
+        }
+    }
+}

@@ -91,7 +91,7 @@ public sealed class LocalInferenceServer : IDisposable
         }
         catch (InferenceInputException e) { Error(res, 400, e.Message); }
         catch (AgentException e) { Error(res, 503, e.Message); }
-        catch (Exception e) when (e is EngineException or HttpListenerException or IOException) { TryError(res, 500, e.Message); }
+        catch (Exception e) when (e is not OutOfMemoryException) { TryError(res, 500, e.Message); }
     }
 
     private static void Error(HttpListenerResponse res, int status, string message) =>

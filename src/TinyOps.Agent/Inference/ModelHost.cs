@@ -97,7 +97,11 @@ public sealed class ModelHost
             shape ??= info.Shape?.Select(d => d.IsKnown ? checked((int)d.Value) : 1).ToArray()
                 ?? throw new InferenceInputException($"input '{info.Name}' has no declared shape; give the shape");
             long count = 1;
-            foreach (var d in shape) count *= d;
+            foreach (var d in shape)
+            {
+                if (d < 0) throw new InferenceInputException($"input '{info.Name}': shape [{string.Join(",", shape)}] has a negative dimension");
+                count *= d;
+            }
             if (count != data.Length)
                 throw new InferenceInputException($"input '{info.Name}': shape [{string.Join(",", shape)}] needs {count} values, got {data.Length}");
             feed = new Dictionary<string, Tensor>(StringComparer.Ordinal) { [info.Name] = Tensor.FromArray(data, shape) };

@@ -6,7 +6,7 @@ using TinyOps.Protocol.Manifests;
 namespace TinyOps.Agent.State;
 
 /// <summary>Source-generated JSON for the agent's own files and its loopback inference API.</summary>
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true, WriteIndented = false)]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(AgentIdentity))]
 [JsonSerializable(typeof(AgentStateDocument))]
 [JsonSerializable(typeof(TelemetryCounters))]
