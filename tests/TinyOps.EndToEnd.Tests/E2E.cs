@@ -1,0 +1,79 @@
+using TinyOps.Agent;
+using TinyOps.Cli.Api;
+using TinyOps.Engine;
+using TinyOps.Engine.Kernels;
+using TinyOps.Protocol.Devices;
+using TinyOps.Simulator;
+
+namespace TinyOps.EndToEnd.Tests;
+
+/// <summary>Shared pieces of the end-to-end tests: the model, agents of a class, polling.</summary>
+internal static class E2E
+{
+    public static string RepoRoot { get; } = FindRoot();
+
+    public static byte[] CnnModel => File.ReadAllBytes(Path.Combine(RepoRoot, "samples", "fmnist_cnn", "model.onnx"));
+
+    public static byte[] MlpModel => File.ReadAllBytes(Path.Combine(RepoRoot, "..", "shared", "models", "fmnist_mlp.onnx"));
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "TinyOps.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("no TinyOps.sln above the test binaries");
+    }
+
+    public static DeviceAgent Agent(string serverUrl, string stateRoot, string token, DeviceProfile profile, string name, HttpMessageHandler? handler = null) =>
+        new(new AgentOptions
+        {
+            ServerUrl = new Uri(serverUrl),
+            StateDirectory = Path.Combine(stateRoot, name),
+            EnrollmentToken = token,
+            DeviceName = name,
+            Tags = ["e2e"],
+            Capabilities = new DeviceCapabilities
+            {
+                DeviceClass = profile.DeviceClass,
+                Architecture = profile.Architecture,
+                RamBytes = profile.RamBytes,
+                FlashBytes = profile.FlashBytes,
+                RuntimeVersion = EngineInfo.Version,
+                Operators = KernelRegistry.Default.Operators.Where(o => o.Domain.Length == 0).Select(o => o.OpType).ToList(),
+            },
+            HttpHandler = handler,
+            LatencyScale = 10,
+            InitialBackoff = TimeSpan.FromMilliseconds(100),
+        });
+
+    /// <summary>Syncs every agent until the deployment settles or the deadline passes.</summary>
+    public static async Task<Protocol.Management.DeploymentDto> RollOutAsync(TinyOpsClient client, string deploymentId, IReadOnlyList<DeviceAgent> agents, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        var d = await client.DeploymentAsync("default", deploymentId);
+        while (d.Status is "canary" or "rolling" && DateTime.UtcNow < deadline)
+        {
+            foreach (var a in agents) await a.SyncOnceAsync();
+            await Task.Delay(150);
+            d = await client.DeploymentAsync("default", deploymentId);
+        }
+        foreach (var a in agents) await a.SyncOnceAsync();
+        return await client.DeploymentAsync("default", deploymentId);
+    }
+}
+
+/// <summary>Forwards requests; the first telemetry upload reaches the server but its response is "lost".</summary>
+internal sealed class LoseFirstTelemetryResponse() : DelegatingHandler(new SocketsHttpHandler())
+{
+    public int TelemetryPosts;
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+    {
+        var response = await base.SendAsync(request, ct);
+        if (request.RequestUri!.AbsolutePath.EndsWith("/device/telemetry", StringComparison.Ordinal) && Interlocked.Increment(ref TelemetryPosts) == 1)
+        {
+            response.Dispose();
+            throw new HttpRequestException("connection reset after the request was sent (simulated)");
+        }
+        return response;
+    }
+}
