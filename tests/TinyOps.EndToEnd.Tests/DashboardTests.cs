@@ -1,0 +1,107 @@
+using Microsoft.Playwright;
+using Spectre.Console;
+using TinyOps.Cli.Api;
+using TinyOps.Cli.Demo;
+using TinyOps.Server.Hosting;
+using Xunit;
+
+namespace TinyOps.EndToEnd.Tests;
+
+/// <summary>
+/// The demo runs to completion on a small fleet, and while its server still runs, Debian's Chromium driven by
+/// Microsoft.Playwright loads every dashboard page, checks what it shows against the API, and saves screenshots
+/// (TestResults/screenshots).
+/// </summary>
+public sealed class DashboardTests
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task DemoCompletesAndTheDashboardShowsWhatTheApiSays()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install chromium (.ci/run does)");
+        string shots = Path.Combine(E2E.RepoRoot, "TestResults", "screenshots");
+        Directory.CreateDirectory(shots);
+        var images = TinyOps.Engine.Onnx.OnnxTensors.ReadPb(File.ReadAllBytes(Path.Combine(E2E.RepoRoot, "samples", "fmnist_cnn", "test_data_set_0", "input_0.pb")), "input_0.pb").ToArray<float>();
+        var checkedPages = new List<string>();
+
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
+        var result = await FleetDemo.RunAsync(new FleetDemo.Options
+        {
+            Model = E2E.CnnModel,
+            Images = i => images.AsSpan((i % 8) * 784, 784).ToArray(),
+            Devices = 12,
+            InferencesPerDevice = 5,
+            DataDirectory = Path.Combine(Path.GetTempPath(), "tinyops-e2e-demo-" + Guid.NewGuid().ToString("N")[..8]),
+            Serve = server => CheckDashboardAsync(server, shots, checkedPages),
+        }, console);
+
+        Assert.Equal("completed", result.Deployment.Status);
+        Assert.True(result.Deployment.Installed > 0);
+        Assert.True(result.Deployment.Incompatible > 0, "the cortex-m0 class should have been refused");
+        Assert.Equal(result.Inferences, result.Telemetry.Inferences);
+        Assert.Equal(["fleet", "models", "deployments", "telemetry", "audit"], checkedPages);
+    }
+
+    private static async Task CheckDashboardAsync(TinyOpsServer server, string shots, List<string> checkedPages)
+    {
+        using var client = new TinyOpsClient(server.BaseUrl, server.AdminToken);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 900 } });
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+
+        async Task Open(string name)
+        {
+            await page.GotoAsync($"{server.BaseUrl}/#/{name}");
+            await page.WaitForSelectorAsync($"#view[data-loaded='{name}']", new PageWaitForSelectorOptions { Timeout = 30_000 });
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(shots, $"dashboard-{name}.png"), FullPage = true });
+            checkedPages.Add(name);
+        }
+
+        // Sign in through the login form, as a person would.
+        await page.GotoAsync($"{server.BaseUrl}/");
+        await page.FillAsync("#token", server.AdminToken!);
+        await page.ClickAsync("#login-form button");
+        await page.WaitForSelectorAsync("#view[data-loaded='fleet']", new PageWaitForSelectorOptions { Timeout = 30_000 });
+
+        await Open("fleet");
+        var devices = await client.DevicesAsync("default");
+        Assert.Equal(devices.Count.ToString(), await page.InnerTextAsync("[data-testid=device-count]"));
+        Assert.Equal(devices.Count, await page.Locator("#devices tbody tr").CountAsync());
+        var someDevice = devices.First(d => d.Reported?.Active is not null);
+        Assert.Contains(someDevice.Reported!.Active!.VariantId, await page.InnerTextAsync($"tr[data-device='{someDevice.Id}']"));
+
+        await Open("models");
+        var versions = await client.VersionsAsync("default", "fmnist-cnn");
+        var variant = versions[0].Variants[0];
+        Assert.Contains("fmnist-cnn", await page.InnerTextAsync("#models"));
+        Assert.Contains(variant.Metadata.Parameters.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), await page.InnerTextAsync($"tr[data-variant='{variant.Id}']"));
+        Assert.Contains(variant.Id, await page.InnerTextAsync("[data-lineage]"));
+
+        await Open("deployments");
+        var deployment = (await client.DeploymentsAsync("default"))[0];
+        var row = page.Locator($"tr[data-deployment='{deployment.Id}']");
+        Assert.Equal(deployment.Installed.ToString(), await row.Locator("[data-field=installed]").InnerTextAsync());
+        Assert.Equal(deployment.Targeted.ToString(), await row.Locator("[data-field=targeted]").InnerTextAsync());
+        Assert.Contains("completed", await row.InnerTextAsync());
+
+        await Open("telemetry");
+        var summary = await client.TelemetrySummaryAsync("default");
+        Assert.Equal(summary.Inferences.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), await page.InnerTextAsync("[data-testid=inference-count]"));
+        foreach (var c in summary.ByClass)
+            Assert.Equal(c.Inferences.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), await page.Locator($"tr[data-class='{c.DeviceClass}'] [data-field=inferences]").InnerTextAsync());
+        Assert.Equal(summary.ByClass.Count, await page.Locator("#latency-chart rect").CountAsync());
+
+        await Open("audit");
+        Assert.Contains("deployment.create", await page.InnerTextAsync("#audit"));
+
+        Assert.Empty(errors);
+    }
+}
