@@ -93,9 +93,28 @@ internal static class ControlPlaneCommands
             return 0;
         }));
 
+        var uses = new Option<int>("--uses") { Description = "how many devices may enroll with it", DefaultValueFactory = _ => 1 };
+        var hours = new Option<int>("--hours") { Description = "hours until it expires", DefaultValueFactory = _ => 24 };
+        var tokenTags = new Option<string[]>("--tag") { Description = "tags every device enrolled with it gets", AllowMultipleArgumentsPerToken = true };
+        var token = new Command("token", "Create an enrollment token for devices (shown once)");
+        token.Options.Add(project);
+        token.Options.Add(uses);
+        token.Options.Add(hours);
+        token.Options.Add(tokenTags);
+        token.SetAction(r => CliErrors.Guard(async () =>
+        {
+            var cfg = CliConfig.Load();
+            using var client = cfg.Client();
+            var t = await client.CreateEnrollmentTokenAsync(ProjectOf(r, project, cfg), r.GetValue(uses), r.GetValue(tokenTags), r.GetValue(hours));
+            Console.WriteLine($"enrollment token: {t.Token}");
+            Console.WriteLine($"project {t.Project}, {t.Uses} uses, expires {t.ExpiresAt:u}; enroll with: tinyops agent --server {cfg.Url} --token {t.Token} --state DIR --name NAME");
+            return 0;
+        }));
+
         var cmd = new Command("device", "Devices of the fleet");
         cmd.Subcommands.Add(list);
         cmd.Subcommands.Add(show);
+        cmd.Subcommands.Add(token);
         return cmd;
     }
 

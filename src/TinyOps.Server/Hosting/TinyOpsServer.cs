@@ -38,6 +38,11 @@ public sealed class TinyOpsServer : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default));
         builder.Services.AddOpenApi();
+        builder.Services.AddResponseCompression(o =>
+        {
+            o.EnableForHttps = true;
+            o.MimeTypes = ["application/json", "application/problem+json", "text/html", "text/javascript", "text/css"];
+        });
         builder.Services.AddSingleton(options);
         Database db = options.PostgresConnectionString is { Length: > 0 } pg
             ? new PostgresDatabase(pg)
@@ -49,6 +54,7 @@ public sealed class TinyOpsServer : IAsyncDisposable
         Features.AddServices(builder.Services);
 
         var app = builder.Build();
+        app.UseResponseCompression();
         app.UseMiddleware<ErrorMiddleware>();
         app.UseMiddleware<BearerAuthMiddleware>();
         app.MapOpenApi();

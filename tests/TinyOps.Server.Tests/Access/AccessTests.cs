@@ -70,4 +70,15 @@ public sealed class AccessTests
         var doc = await s.Client(null).GetStringAsync("/openapi/v1.json");
         Assert.Contains(ApiRoutes.Projects, doc);
     }
+
+    [Fact]
+    public async Task JsonIsGzippedForClientsThatAskForIt()
+    {
+        await using var s = await TestServer.StartAsync("sqlite");
+        using var req = new HttpRequestMessage(HttpMethod.Get, ApiRoutes.Audit);
+        req.Headers.AcceptEncoding.ParseAdd("gzip");
+        using var r = await s.Admin.SendAsync(req);
+        r.EnsureSuccessStatusCode();
+        Assert.Contains("gzip", r.Content.Headers.ContentEncoding);
+    }
 }
