@@ -110,17 +110,6 @@ public static class Seed
     }
 
     /// <summary>A device-API request signed with the device's key (fresh timestamp and nonce).</summary>
-    public static HttpRequestMessage Signed(Device device, HttpMethod method, string pathAndQuery, byte[] body)
-    {
-        long ts = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        string nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        string canonical = DeviceAuth.CanonicalString(method.Method, pathAndQuery, ts, nonce, body);
-        var req = new HttpRequestMessage(method, pathAndQuery) { Content = new ByteArrayContent(body) };
-        req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        req.Headers.Add(DeviceAuth.DeviceHeader, device.Id);
-        req.Headers.Add(DeviceAuth.TimestampHeader, ts.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        req.Headers.Add(DeviceAuth.NonceHeader, nonce);
-        req.Headers.Add(DeviceAuth.SignatureHeader, DeviceAuth.Sign(device.Key, canonical));
-        return req;
-    }
+    public static HttpRequestMessage Signed(Device device, HttpMethod method, string pathAndQuery, byte[] body) =>
+        Fleet.TestDevice.SignedRequest(device.Key, device.Id, method, pathAndQuery, body);
 }

@@ -54,6 +54,15 @@ public sealed class TestDevice : IDisposable
     public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, byte[]? body = null, string? deviceId = null,
         long? timestampMs = null, string? nonce = null, byte[]? signedBody = null, Action<HttpRequestMessage>? configure = null)
     {
+        var req = SignedRequest(Key, deviceId ?? Id, method, pathAndQuery, body, timestampMs, nonce, signedBody);
+        configure?.Invoke(req);
+        return await Http.SendAsync(req);
+    }
+
+    /// <summary>A device-API request signed as an agent signs it: device id, timestamp, nonce, signature over the canonical string.</summary>
+    public static HttpRequestMessage SignedRequest(ECDsa key, string deviceId, HttpMethod method, string pathAndQuery, byte[]? body,
+        long? timestampMs = null, string? nonce = null, byte[]? signedBody = null)
+    {
         long ts = timestampMs ?? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         nonce ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         string canonical = DeviceAuth.CanonicalString(method.Method, pathAndQuery, ts, nonce, signedBody ?? body ?? []);
@@ -63,12 +72,11 @@ public sealed class TestDevice : IDisposable
             req.Content = new ByteArrayContent(body);
             req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         }
-        req.Headers.Add(DeviceAuth.DeviceHeader, deviceId ?? Id);
+        req.Headers.Add(DeviceAuth.DeviceHeader, deviceId);
         req.Headers.Add(DeviceAuth.TimestampHeader, ts.ToString(System.Globalization.CultureInfo.InvariantCulture));
         req.Headers.Add(DeviceAuth.NonceHeader, nonce);
-        req.Headers.Add(DeviceAuth.SignatureHeader, DeviceAuth.Sign(Key, canonical));
-        configure?.Invoke(req);
-        return await Http.SendAsync(req);
+        req.Headers.Add(DeviceAuth.SignatureHeader, DeviceAuth.Sign(key, canonical));
+        return req;
     }
 
     public static byte[] SyncBody(ReportedState? reported = null) =>
