@@ -76,6 +76,7 @@ runner_shipped=$(sed -n 's/^runner_shipped_bytes=//p' <<<"$sizes")
 # 3. The measurements: for each configuration and round, ORT then TinyOps, one JSON line each.
 results="$tmp/results.jsonl"
 : >"$results"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 record() { # CONFIG_INDEX ROUND SIDE JSON_LINE_OR_EMPTY ERROR_TEXT
   local json="$4"
   if [[ -z "$json" || "${json:0:1}" != "{" ]]; then
@@ -96,6 +97,8 @@ for ((r = 1; r <= rounds; r++)); do
     set -e
   done
 done
+
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The shipped runner's load time per model (one process each, as a device would start it).
 runner_loads="$tmp/runner-loads.txt"
@@ -124,6 +127,7 @@ node "$repo/bench/write-report.mjs" "$results" "$out" \
   "os=$(. /etc/os-release && echo "$PRETTY_NAME")" \
   "dotnet_sdk=$(dotnet --version)" \
   "node=$(node --version)" \
+  "loadavg=before the measurements $load_before, after them $load_after (1, 5, 15 minutes)" \
   "rounds=$rounds" "iters_small=$iters_small" "iters_large=$iters_large" \
   "runner_plain=$runner_plain" "runner_shipped=$runner_shipped" \
   "runner_loads=$(tr '\n' ';' <"$runner_loads")" \

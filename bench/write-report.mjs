@@ -175,6 +175,7 @@ p('');
 p('## Machine');
 p('');
 p(`- CPU: ${meta.cpu}, ${meta.cpus} logical CPUs (${meta.cores} cores per socket)${meta.hypervisor ? ', ' + meta.hypervisor + ' virtual machine' : ''}; ${meta.memory} memory`);
+p(`- Load average: ${meta.loadavg} on ${meta.cpus} CPUs`);
 p(`- Vector extensions reported: ${meta.isa || 'unknown'}`);
 p(`- OS: ${meta.os}`);
 p(`- .NET: SDK ${meta.dotnet_sdk}, runtime ${runtime}`);
