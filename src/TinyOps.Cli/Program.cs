@@ -12,6 +12,7 @@ root.Subcommands.Add(OnnxCommands.Create());
 root.Subcommands.Add(ModelCommands.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
 return root.Parse(args).Invoke();
