@@ -117,6 +117,7 @@ internal static unsafe class DepthwiseConv
                         Row3x3(rows, tap, wv, bv, yrow, OW, in st.Act, tmp);
                     else
                         RowAny(rows, tap, wv, bv, KH, KW, yrow, OW, in st.Act, tmp);
+                    if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yrow, OW));
                 }
             }
         }

@@ -61,6 +61,7 @@ internal static class SGemm
                 RowBias = rowBias.IsEmpty ? null : prb,
                 ColBias = colBias.IsEmpty ? null : pcb,
                 Act = act,
+                Path = PackedGemm.Select(),
             };
             if (!product)
             {

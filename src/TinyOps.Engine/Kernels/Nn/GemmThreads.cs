@@ -9,7 +9,7 @@ internal static unsafe class GemmThreads
 
     public static void Run(in PackedGemm.Job job, int threads)
     {
-        var (mr, nr) = PackedGemm.Tile();
+        var (mr, nr) = PackedGemm.Tile(job.Path);
         int tilesM = (job.M + mr - 1) / mr, tilesN = (job.N + nr - 1) / nr;
         // Too little work per thread: stay serial.
         if ((long)job.M * job.N * job.K < 64 * 1024 || (tilesM < 2 && tilesN < 2) || !WorkerPool.TryEnter())

@@ -30,24 +30,23 @@ internal static unsafe class PackedGemm
         public float* RowBias;
         public float* ColBias;
         public FusedActivation Act;
+        /// <summary>The micro-kernel every part of this job uses (chosen once per call).</summary>
+        public Path Path;
     }
 
     [ThreadStatic] private static float[]? t_packA;
     [ThreadStatic] private static float[]? t_packB;
 
-    private enum Path { Avx512, Avx2, Scalar }
+    internal enum Path { Avx512, Avx2, Scalar }
 
-    private static Path Select() =>
+    public static Path Select() =>
         SGemm.ForceScalar ? Path.Scalar
         : Vector512.IsHardwareAccelerated ? Path.Avx512
         : Vector256.IsHardwareAccelerated && Fma.IsSupported ? Path.Avx2
         : Path.Scalar;
 
-    /// <summary>The register tile the current path uses.</summary>
-    public static (int MR, int NR) Tile()
-    {
-        return Select() switch { Path.Avx512 => (8, 32), Path.Avx2 => (6, 16), _ => (4, 4) };
-    }
+    /// <summary>The register tile of a path.</summary>
+    public static (int MR, int NR) Tile(Path path) => path switch { Path.Avx512 => (8, 32), Path.Avx2 => (6, 16), _ => (4, 4) };
 
     private static float* Buffer(ref float[]? buf, int floats)
     {
@@ -59,8 +58,8 @@ internal static unsafe class PackedGemm
     public static void Run(in Job job, int m0, int m1, int n0, int n1)
     {
         if (m1 <= m0 || n1 <= n0) return;
-        var path = Select();
-        var (MR, NR) = Tile();
+        var path = job.Path;
+        var (MR, NR) = Tile(path);
         int MC = MR * 16;
         int K = job.K;
         float* pa = Buffer(ref t_packA, MC * KC);
@@ -103,7 +102,7 @@ internal static unsafe class PackedGemm
                                     full = false;
                                     break;
                             }
-                            if (!full) StoreTile(tile, NR, mr, nr, c, in job, accumulate, last, i0, j0, path == Path.Scalar);
+                            if (!full) StoreTile(tile, NR, mr, nr, c, in job, accumulate, last, i0, j0);
                             if (last && job.Act.NeedsRowPass)
                                 for (int r = 0; r < mr; r++) job.Act.Apply(new Span<float>(c + (long)r * job.Ldc, nr));
                         }
@@ -343,7 +342,7 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>Writes the valid mr x nr part of a raw tile (row stride ld) to C with the epilogue, scalar.</summary>
-    private static void StoreTile(float* tile, int ld, int mr, int nr, float* c, in Job job, bool accumulate, bool last, int i0, int j0, bool scalarAct)
+    private static void StoreTile(float* tile, int ld, int mr, int nr, float* c, in Job job, bool accumulate, bool last, int i0, int j0)
     {
         for (int r = 0; r < mr; r++)
         {
@@ -363,7 +362,6 @@ internal static unsafe class PackedGemm
                 cr[j] = v;
             }
         }
-        _ = scalarAct;
     }
 
     /// <summary>Applies beta, biases and the activation to C when there is no product to add (K == 0 or alpha == 0).</summary>
