@@ -185,6 +185,8 @@ public class FastKernelTests
         { 1, 4, 8, 4, 9, 40, 3, 2, 2, 2 },      // depthwise with channel multiplier 2, dilation
         { 1, 5, 5, 5, 8, 7, 5, 3, 1, 2 },       // depthwise 5x5 stride 3
         { 1, 3, 3, 3, 7, 5, 3, 1, 1, 0 },       // depthwise, no padding
+        { 1, 5, 5, 5, 6, 61, 3, 1, 1, 1 },      // depthwise, wide rows (Vector512 path)
+        { 2, 4, 4, 4, 5, 70, 3, 2, 1, 1 },      // depthwise, wide rows, stride 2
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN
         { 2, 17, 33, 1, 9, 9, 1, 1, 1, 0 },     // 1x1, odd channel counts
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
+using Tensor = TinyOps.Engine.Tensors.Tensor;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -18,6 +19,10 @@ internal sealed class ConvKernel : Kernel
 
     private readonly ConvAttributes _attrs;
     private readonly FusedActivation _act;
+    /// <summary>The weight tensor when it is a constant of the session (known at planning), else null.</summary>
+    private Tensor? _constW;
+    /// <summary>Per group, <see cref="_constW"/> packed for the GEMM (built on the first run, reused after).</summary>
+    private PackedMatrix?[]? _packedW;
 
     public ConvKernel(Node node, int opset) : base(node, opset)
     {
@@ -30,6 +35,12 @@ internal sealed class ConvKernel : Kernel
         ctx.ExpectType(0, DataType.Float32);
         ctx.ExpectType(1, DataType.Float32);
         var shape = _attrs.ForConv(ctx.InputShape(0), ctx.InputShape(1));
+        var wv = ctx.InputValue(1);
+        if (!ReferenceEquals(wv, _constW))
+        {
+            _constW = wv;
+            _packedW = null;
+        }
         if (ctx.HasInput(2))
         {
             ctx.ExpectType(2, DataType.Float32);
@@ -85,9 +96,10 @@ internal sealed class ConvKernel : Kernel
                 var wg = w.Slice(g * mg * kdim, mg * kdim);
                 var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
                 var bg = bias.IsEmpty ? default : bias.Slice(g * mg, mg);
+                var pw = Packed(wT, g, mg, kdim, s.Group);
                 if (direct)
                 {
-                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in _act, threads);
+                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in _act, threads, pw);
                     continue;
                 }
                 for (int r0 = 0; r0 < rows; r0 += chunkRows)
@@ -96,9 +108,21 @@ internal sealed class ConvKernel : Kernel
                     int ncols = rc * rowLen;
                     var c = col.Slice(0, kdim * ncols);
                     Im2Col(xg, c, cg, r0, rc, in s);
-                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in _act, threads);
+                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in _act, threads, pw);
                 }
             }
+    }
+
+    /// <summary>The packed weights of group g when W is a session constant (packed once, on the first run), else null.</summary>
+    private PackedMatrix? Packed(Tensor wT, int g, int mg, int kdim, int groups)
+    {
+        if (_constW is null || !ReferenceEquals(wT, _constW) || mg < 4) return null;
+        var path = PackedGemm.Select();
+        if (_packedW is null || _packedW.Length != groups) _packedW = new PackedMatrix?[groups];
+        var p = _packedW[g];
+        if (p is null || !p.Fits(path, mg, kdim))
+            _packedW[g] = p = SGemm.PackA(false, mg, kdim, wT.ReadOnlySpan<float>().Slice(g * mg * kdim, mg * kdim), kdim);
+        return p;
     }
 
     private static void FillBias(Span<float> y, ReadOnlySpan<float> bias, in ConvShape s)

@@ -69,7 +69,9 @@ internal static unsafe class DepthwiseConv
         int OH = s.Out[1], OW = s.Out[2];
         int SH = s.Stride[1], SW = s.Stride[2], DH = s.Dilation[1], DW = s.Dilation[2];
         int PH = s.PadBegin[1], PW = s.PadBegin[2];
-        int owv = (OW + V - 1) / V * V;
+        bool wide = Vector512.IsHardwareAccelerated && OW >= 24 && KH == 3 && KW == 3;
+        int vw = wide ? 16 : V;
+        int owv = (OW + vw - 1) / vw * vw;
         int maxQ = (KW - 1) * DW / SW + 1;
         int L = owv + maxQ;                 // length of one phase row
         int rb = SW * L;                    // floats per input row in the plane
@@ -90,7 +92,7 @@ internal static unsafe class DepthwiseConv
             tap[kw] = off % SW * L + off / SW;
         }
         float** rows = stackalloc float*[KH];
-        float* tmp = stackalloc float[V];
+        float* tmp = stackalloc float[16];
         var wv = stackalloc Vector256<float>[kvol];
 
         for (int p = p0; p < p1; p++)
@@ -113,7 +115,9 @@ internal static unsafe class DepthwiseConv
                         rows[kh] = (uint)ih < (uint)IH ? plane + (long)ih * rb : zero;
                     }
                     float* yrow = yc + (long)oh * OW;
-                    if (KH == 3 && KW == 3)
+                    if (wide)
+                        Row3x3Wide(rows, tap, wk, st.Bias != null ? st.Bias[m] : 0f, yrow, OW, in st.Act, tmp);
+                    else if (KH == 3 && KW == 3)
                         Row3x3(rows, tap, wv, bv, yrow, OW, in st.Act, tmp);
                     else
                         RowAny(rows, tap, wv, bv, KH, KW, yrow, OW, in st.Act, tmp);
@@ -205,6 +209,36 @@ internal static unsafe class DepthwiseConv
             acc = Fma.MultiplyAdd(w7, Vector256.Load(r2 + t1 + ow), acc);
             acc = Fma.MultiplyAdd(w8, Vector256.Load(r2 + t2 + ow), acc);
             Store(act.Apply(acc), yrow, ow, OW, tmp);
+        }
+    }
+
+    private static void Row3x3Wide(float** rows, int* tap, float* wk, float bias, float* yrow, int OW, in FusedActivation act, float* tmp)
+    {
+        float* r0 = rows[0], r1 = rows[1], r2 = rows[2];
+        int t0 = tap[0], t1 = tap[1], t2 = tap[2];
+        var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
+        var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
+        var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
+        var bv = Vector512.Create(bias);
+        for (int ow = 0; ow < OW; ow += 16)
+        {
+            var acc = bv;
+            acc = Avx512F.FusedMultiplyAdd(w0, Vector512.Load(r0 + t0 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w1, Vector512.Load(r0 + t1 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w2, Vector512.Load(r0 + t2 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w3, Vector512.Load(r1 + t0 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w4, Vector512.Load(r1 + t1 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w5, Vector512.Load(r1 + t2 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w6, Vector512.Load(r2 + t0 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w7, Vector512.Load(r2 + t1 + ow), acc);
+            acc = Avx512F.FusedMultiplyAdd(w8, Vector512.Load(r2 + t2 + ow), acc);
+            acc = act.Apply(acc);
+            if (ow + 16 <= OW) Vector512.Store(acc, yrow + ow);
+            else
+            {
+                Vector512.Store(acc, tmp);
+                for (int i = 0; ow + i < OW; i++) yrow[ow + i] = tmp[i];
+            }
         }
     }
 

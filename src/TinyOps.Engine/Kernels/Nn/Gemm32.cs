@@ -23,13 +23,20 @@ internal static class SGemm
         ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
         => Multiply(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, default, default, FusedActivation.None, 1);
 
+    /// <summary>Packs a constant op(A) for the current GEMM path, to pass to <see cref="Multiply"/> on every run.</summary>
+    public static PackedMatrix PackA(bool transA, int M, int K, ReadOnlySpan<float> A, int lda)
+    {
+        if (transA) CheckExtent(A.Length, K, M, lda, "A"); else CheckExtent(A.Length, M, K, lda, "A");
+        return PackedGemm.Pack(PackedGemm.Select(), M, K, A, transA ? 1 : lda, transA ? lda : 1);
+    }
+
     /// <summary>
     /// C = act(alpha * op(A) * op(B) + beta * C + rowBias[i] + colBias[j]); an empty bias span means none. With
     /// <paramref name="threads"/> above 1 the work is split across the shared <see cref="GemmThreads"/> pool.
     /// </summary>
     public static unsafe void Multiply(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc,
-        ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, in FusedActivation act, int threads)
+        ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, in FusedActivation act, int threads, PackedMatrix? packedA = null)
     {
         if (M <= 0 || N <= 0) return;
         CheckExtent(C.Length, M, N, ldc, "C");
@@ -48,7 +55,9 @@ internal static class SGemm
             if (transA) CheckExtent(A.Length, K, M, lda, "A"); else CheckExtent(A.Length, M, K, lda, "A");
             if (transB) CheckExtent(B.Length, N, K, ldb, "B"); else CheckExtent(B.Length, K, N, ldb, "B");
         }
-        fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias)
+        var path = PackedGemm.Select();
+        bool usePacked = packedA is not null && packedA.Fits(path, M, K);
+        fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias, ppa = usePacked ? packedA!.Data : null)
         {
             var job = new PackedGemm.Job
             {
@@ -61,7 +70,8 @@ internal static class SGemm
                 RowBias = rowBias.IsEmpty ? null : prb,
                 ColBias = colBias.IsEmpty ? null : pcb,
                 Act = act,
-                Path = PackedGemm.Select(),
+                Path = path,
+                PackedA = usePacked ? ppa : null,
             };
             if (!product)
             {

@@ -32,6 +32,23 @@ internal static unsafe class PackedGemm
         public FusedActivation Act;
         /// <summary>The micro-kernel every part of this job uses (chosen once per call).</summary>
         public Path Path;
+        /// <summary>A already packed by <see cref="Pack"/> for this path, or null.</summary>
+        public float* PackedA;
+    }
+
+    /// <summary>Packs op(A) (M x K, strides sai/sak) for <paramref name="path"/> into the layout <see cref="Run"/> reads.</summary>
+    public static PackedMatrix Pack(Path path, int M, int K, ReadOnlySpan<float> A, int sai, int sak)
+    {
+        var (MR, _) = Tile(path);
+        int mpad = (M + MR - 1) / MR * MR;
+        var data = GC.AllocateUninitializedArray<float>(Math.Max(1, mpad * K), pinned: true);
+        fixed (float* pa = A, pd = data)
+        {
+            var job = new Job { A = pa, Sai = sai, Sak = sak };
+            for (int pc = 0; pc < K; pc += KC)
+                PackA(in job, 0, M, pc, Math.Min(KC, K - pc), MR, pd + (long)pc * mpad);
+        }
+        return new PackedMatrix { Data = data, Path = path, Rows = M, Cols = K };
     }
 
     [ThreadStatic] private static float[]? t_packA;
@@ -62,6 +79,7 @@ internal static unsafe class PackedGemm
         var (MR, NR) = Tile(path);
         int MC = MR * 16;
         int K = job.K;
+        int mpad = (job.M + MR - 1) / MR * MR;
         float* pa = Buffer(ref t_packA, MC * KC);
         float* pb = Buffer(ref t_packB, KC * NC);
         float* tile = stackalloc float[8 * 32];
@@ -77,7 +95,9 @@ internal static unsafe class PackedGemm
                 for (int ic = m0; ic < m1; ic += MC)
                 {
                     int mc = Math.Min(MC, m1 - ic);
-                    PackA(in job, ic, mc, pc, kc, MR, pa);
+                    float* ablock = pa;
+                    if (job.PackedA != null) ablock = job.PackedA + (long)pc * mpad + (long)ic * kc;
+                    else PackA(in job, ic, mc, pc, kc, MR, pa);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -85,7 +105,7 @@ internal static unsafe class PackedGemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            float* ap = pa + ir * kc;
+                            float* ap = ablock + ir * kc;
                             int i0 = ic + ir, j0 = jc + jr;
                             float* c = job.C + (long)i0 * job.Ldc + j0;
                             bool full = mr == MR && nr == NR;
