@@ -378,4 +378,42 @@ public class FastKernelTests
         // Other test threads may allocate concurrently; this collection runs alone, so a small margin suffices.
         Assert.True(total1 - total0 < 4096, $"{total1 - total0} bytes allocated process-wide over 20 runs");
     }
+
+    [Theory]
+    [InlineData(2, 3, 28, 28)]
+    [InlineData(1, 2, 9, 31)]
+    [InlineData(1, 1, 4, 2)]
+    public void MaxPool2x2MatchesNaive(int n, int c, int h, int w)
+    {
+        var x = Random(n * c * h * w, 9);
+        var node = new Node
+        {
+            OpType = "MaxPool",
+            Inputs = ["X"],
+            Outputs = ["Y"],
+            Attributes =
+            {
+                ["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { 2, 2 }),
+                ["strides"] = AttributeValue.Of("strides", new long[] { 2, 2 }),
+            },
+        };
+        var graph = new Graph
+        {
+            Nodes = [node],
+            Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(n), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+            Outputs = [new ValueInfo("Y", DataType.Float32, null)],
+        };
+        int oh = h / 2, ow = w / 2;
+        var expected = new float[n * c * oh * ow];
+        for (int p = 0; p < n * c; p++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    float best = float.NegativeInfinity;
+                    for (int a = 0; a < 2; a++)
+                        for (int b = 0; b < 2; b++) best = Math.Max(best, x[(p * h + 2 * i + a) * w + 2 * j + b]);
+                    expected[(p * oh + i) * ow + j] = best;
+                }
+        AssertClose(expected, RunModel(graph, new() { ["X"] = Tensor.FromArray(x, n, c, h, w) })["Y"].ReadOnlySpan<float>(), "MaxPool");
+    }
 }

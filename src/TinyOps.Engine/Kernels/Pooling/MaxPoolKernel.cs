@@ -61,6 +61,11 @@ internal sealed class MaxPoolKernel : Kernel
         int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
         int s1 = g.S[1], s2 = g.S[2], k1 = g.K[1], k2 = g.K[2], d1 = g.D[1], d2 = g.D[2], p1 = g.PadBegin[1], p2 = g.PadBegin[2];
         int inSize = in1 * in2, outSize = out1 * out2;
+        if (k1 == 2 && k2 == 2 && s1 == 2 && s2 == 2 && d1 == 1 && d2 == 1 && p1 == 0 && p2 == 0 && 2 * out1 <= in1 && 2 * out2 <= in2)
+        {
+            Pool2x2(x, y, channels, in1, in2, out1, out2);
+            return;
+        }
         int* lo2s = stackalloc int[out2];
         int* hi2s = stackalloc int[out2];
         for (int o2 = 0; o2 < out2; o2++)
@@ -95,6 +100,46 @@ internal sealed class MaxPoolKernel : Kernel
                         }
                         *yo = best;
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>2x2 windows, stride 2, no padding, every window inside the input (the common CNN case).</summary>
+    private static unsafe void Pool2x2(ReadOnlySpan<float> x, Span<float> y, int channels, int in1, int in2, int out1, int out2)
+    {
+        fixed (float* px = x, py = y)
+        {
+            float* yo = py;
+            for (int c = 0; c < channels; c++)
+            {
+                float* xc = px + (long)c * in1 * in2;
+                for (int o1 = 0; o1 < out1; o1++)
+                {
+                    float* r0 = xc + (long)2 * o1 * in2, r1 = r0 + in2;
+                    int o2 = 0;
+                    if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                    {
+                        for (; o2 + 4 <= out2; o2 += 4)
+                        {
+                            var a = System.Runtime.Intrinsics.X86.Sse.Max(System.Runtime.Intrinsics.Vector128.Load(r0 + 2 * o2), System.Runtime.Intrinsics.Vector128.Load(r1 + 2 * o2));
+                            var b = System.Runtime.Intrinsics.X86.Sse.Max(System.Runtime.Intrinsics.Vector128.Load(r0 + 2 * o2 + 4), System.Runtime.Intrinsics.Vector128.Load(r1 + 2 * o2 + 4));
+                            var even = System.Runtime.Intrinsics.X86.Sse.Shuffle(a, b, 0b10_00_10_00);
+                            var odd = System.Runtime.Intrinsics.X86.Sse.Shuffle(a, b, 0b11_01_11_01);
+                            System.Runtime.Intrinsics.Vector128.Store(System.Runtime.Intrinsics.X86.Sse.Max(even, odd), yo + o2);
+                        }
+                    }
+                    for (; o2 < out2; o2++)
+                    {
+                        float best = r0[2 * o2], v = r0[2 * o2 + 1];
+                        if (v > best) best = v;
+                        v = r1[2 * o2];
+                        if (v > best) best = v;
+                        v = r1[2 * o2 + 1];
+                        if (v > best) best = v;
+                        yo[o2] = best;
+                    }
+                    yo += out2;
                 }
             }
         }
