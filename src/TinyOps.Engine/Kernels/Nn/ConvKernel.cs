@@ -1,13 +1,16 @@
 using System.Numerics.Tensors;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
+using Tensor = TinyOps.Engine.Tensors.Tensor;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
 /// <summary>
-/// Conv (opsets 1-22), float32, 1-D to 3-D: Y = conv(X, W) + B. Grouped convolutions use im2col into scratch
-/// memory (in chunks of output rows) and <see cref="SGemm"/>; 1x1 unpadded unit-stride convolutions multiply X
-/// directly; depthwise convolutions (one input channel per group) use a direct loop.
+/// Conv (opsets 1-22), float32, 1-D to 3-D: Y = act(conv(X, W) + B), act being an activation fused into the node
+/// (see <see cref="FusedActivation"/>) or none. Grouped convolutions use im2col into scratch memory (in chunks of
+/// output rows) and <see cref="SGemm"/> with the bias and activation in its epilogue; 1x1 unpadded unit-stride
+/// convolutions multiply X directly; depthwise convolutions (one input channel per group) use
+/// <see cref="DepthwiseConv"/> (1-D/2-D) or a direct loop.
 /// </summary>
 internal sealed class ConvKernel : Kernel
 {
@@ -15,10 +18,16 @@ internal sealed class ConvKernel : Kernel
     internal const int MaxColumnFloats = 1 << 20;
 
     private readonly ConvAttributes _attrs;
+    private readonly FusedActivation _act;
+    /// <summary>The weight tensor when it is a constant of the session (known at planning), else null.</summary>
+    private Tensor? _constW;
+    /// <summary>Per group, <see cref="_constW"/> packed for the GEMM (built on the first run, reused after).</summary>
+    private PackedMatrix?[]? _packedW;
 
     public ConvKernel(Node node, int opset) : base(node, opset)
     {
         _attrs = new ConvAttributes(node, transpose: false);
+        _act = FusedActivation.FromNode(node);
     }
 
     public override void Infer(InferContext ctx)
@@ -26,6 +35,12 @@ internal sealed class ConvKernel : Kernel
         ctx.ExpectType(0, DataType.Float32);
         ctx.ExpectType(1, DataType.Float32);
         var shape = _attrs.ForConv(ctx.InputShape(0), ctx.InputShape(1));
+        var wv = ctx.InputValue(1);
+        if (!ReferenceEquals(wv, _constW))
+        {
+            _constW = wv;
+            _packedW = null;
+        }
         if (ctx.HasInput(2))
         {
             ctx.ExpectType(2, DataType.Float32);
@@ -48,19 +63,20 @@ internal sealed class ConvKernel : Kernel
         Span<float> y = ctx.Output(0).Span<float>();
 
         int outSize = s.OutSize;
-        // Start from the bias (or zero); the GEMM then accumulates.
-        for (int n = 0; n < s.Batch; n++)
-            for (int m = 0; m < s.OutChannels; m++)
-            {
-                var plane = y.Slice((n * s.OutChannels + m) * outSize, outSize);
-                if (bT is null) plane.Clear(); else plane.Fill(bias[m]);
-            }
         if (outSize == 0 || s.Batch == 0) return;
+        int threads = ctx.Threads;
 
         int cg = s.InChannels / s.Group;
         if (cg == 1 && s.Group > 1)
         {
+            if (DepthwiseConv.Supports(in s))
+            {
+                DepthwiseConv.Run(x, w, bias, y, in s, in _act, threads);
+                return;
+            }
+            FillBias(y, bias, in s);
             Depthwise(x, w, y, in s);
+            _act.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
             return;
         }
         int mg = s.OutChannels / s.Group;
@@ -79,9 +95,11 @@ internal sealed class ConvKernel : Kernel
                 var xg = x.Slice((n * s.InChannels + g * cg) * inSize, cg * inSize);
                 var wg = w.Slice(g * mg * kdim, mg * kdim);
                 var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
+                var bg = bias.IsEmpty ? default : bias.Slice(g * mg, mg);
+                var pw = Packed(wT, g, mg, kdim, s.Group);
                 if (direct)
                 {
-                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 1f, yg, outSize);
+                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in _act, threads, pw);
                     continue;
                 }
                 for (int r0 = 0; r0 < rows; r0 += chunkRows)
@@ -90,8 +108,31 @@ internal sealed class ConvKernel : Kernel
                     int ncols = rc * rowLen;
                     var c = col.Slice(0, kdim * ncols);
                     Im2Col(xg, c, cg, r0, rc, in s);
-                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 1f, yg.Slice(r0 * rowLen), outSize);
+                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in _act, threads, pw);
                 }
+            }
+    }
+
+    /// <summary>The packed weights of group g when W is a session constant (packed once, on the first run), else null.</summary>
+    private PackedMatrix? Packed(Tensor wT, int g, int mg, int kdim, int groups)
+    {
+        if (_constW is null || !ReferenceEquals(wT, _constW) || mg < 4) return null;
+        var path = PackedGemm.Select();
+        if (_packedW is null || _packedW.Length != groups) _packedW = new PackedMatrix?[groups];
+        var p = _packedW[g];
+        if (p is null || !p.Fits(path, mg, kdim))
+            _packedW[g] = p = SGemm.PackA(false, mg, kdim, wT.ReadOnlySpan<float>().Slice(g * mg * kdim, mg * kdim), kdim);
+        return p;
+    }
+
+    private static void FillBias(Span<float> y, ReadOnlySpan<float> bias, in ConvShape s)
+    {
+        int outSize = s.OutSize;
+        for (int n = 0; n < s.Batch; n++)
+            for (int m = 0; m < s.OutChannels; m++)
+            {
+                var plane = y.Slice((n * s.OutChannels + m) * outSize, outSize);
+                if (bias.IsEmpty) plane.Clear(); else plane.Fill(bias[m]);
             }
     }
 

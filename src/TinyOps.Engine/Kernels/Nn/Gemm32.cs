@@ -6,16 +6,103 @@ using System.Runtime.InteropServices;
 namespace TinyOps.Engine.Kernels.Nn;
 
 /// <summary>
-/// Single-precision general matrix multiply on row-major matrices: C = alpha * op(A) * op(B) + beta * C, where
-/// op(A) is M x K and op(B) is K x N. With beta == 0, C is overwritten without being read. Allocation-free.
-/// This is the shared reference GEMM of the Nn kernels (Conv, ConvTranspose, Gemm, MatMul).
+/// Single-precision general matrix multiply on row-major matrices: C = act(alpha * op(A) * op(B) + beta * C + bias),
+/// where op(A) is M x K and op(B) is K x N. With beta == 0, C is overwritten without being read. Allocation-free
+/// after warm-up. Large problems go to <see cref="PackedGemm"/> (optionally split across threads); matrix-vector
+/// shaped ones (few rows) to simple vector loops. <see cref="MultiplyReference"/> keeps the plain version for tests.
 /// </summary>
 internal static class SGemm
 {
     /// <summary>Depth of one K panel: keeps the B panel of a micro-tile in L1 while rows of A stream by.</summary>
     private const int KBlock = 256;
 
+    /// <summary>Tests set this to exercise the scalar fallbacks (no Vector256/Vector512 micro-kernels).</summary>
+    internal static bool ForceScalar;
+
     public static void Multiply(bool transA, bool transB, int M, int N, int K, float alpha,
+        ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
+        => Multiply(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, default, default, FusedActivation.None, 1);
+
+    /// <summary>Packs a constant op(A) for the current GEMM path, to pass to <see cref="Multiply"/> on every run.</summary>
+    public static PackedMatrix PackA(bool transA, int M, int K, ReadOnlySpan<float> A, int lda)
+    {
+        if (transA) CheckExtent(A.Length, K, M, lda, "A"); else CheckExtent(A.Length, M, K, lda, "A");
+        return PackedGemm.Pack(PackedGemm.Select(), M, K, A, transA ? 1 : lda, transA ? lda : 1);
+    }
+
+    /// <summary>
+    /// C = act(alpha * op(A) * op(B) + beta * C + rowBias[i] + colBias[j]); an empty bias span means none. With
+    /// <paramref name="threads"/> above 1 the work is split across the shared <see cref="GemmThreads"/> pool.
+    /// </summary>
+    public static unsafe void Multiply(bool transA, bool transB, int M, int N, int K, float alpha,
+        ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc,
+        ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, in FusedActivation act, int threads, PackedMatrix? packedA = null)
+    {
+        if (M <= 0 || N <= 0) return;
+        CheckExtent(C.Length, M, N, ldc, "C");
+        if (!rowBias.IsEmpty && rowBias.Length < M) throw new ArgumentException($"SGemm: row bias has {rowBias.Length} values for {M} rows");
+        if (!colBias.IsEmpty && colBias.Length < N) throw new ArgumentException($"SGemm: column bias has {colBias.Length} values for {N} columns");
+        bool accumulate = beta != 0f;
+        if (accumulate && beta != 1f)
+            for (int i = 0; i < M; i++)
+            {
+                var row = C.Slice(i * ldc, N);
+                TensorPrimitives.Multiply(row, beta, row);
+            }
+        bool product = K > 0 && alpha != 0f;
+        if (product)
+        {
+            if (transA) CheckExtent(A.Length, K, M, lda, "A"); else CheckExtent(A.Length, M, K, lda, "A");
+            if (transB) CheckExtent(B.Length, N, K, ldb, "B"); else CheckExtent(B.Length, K, N, ldb, "B");
+        }
+        var path = PackedGemm.Select();
+        bool usePacked = packedA is not null && packedA.Fits(path, M, K);
+        fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias, ppa = usePacked ? packedA!.Data : null)
+        {
+            var job = new PackedGemm.Job
+            {
+                M = M, N = N, K = K,
+                A = pa, Sai = transA ? 1 : lda, Sak = transA ? lda : 1,
+                B = pb, Sbk = transB ? 1 : ldb, Sbn = transB ? ldb : 1,
+                C = pc, Ldc = ldc,
+                Alpha = alpha,
+                Accumulate = accumulate,
+                RowBias = rowBias.IsEmpty ? null : prb,
+                ColBias = colBias.IsEmpty ? null : pcb,
+                Act = act,
+                Path = path,
+                PackedA = usePacked ? ppa : null,
+            };
+            if (!product)
+            {
+                PackedGemm.EpilogueOnly(in job, 0, M);
+                return;
+            }
+            // Few rows: packing would cost as much as the product; use the vector loops, then the epilogue.
+            bool small = !transA && (M < 4 || (transB && M < 16));
+            if (small)
+            {
+                if (!accumulate)
+                    for (int i = 0; i < M; i++) C.Slice(i * ldc, N).Clear();
+                ref float a = ref MemoryMarshal.GetReference(A);
+                ref float b = ref MemoryMarshal.GetReference(B);
+                ref float c = ref MemoryMarshal.GetReference(C);
+                if (transB) MultiplyNT(M, N, K, alpha, ref a, lda, ref b, ldb, ref c, ldc);
+                else MultiplyNN(M, N, K, alpha, ref a, lda, 1, ref b, ldb, ref c, ldc);
+                if (job.RowBias != null || job.ColBias != null || act.Kind != ActivationKind.None)
+                {
+                    job.Accumulate = true;
+                    PackedGemm.EpilogueOnly(in job, 0, M);
+                }
+                return;
+            }
+            if (threads > 1) GemmThreads.Run(in job, threads);
+            else PackedGemm.Run(in job, 0, M, 0, N);
+        }
+    }
+
+    /// <summary>The plain reference GEMM (vector loops, no packing), for tests and as a baseline.</summary>
+    public static void MultiplyReference(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc)
     {
         if (M <= 0 || N <= 0) return;

@@ -4,7 +4,7 @@ using TinyOps.Engine.Tensors;
 namespace TinyOps.Engine.Kernels.Nn;
 
 /// <summary>
-/// Gemm (opsets 1-13), float32: Y = alpha * op(A) * op(B) + beta * C, with C unidirectionally broadcast to
+/// Gemm (opsets 1-13), float32: Y = act(alpha * op(A) * op(B) + beta * C) (act: a fused activation, if any), with C unidirectionally broadcast to
 /// [M, N] and optional from opset 11. The opset 1-6 'broadcast' attribute is accepted either way (broadcasting
 /// a C of the full shape is the identity).
 /// </summary>
@@ -14,9 +14,11 @@ internal sealed class GemmKernel : Kernel
     private readonly bool _transB;
     private readonly float _alpha;
     private readonly float _beta;
+    private readonly FusedActivation _act;
 
     public GemmKernel(Node node, int opset) : base(node, opset)
     {
+        _act = FusedActivation.FromNode(node);
         _transA = node.GetInt("transA", 0) != 0;
         _transB = node.GetInt("transB", 0) != 0;
         _alpha = node.GetFloat("alpha", 1f);
@@ -59,7 +61,13 @@ internal sealed class GemmKernel : Kernel
         int k = _transA ? aT.Shape[0] : aT.Shape[1];
         var y = yT.Span<float>();
         float beta = 0f;
-        if (cT is not null && _beta != 0f && m > 0 && n > 0)
+        ReadOnlySpan<float> colBias = default;
+        if (cT is not null && _beta == 1f && n > 1 && cT.Length == n && cT.Shape[^1] == n)
+        {
+            // A bias row (the common Linear layer): added in the GEMM epilogue.
+            colBias = cT.ReadOnlySpan<float>();
+        }
+        else if (cT is not null && _beta != 0f && m > 0 && n > 0)
         {
             var c = cT.ReadOnlySpan<float>();
             int cRows = cT.Rank == 2 ? cT.Shape[0] : 1;
@@ -73,6 +81,7 @@ internal sealed class GemmKernel : Kernel
             }
             beta = _beta;
         }
-        SGemm.Multiply(_transA, _transB, m, n, k, _alpha, aT.ReadOnlySpan<float>(), aT.Shape[1], bT.ReadOnlySpan<float>(), bT.Shape[1], beta, y, n);
+        SGemm.Multiply(_transA, _transB, m, n, k, _alpha, aT.ReadOnlySpan<float>(), aT.Shape[1], bT.ReadOnlySpan<float>(), bT.Shape[1], beta, y, n,
+            default, colBias, in _act, ctx.Threads);
     }
 }

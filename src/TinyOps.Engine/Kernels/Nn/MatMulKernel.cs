@@ -78,7 +78,7 @@ internal sealed class MatMulKernel : Kernel
         bool foldBatch = bBatchRank == 0 || bT.Length == bMat;
         if (foldBatch && aT.Length == total * aMat)
         {
-            Multiply(yT.Type, aT, 0, bT, 0, yT, 0, total * m, n, k);
+            Multiply(yT.Type, aT, 0, bT, 0, yT, 0, total * m, n, k, ctx.Threads);
             return;
         }
         Span<int> idx = stackalloc int[rank];
@@ -86,7 +86,7 @@ internal sealed class MatMulKernel : Kernel
         int aOff = 0, bOff = 0;
         for (int t = 0; t < total; t++)
         {
-            Multiply(yT.Type, aT, aOff, bT, bOff, yT, t * yMat, m, n, k);
+            Multiply(yT.Type, aT, aOff, bT, bOff, yT, t * yMat, m, n, k, ctx.Threads);
             for (int d = rank - 1; d >= 0; d--)
             {
                 idx[d]++;
@@ -100,7 +100,7 @@ internal sealed class MatMulKernel : Kernel
         }
     }
 
-    private static void Multiply(DataType type, Tensor aT, int aOff, Tensor bT, int bOff, Tensor yT, int yOff, int m, int n, int k)
+    private static void Multiply(DataType type, Tensor aT, int aOff, Tensor bT, int bOff, Tensor yT, int yOff, int m, int n, int k, int threads)
     {
         switch (type)
         {
@@ -108,7 +108,7 @@ internal sealed class MatMulKernel : Kernel
                 SGemm.Multiply(false, false, m, n, k, 1f,
                     aT.ReadOnlySpan<float>().Slice(aOff, m * k), k,
                     bT.ReadOnlySpan<float>().Slice(bOff, k * n), n,
-                    0f, yT.Span<float>().Slice(yOff, m * n), n);
+                    0f, yT.Span<float>().Slice(yOff, m * n), n, default, default, FusedActivation.None, threads);
                 break;
             case DataType.Int32:
                 MultiplyInt(aT.ReadOnlySpan<int>().Slice(aOff, m * k), bT.ReadOnlySpan<int>().Slice(bOff, k * n), yT.Span<int>().Slice(yOff, m * n), m, n, k);

@@ -44,10 +44,104 @@ internal sealed class MaxPoolKernel : Kernel
         int channels = x.Shape[0] * x.Shape[1];
         switch (x.Type)
         {
+            case DataType.Float32 when idx.IsEmpty && _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1 && _g.Out[2] <= 4096:
+                Pool2dFloat(x.ReadOnlySpan<float>(), y.Span<float>(), channels);
+                break;
             case DataType.Float32: Pool(x.ReadOnlySpan<float>(), y.Span<float>(), idx, channels, float.NegativeInfinity); break;
             case DataType.Int8: Pool(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), idx, channels, sbyte.MinValue); break;
             case DataType.UInt8: Pool(x.ReadOnlySpan<byte>(), y.Span<byte>(), idx, channels, byte.MinValue); break;
             default: throw Error($"unsupported type {x.Type.OnnxName()}");
+        }
+    }
+
+    /// <summary>The float 1-D/2-D case without Indices: same results as <see cref="Pool{T}"/>, with the tap ranges hoisted.</summary>
+    private unsafe void Pool2dFloat(ReadOnlySpan<float> x, Span<float> y, int channels)
+    {
+        var g = _g;
+        int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
+        int s1 = g.S[1], s2 = g.S[2], k1 = g.K[1], k2 = g.K[2], d1 = g.D[1], d2 = g.D[2], p1 = g.PadBegin[1], p2 = g.PadBegin[2];
+        int inSize = in1 * in2, outSize = out1 * out2;
+        if (k1 == 2 && k2 == 2 && s1 == 2 && s2 == 2 && d1 == 1 && d2 == 1 && p1 == 0 && p2 == 0 && 2 * out1 <= in1 && 2 * out2 <= in2)
+        {
+            Pool2x2(x, y, channels, in1, in2, out1, out2);
+            return;
+        }
+        int* lo2s = stackalloc int[out2];
+        int* hi2s = stackalloc int[out2];
+        for (int o2 = 0; o2 < out2; o2++)
+        {
+            PoolGeometry.TapRange(o2 * s2 - p2, k2, d2, in2, out int lo, out int hi);
+            lo2s[o2] = lo;
+            hi2s[o2] = hi;
+        }
+        fixed (float* px = x, py = y)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                float* xc = px + (long)c * inSize;
+                float* yo = py + (long)c * outSize;
+                for (int o1 = 0; o1 < out1; o1++)
+                {
+                    int st1 = o1 * s1 - p1;
+                    PoolGeometry.TapRange(st1, k1, d1, in1, out int lo1, out int hi1);
+                    for (int o2 = 0; o2 < out2; o2++, yo++)
+                    {
+                        int st2 = o2 * s2 - p2, lo2 = lo2s[o2], hi2 = hi2s[o2];
+                        float best = float.NegativeInfinity;
+                        bool first = true;
+                        for (int a = lo1; a < hi1; a++)
+                        {
+                            float* row = xc + (long)(st1 + a * d1) * in2 + st2;
+                            for (int b = lo2; b < hi2; b++)
+                            {
+                                float v = row[b * d2];
+                                if (v > best || first) { best = v; first = false; }
+                            }
+                        }
+                        *yo = best;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>2x2 windows, stride 2, no padding, every window inside the input (the common CNN case).</summary>
+    private static unsafe void Pool2x2(ReadOnlySpan<float> x, Span<float> y, int channels, int in1, int in2, int out1, int out2)
+    {
+        fixed (float* px = x, py = y)
+        {
+            float* yo = py;
+            for (int c = 0; c < channels; c++)
+            {
+                float* xc = px + (long)c * in1 * in2;
+                for (int o1 = 0; o1 < out1; o1++)
+                {
+                    float* r0 = xc + (long)2 * o1 * in2, r1 = r0 + in2;
+                    int o2 = 0;
+                    if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                    {
+                        for (; o2 + 4 <= out2; o2 += 4)
+                        {
+                            var a = System.Runtime.Intrinsics.X86.Sse.Max(System.Runtime.Intrinsics.Vector128.Load(r0 + 2 * o2), System.Runtime.Intrinsics.Vector128.Load(r1 + 2 * o2));
+                            var b = System.Runtime.Intrinsics.X86.Sse.Max(System.Runtime.Intrinsics.Vector128.Load(r0 + 2 * o2 + 4), System.Runtime.Intrinsics.Vector128.Load(r1 + 2 * o2 + 4));
+                            var even = System.Runtime.Intrinsics.X86.Sse.Shuffle(a, b, 0b10_00_10_00);
+                            var odd = System.Runtime.Intrinsics.X86.Sse.Shuffle(a, b, 0b11_01_11_01);
+                            System.Runtime.Intrinsics.Vector128.Store(System.Runtime.Intrinsics.X86.Sse.Max(even, odd), yo + o2);
+                        }
+                    }
+                    for (; o2 < out2; o2++)
+                    {
+                        float best = r0[2 * o2], v = r0[2 * o2 + 1];
+                        if (v > best) best = v;
+                        v = r1[2 * o2];
+                        if (v > best) best = v;
+                        v = r1[2 * o2 + 1];
+                        if (v > best) best = v;
+                        yo[o2] = best;
+                    }
+                    yo += out2;
+                }
+            }
         }
     }
 

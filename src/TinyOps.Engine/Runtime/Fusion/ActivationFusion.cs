@@ -1,0 +1,141 @@
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels;
+using TinyOps.Engine.Kernels.Nn;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Runtime.Fusion;
+
+/// <summary>
+/// A load-time graph rewrite: a Conv or Gemm whose output feeds only an element-wise activation (Relu, Clip with
+/// constant bounds, LeakyRelu, HardSigmoid, HardSwish, Sigmoid) becomes one node that applies the activation in its
+/// epilogue, so the intermediate tensor is never written or read. The intermediate must have that single consumer
+/// and not be a graph output. The caller's graph is never changed: a rewritten copy is returned (or the same graph
+/// when nothing fuses). Only for the built-in registry, whose Conv and Gemm kernels read the fused attributes.
+/// </summary>
+internal static class ActivationFusion
+{
+    public static Graph Apply(Graph graph, Model model, KernelRegistry registry)
+    {
+        if (!ReferenceEquals(registry, KernelRegistry.Default)) return graph;
+        int opset = model.DefaultOpset;
+        var consumers = new Dictionary<string, int>(StringComparer.Ordinal);
+        var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes)
+        {
+            foreach (var i in node.Inputs)
+                if (i.Length > 0) consumers[i] = consumers.GetValueOrDefault(i) + 1;
+            foreach (var a in node.Attributes.Values)
+            {
+                if (a.Kind == AttributeKind.Graph && a.Graph is not null)
+                    foreach (var f in CompiledGraph.FreeVariables(a.Graph)) consumers[f] = consumers.GetValueOrDefault(f) + 2;
+                if (a.Kind == AttributeKind.Graphs) return graph; // keep it simple: no rewrite around graph lists
+            }
+            foreach (var o in node.Outputs) if (o.Length > 0) producers[o] = node;
+        }
+        var outputs = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var o in graph.Outputs) outputs.Add(o.Name);
+
+        Dictionary<Node, Node>? replaced = null;
+        HashSet<Node>? removed = null;
+        foreach (var act in graph.Nodes)
+        {
+            if (!act.IsDefaultDomain || act.Inputs.Count == 0 || act.Outputs.Count != 1 || act.Outputs[0].Length == 0) continue;
+            string mid = act.Inputs[0];
+            if (mid.Length == 0 || outputs.Contains(mid) || consumers.GetValueOrDefault(mid) != 1) continue;
+            if (!producers.TryGetValue(mid, out var op) || !op.IsDefaultDomain || op.Outputs.Count != 1) continue;
+            if (op.OpType is not ("Conv" or "Gemm") || op.HasAttribute(FusedActivation.KindAttribute)) continue;
+            if (removed is not null && removed.Contains(op)) continue;
+            var spec = Describe(act, opset, graph, producers);
+            if (spec is null) continue;
+            var fused = new Node
+            {
+                Name = op.Name,
+                OpType = op.OpType,
+                Domain = op.Domain,
+                Inputs = [.. op.Inputs],
+                Outputs = [act.Outputs[0]],
+                Attributes = new Dictionary<string, AttributeValue>(op.Attributes, StringComparer.Ordinal),
+                DocString = op.DocString,
+                Index = op.Index,
+            };
+            fused.Attributes[FusedActivation.KindAttribute] = AttributeValue.Of(FusedActivation.KindAttribute, spec.Value.Kind);
+            fused.Attributes[FusedActivation.ParamsAttribute] = AttributeValue.Of(FusedActivation.ParamsAttribute, spec.Value.Params);
+            (replaced ??= [])[op] = fused;
+            (removed ??= []).Add(act);
+        }
+        if (replaced is null) return graph;
+
+        var nodes = new List<Node>(graph.Nodes.Count);
+        foreach (var node in graph.Nodes)
+        {
+            if (removed!.Contains(node)) continue;
+            nodes.Add(replaced.TryGetValue(node, out var f) ? f : node);
+        }
+        return new Graph
+        {
+            Name = graph.Name,
+            Nodes = nodes,
+            Inputs = graph.Inputs,
+            Outputs = graph.Outputs,
+            ValueInfos = graph.ValueInfos,
+            Initializers = graph.Initializers,
+            DocString = graph.DocString,
+        };
+    }
+
+    /// <summary>The fused form of an activation node, or null when it is not fusable.</summary>
+    private static (string Kind, float[] Params)? Describe(Node act, int opset, Graph graph, Dictionary<string, Node> producers)
+    {
+        switch (act.OpType)
+        {
+            case "Relu" when act.Inputs.Count == 1:
+                return ("Relu", []);
+            case "Sigmoid" when act.Inputs.Count == 1:
+                return ("Sigmoid", []);
+            case "HardSwish" when act.Inputs.Count == 1:
+                return ("HardSwish", []);
+            case "LeakyRelu" when act.Inputs.Count == 1:
+                return ("LeakyRelu", [act.GetFloat("alpha", 0.01f)]);
+            case "HardSigmoid" when act.Inputs.Count == 1:
+                return ("HardSigmoid", [act.GetFloat("alpha", 0.2f), act.GetFloat("beta", 0.5f)]);
+            case "Clip":
+            {
+                float lo, hi;
+                if (opset < 11)
+                {
+                    if (act.Inputs.Count != 1) return null;
+                    float defLo = opset >= 6 ? float.MinValue : float.NegativeInfinity;
+                    float defHi = opset >= 6 ? float.MaxValue : float.PositiveInfinity;
+                    lo = act.HasAttribute("min") ? act.GetFloat("min", 0f) : defLo;
+                    hi = act.HasAttribute("max") ? act.GetFloat("max", 0f) : defHi;
+                }
+                else
+                {
+                    float? l = act.HasInput(1) ? Scalar(act.Inputs[1], graph, producers) : float.NegativeInfinity;
+                    float? h = act.HasInput(2) ? Scalar(act.Inputs[2], graph, producers) : float.PositiveInfinity;
+                    if (l is null || h is null) return null;
+                    lo = l.Value;
+                    hi = h.Value;
+                }
+                if (float.IsNaN(lo) || float.IsNaN(hi) || lo > hi) return null;
+                return ("Clip", [lo, hi]);
+            }
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>The value of a float32 scalar that is an initializer or a Constant node's output, else null.</summary>
+    private static float? Scalar(string name, Graph graph, Dictionary<string, Node> producers)
+    {
+        Tensor? t = null;
+        if (graph.Initializers.TryGetValue(name, out var init)) t = init;
+        else if (producers.TryGetValue(name, out var p) && p.OpType == "Constant" && p.IsDefaultDomain)
+        {
+            if (p.Attributes.TryGetValue("value", out var v) && v.Kind == AttributeKind.Tensor) t = v.Tensor;
+            else if (p.Attributes.TryGetValue("value_float", out var f) && f.Kind == AttributeKind.Float) return f.Float;
+        }
+        if (t is null || t.Type != DataType.Float32 || t.Length != 1) return null;
+        return t.ReadOnlySpan<float>()[0];
+    }
+}
