@@ -126,6 +126,11 @@ internal static class FastIntGemm
         {
             int j0 = pn * NR, nc = Math.Min(NR, n - j0);
             int panelOff = pn * kq * NR * 4;
+            if (nc == NR && Avx2.IsSupported && Active != IntGemmPath.Scalar)
+            {
+                PackPanelSimd(b.Slice(j0), k, ldb, signed, dst.Slice(panelOff, kq * NR * 4), colSums.Slice(j0, NR));
+                continue;
+            }
             if (nc < NR) dst.Slice(panelOff, kq * NR * 4).Clear();
             else if ((k & 3) != 0) dst.Slice(panelOff + (kq - 1) * NR * 4, NR * 4).Clear();
             for (int p = 0; p < k; p++)
@@ -142,6 +147,45 @@ internal static class FastIntGemm
                 else for (int c = 0; c < nc; c++) cs[c] += src[c];
             }
         }
+    }
+
+    /// <summary>One full 16-column panel: four rows at a time interleaved with byte/word unpacks; column sums widened to int32.</summary>
+    private static void PackPanelSimd(ReadOnlySpan<byte> b, int k, int ldb, bool signed, Span<byte> dst, Span<int> colSums)
+    {
+        ref byte s0 = ref MemoryMarshal.GetReference(b);
+        ref byte d = ref MemoryMarshal.GetReference(dst);
+        var sumLo = Vector256<int>.Zero;
+        var sumHi = Vector256<int>.Zero;
+        int kq = Quads(k);
+        for (int q = 0; q < kq; q++)
+        {
+            int p = q * 4;
+            var r0 = Vector128.LoadUnsafe(ref s0, (nuint)(p * ldb));
+            var r1 = p + 1 < k ? Vector128.LoadUnsafe(ref s0, (nuint)((p + 1) * ldb)) : Vector128<byte>.Zero;
+            var r2 = p + 2 < k ? Vector128.LoadUnsafe(ref s0, (nuint)((p + 2) * ldb)) : Vector128<byte>.Zero;
+            var r3 = p + 3 < k ? Vector128.LoadUnsafe(ref s0, (nuint)((p + 3) * ldb)) : Vector128<byte>.Zero;
+            var t01l = Sse2.UnpackLow(r0, r1).AsInt16();
+            var t01h = Sse2.UnpackHigh(r0, r1).AsInt16();
+            var t23l = Sse2.UnpackLow(r2, r3).AsInt16();
+            var t23h = Sse2.UnpackHigh(r2, r3).AsInt16();
+            Sse2.UnpackLow(t01l, t23l).AsByte().StoreUnsafe(ref d, 0);
+            Sse2.UnpackHigh(t01l, t23l).AsByte().StoreUnsafe(ref d, 16);
+            Sse2.UnpackLow(t01h, t23h).AsByte().StoreUnsafe(ref d, 32);
+            Sse2.UnpackHigh(t01h, t23h).AsByte().StoreUnsafe(ref d, 48);
+            d = ref Unsafe.Add(ref d, NR * 4);
+            // column sums: widen each row to int16, add the four rows, widen to int32
+            Vector256<short> w;
+            if (signed)
+                w = Avx2.ConvertToVector256Int16(r0.AsSByte()) + Avx2.ConvertToVector256Int16(r1.AsSByte())
+                  + Avx2.ConvertToVector256Int16(r2.AsSByte()) + Avx2.ConvertToVector256Int16(r3.AsSByte());
+            else
+                w = Avx2.ConvertToVector256Int16(r0) + Avx2.ConvertToVector256Int16(r1)
+                  + Avx2.ConvertToVector256Int16(r2) + Avx2.ConvertToVector256Int16(r3);
+            sumLo += Avx2.ConvertToVector256Int32(w.GetLower());
+            sumHi += Avx2.ConvertToVector256Int32(w.GetUpper());
+        }
+        sumLo.CopyTo(colSums);
+        sumHi.CopyTo(colSums.Slice(8));
     }
 
     /// <summary>Scratch ints <see cref="Multiply"/> needs for n columns.</summary>
