@@ -199,8 +199,27 @@ internal static class FastIntGemm
         ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
         ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb,
         Span<int> work, Span<int> c, int ldc)
+        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, c, ldc, default, default, 0, default, 0, 0);
+
+    /// <summary>
+    /// As <see cref="Multiply"/>, then requantizes each finished tile straight into <paramref name="y"/> (uint8, or int8
+    /// when <paramref name="ySigned"/>): y[i, j] = requantize(C[i, j] + rowBias[i], rowMult[i]) exactly as
+    /// <see cref="IntRequantize.Row{TY}(ReadOnlySpan{int}, int, float, int, Span{TY})"/>; no int32 matrix is stored.
+    /// </summary>
+    public static void MultiplyRequantize(int m, int n, int k,
+        ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
+        ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb, Span<int> work,
+        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, bool ySigned, int ldy)
+        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, default, 0, rowMult, rowBias, yZero, y, ySigned ? 2 : 1, ldy);
+
+    private static void Core(int m, int n, int k,
+        ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
+        ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb,
+        Span<int> work, Span<int> c, int ldc,
+        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, int yKind, int ldy)
     {
         if (m == 0 || n == 0) return;
+        var q = new Requant(rowMult, rowBias, yZero, y, yKind, ldy);
         int np = PaddedN(n);
         var zbFull = work.Slice(0, np);
         var colAdj = work.Slice(np, np);
@@ -215,18 +234,18 @@ internal static class FastIntGemm
         var path = Active;
         if (path == IntGemmPath.AvxVnni)
         {
-            if (aUnsigned) Run<AUnsigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
-            else Run<ASigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
+            if (aUnsigned) Run<AUnsigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
+            else Run<ASigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
         else if (path == IntGemmPath.Avx2)
         {
-            if (aUnsigned) Run<AUnsigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
-            else Run<ASigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
+            if (aUnsigned) Run<AUnsigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
+            else Run<ASigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
         else
         {
-            if (aUnsigned) Run<AUnsigned, ScalarTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
-            else Run<ASigned, ScalarTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc);
+            if (aUnsigned) Run<AUnsigned, ScalarTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
+            else Run<ASigned, ScalarTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
     }
 
@@ -276,6 +295,17 @@ internal static class FastIntGemm
         }
     }
 
+    /// <summary>Optional fused requantization of finished tiles (Kind 0: none, 1: uint8, 2: int8).</summary>
+    private readonly ref struct Requant(ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, int kind, int ldy)
+    {
+        public readonly ReadOnlySpan<float> RowMult = rowMult;
+        public readonly ReadOnlySpan<int> RowBias = rowBias;
+        public readonly int YZero = yZero;
+        public readonly Span<byte> Y = y;
+        public readonly int Kind = kind;
+        public readonly int Ldy = ldy;
+    }
+
     internal interface ISign { static abstract bool AIsUnsigned { get; } }
     internal struct AUnsigned : ISign { public static bool AIsUnsigned => true; }
     internal struct ASigned : ISign { public static bool AIsUnsigned => false; }
@@ -288,9 +318,10 @@ internal static class FastIntGemm
 
     private static void Run<TS, TT>(int m, int n, int k,
         ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za,
-        ReadOnlySpan<byte> bp, ReadOnlySpan<int> zbFull, ReadOnlySpan<int> colAdj, Span<int> c, int ldc)
+        ReadOnlySpan<byte> bp, ReadOnlySpan<int> zbFull, ReadOnlySpan<int> colAdj, Span<int> c, int ldc, Requant q)
         where TS : struct, ISign where TT : struct, ITile
     {
+        Span<int> rowTmp = stackalloc int[NR];
         int kq = Quads(k);
         int panels = (n + NR - 1) / NR, blocks = (m + MR - 1) / MR;
         Span<int> tile = stackalloc int[MR * NR];
@@ -311,7 +342,17 @@ internal static class FastIntGemm
                 for (int r = 0; r < mr; r++)
                 {
                     int i = i0 + r;
-                    Epilogue(tile.Slice(r * NR, NR), rowSumA[i], zaPerRow ? za[i] : zaShared, zbp, adjp, c.Slice(i * ldc + j0, nc));
+                    if (q.Kind == 0)
+                    {
+                        Epilogue(tile.Slice(r * NR, NR), rowSumA[i], zaPerRow ? za[i] : zaShared, zbp, adjp, c.Slice(i * ldc + j0, nc));
+                        continue;
+                    }
+                    var tmp = rowTmp.Slice(0, nc);
+                    Epilogue(tile.Slice(r * NR, NR), rowSumA[i], zaPerRow ? za[i] : zaShared, zbp, adjp, tmp);
+                    int bias = q.RowBias.IsEmpty ? 0 : q.RowBias[i];
+                    var yrow = q.Y.Slice(i * q.Ldy + j0, nc);
+                    if (q.Kind == 1) IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, yrow);
+                    else IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, MemoryMarshal.Cast<byte, sbyte>(yrow));
                 }
             }
         }

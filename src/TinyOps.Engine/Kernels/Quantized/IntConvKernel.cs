@@ -275,7 +275,7 @@ internal sealed class IntConvKernel : Kernel
             yZero = QuantMath.ReadInt(ctx.Input(7), 0);
             var bt = ctx.OptionalInput(8);
             if (bt is not null) bias = bt.ReadOnlySpan<int>();
-            acc = ctx.Scratch<int>(mg * outSize, 1);
+            if (rows) acc = ctx.Scratch<int>(mg * outSize, 1);
         }
 
         for (int n = 0; n < g.Batch; n++)
@@ -300,8 +300,17 @@ internal sealed class IntConvKernel : Kernel
                 else
                 {
                     FastIntGemm.PackB(bMat, kc, outSize, outSize, xSigned, bPacked, colSums);
-                    FastIntGemm.Multiply(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), wRowSums.Slice(gi * mg, mg), za, aUnsigned,
-                        bPacked, colSums, zb, work, c, outSize);
+                    var ap = wPacked.Slice(gi * perGroup, perGroup);
+                    var rs = wRowSums.Slice(gi * mg, mg);
+                    if (_qlinear)
+                    {
+                        // requantized tile by tile, straight into y
+                        var yb = yt.Buffer.AsSpan(yt.ByteOffset + outOffset, mg * outSize);
+                        FastIntGemm.MultiplyRequantize(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work,
+                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize);
+                        continue;
+                    }
+                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize);
                 }
                 if (!_qlinear) continue;
                 for (int m = 0; m < mg; m++)
