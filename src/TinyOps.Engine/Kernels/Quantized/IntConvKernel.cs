@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
 
@@ -9,6 +10,9 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// (w per tensor or per output channel), via im2col and <see cref="IntGemm"/> with int32 accumulation.
 /// ConvInteger outputs the int32 sums; QLinearConv adds the int32 bias and requantizes with
 /// x_scale·w_scale/y_scale (w_scale per tensor or per output channel) to uint8/int8.
+/// The fast route packs constant weights once (at planning, see <see cref="Infer"/>), packs the im2col matrix per
+/// run into scratch and multiplies with <see cref="FastIntGemm"/>; depthwise-like groups (one output channel per
+/// group) use <see cref="FastIntGemm.MultiplyRows"/>. The reference route (<see cref="IntGemm"/>) stays for tests.
 /// </summary>
 internal sealed class IntConvKernel : Kernel
 {
@@ -16,6 +20,14 @@ internal sealed class IntConvKernel : Kernel
     private readonly ConvGeometry _geo;
     // input positions
     private readonly int _x, _xZero, _w, _wZero;
+
+    // Weights packed at planning time when they are constant. Keyed by the source buffer, offset and types; Run
+    // uses them only when its weight tensor is that same buffer (constant tensors are never rewritten).
+    private byte[]? _packedW;
+    private int[]? _packedRowSums;
+    private byte[]? _packedSrc;
+    private int _packedSrcOffset, _packedSrcLength;
+    private DataType _packedXType, _packedWType;
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -44,6 +56,7 @@ internal sealed class IntConvKernel : Kernel
             if (ctx.InputType(_wZero) != wType) throw ctx.Error($"w_zero_point has type {ctx.InputType(_wZero).OnnxName()} but w has type {wType.OnnxName()}");
             CheckPerChannel(ctx, _wZero, "w_zero_point", m);
         }
+        PrepackWeights(ctx, xType, wType);
         if (!_qlinear)
         {
             ctx.SetOutput(0, DataType.Int32, _geo.OutputShape());
@@ -66,6 +79,35 @@ internal sealed class IntConvKernel : Kernel
         ctx.SetOutput(0, yType, _geo.OutputShape());
     }
 
+    /// <summary>Packs constant weights for the fast route (the input X is not constant, so the node will run many times).</summary>
+    private void PrepackWeights(InferContext ctx, DataType xType, DataType wType)
+    {
+        _packedSrc = null;
+        _packedW = null;
+        _packedRowSums = null;
+        var wv = ctx.InputValue(_w);
+        if (wv is null || ctx.InputValue(_x) is not null || UsesRows) return;
+        var g = _geo;
+        int mg = g.OutChannels / g.Group, kc = g.ColRows;
+        FastIntGemm.Plan(wType == DataType.Int8, xType == DataType.Int8, out bool flip, out _, out _);
+        int per = FastIntGemm.PackedASize(mg, kc);
+        var packed = new byte[per * g.Group];
+        var sums = new int[g.OutChannels];
+        var wb = wv.Buffer.AsSpan(wv.ByteOffset, wv.Length);
+        for (int gi = 0; gi < g.Group; gi++)
+            FastIntGemm.PackA(wb.Slice(gi * mg * kc), mg, kc, kc, flip, (wType == DataType.Int8) ^ flip, packed.AsSpan(gi * per, per), sums.AsSpan(gi * mg, mg));
+        _packedW = packed;
+        _packedRowSums = sums;
+        _packedSrc = wv.Buffer;
+        _packedSrcOffset = wv.ByteOffset;
+        _packedSrcLength = wv.Length;
+        _packedXType = xType;
+        _packedWType = wType;
+    }
+
+    /// <summary>One output channel per group (depthwise): the row-wise routine beats packing a 1-row matrix.</summary>
+    private bool UsesRows => _geo.Group > 1 && _geo.OutChannels == _geo.Group;
+
     private static void CheckPerChannel(InferContext ctx, int input, string name, int m)
     {
         var s = ctx.InputShape(input);
@@ -80,6 +122,11 @@ internal sealed class IntConvKernel : Kernel
         var w = ctx.Input(_w);
         string? err = _geo.Compute(x.Shape, w.Shape);
         if (err is not null) throw Error(err);
+        if (!FastIntGemm.UseReference)
+        {
+            RunFast(ctx, x, w);
+            return;
+        }
         switch (x.Type, w.Type)
         {
             case (DataType.UInt8, DataType.UInt8): Run<byte, byte>(ctx, x, w); break;
@@ -155,6 +202,125 @@ internal sealed class IntConvKernel : Kernel
                     IntGemm.Multiply(mg, outSize, kc, aMat, kc, aZero, bMat, outSize, xZero, acc, outSize);
                     if (yt.Type == DataType.UInt8) Requantize(acc, yt.Span<byte>().Slice(outOffset, mg * outSize), gi * mg, mg, outSize, mult, bias, yZero);
                     else Requantize(acc, yt.Span<sbyte>().Slice(outOffset, mg * outSize), gi * mg, mg, outSize, mult, bias, yZero);
+                }
+            }
+        }
+    }
+
+    private void RunFast(RunContext ctx, Tensor xt, Tensor wt)
+    {
+        var g = _geo;
+        int groups = g.Group, cg = g.InChannels / groups, mg = g.OutChannels / groups;
+        int kc = g.ColRows, outSize = g.OutSize;
+        bool xSigned = xt.Type == DataType.Int8, wSigned = wt.Type == DataType.Int8;
+        var x = xt.Buffer.AsSpan(xt.ByteOffset, xt.Length);
+        var w = wt.Buffer.AsSpan(wt.ByteOffset, wt.Length);
+        bool rows = UsesRows;
+
+        var xzt = ctx.OptionalInput(_xZero);
+        int xZero = xzt is null ? 0 : QuantMath.ReadInt(xzt, 0);
+        Span<int> zb = stackalloc int[1];
+        zb[0] = xZero;
+        byte pad = (byte)xZero;
+
+        FastIntGemm.Plan(wSigned, xSigned, out bool flip, out bool aUnsigned, out int shift);
+        if (rows) { flip = false; shift = 0; }
+        var wzt = ctx.OptionalInput(_wZero);
+        int wzLen = wzt is null ? 1 : wzt.Length;
+        Span<int> wZero = ctx.Scratch<int>(wzLen, 2);
+        QuantMath.ReadInts(wzt, 0, wZero);
+        for (int i = 0; i < wZero.Length; i++) wZero[i] += shift;
+
+        // packed weights: planned once, or packed now into scratch
+        ReadOnlySpan<byte> wPacked = default;
+        ReadOnlySpan<int> wRowSums = default;
+        int perGroup = FastIntGemm.PackedASize(mg, kc);
+        if (!rows)
+        {
+            if (_packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
+                && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type)
+            {
+                wPacked = _packedW;
+                wRowSums = _packedRowSums;
+            }
+            else
+            {
+                var wp = ctx.Scratch<byte>(perGroup * groups, 6);
+                var rs = ctx.Scratch<int>(g.OutChannels, 7);
+                for (int gi = 0; gi < groups; gi++)
+                    FastIntGemm.PackA(w.Slice(gi * mg * kc), mg, kc, kc, flip, wSigned ^ flip, wp.Slice(gi * perGroup, perGroup), rs.Slice(gi * mg, mg));
+                wPacked = wp;
+                wRowSums = rs;
+            }
+        }
+
+        Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(kc * outSize, 0);
+        Span<byte> bPacked = rows ? default : ctx.Scratch<byte>(FastIntGemm.PackedBSize(kc, outSize), 4);
+        Span<int> colWork = rows ? default : ctx.Scratch<int>(outSize + FastIntGemm.WorkInts(outSize), 5);
+        Span<int> colSums = rows ? default : colWork.Slice(0, outSize);
+        Span<int> work = rows ? default : colWork.Slice(outSize);
+
+        Span<float> mult = default;
+        ReadOnlySpan<int> bias = default;
+        Span<int> acc = default;
+        int yZero = 0;
+        var yt = ctx.Output(0);
+        if (_qlinear)
+        {
+            float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+            float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
+            var wsc = ctx.Input(4).ReadOnlySpan<float>();
+            mult = ctx.Scratch<float>(g.OutChannels, 3);
+            for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+            yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+            var bt = ctx.OptionalInput(8);
+            if (bt is not null) bias = bt.ReadOnlySpan<int>();
+            if (rows) acc = ctx.Scratch<int>(mg * outSize, 1);
+        }
+
+        for (int n = 0; n < g.Batch; n++)
+        {
+            for (int gi = 0; gi < groups; gi++)
+            {
+                var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
+                ReadOnlySpan<byte> bMat;
+                if (g.IsPointwise) bMat = xg;
+                else
+                {
+                    g.Im2Col<byte>(xg, cg, col, pad);
+                    bMat = col;
+                }
+                int outOffset = (n * g.OutChannels + gi * mg) * outSize;
+                Span<int> c = _qlinear ? acc : yt.Span<int>().Slice(outOffset, mg * outSize);
+                ReadOnlySpan<int> za = wZero.Length == 1 ? wZero : wZero.Slice(gi * mg, mg);
+                if (rows)
+                {
+                    FastIntGemm.MultiplyRows(mg, outSize, kc, w.Slice(gi * mg * kc, mg * kc), kc, wSigned, za, bMat, outSize, xSigned, zb, c, outSize);
+                }
+                else
+                {
+                    FastIntGemm.PackB(bMat, kc, outSize, outSize, xSigned, bPacked, colSums);
+                    var ap = wPacked.Slice(gi * perGroup, perGroup);
+                    var rs = wRowSums.Slice(gi * mg, mg);
+                    if (_qlinear)
+                    {
+                        // requantized tile by tile, straight into y
+                        var yb = yt.Buffer.AsSpan(yt.ByteOffset + outOffset, mg * outSize);
+                        FastIntGemm.MultiplyRequantize(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work,
+                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize);
+                        continue;
+                    }
+                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize);
+                }
+                if (!_qlinear) continue;
+                for (int m = 0; m < mg; m++)
+                {
+                    int ch = gi * mg + m;
+                    int b = bias.IsEmpty ? 0 : bias[ch];
+                    var arow = acc.Slice(m * outSize, outSize);
+                    int o = outOffset + m * outSize;
+                    if (yt.Type == DataType.UInt8) IntRequantize.Row(arow, b, mult[ch], yZero, yt.Span<byte>().Slice(o, outSize));
+                    else IntRequantize.Row(arow, b, mult[ch], yZero, yt.Span<sbyte>().Slice(o, outSize));
                 }
             }
         }

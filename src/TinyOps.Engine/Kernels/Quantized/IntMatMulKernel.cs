@@ -9,11 +9,20 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// MatMulInteger (opset 10) and QLinearMatMul (opsets 10, 21): numpy-matmul of uint8/int8 matrices with zero points
 /// (per tensor, per row of a, per column of b, optionally per batch), accumulating in int32 via <see cref="IntGemm"/>.
 /// MatMulInteger outputs the int32 sums; QLinearMatMul requantizes them with a_scale·b_scale/y_scale to uint8/int8.
+/// The fast route packs a constant b once at planning time (see <see cref="Infer"/>) and multiplies with
+/// <see cref="FastIntGemm"/>; the reference route (<see cref="IntGemm"/>) stays for tests.
 /// </summary>
 internal sealed class IntMatMulKernel : Kernel
 {
     private readonly bool _qlinear;
     private readonly int _a, _aZero, _aScale, _b, _bZero, _bScale;
+
+    // b packed at planning time when constant, one packed matrix per batch matrix of b; keyed by its source buffer.
+    private byte[]? _packedB;
+    private int[]? _packedColSums;
+    private byte[]? _packedSrc;
+    private int _packedSrcOffset, _packedSrcLength;
+    private DataType _packedAType, _packedBType;
 
     public IntMatMulKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -50,6 +59,7 @@ internal sealed class IntMatMulKernel : Kernel
             if (ctx.InputType(_bZero) != bType) throw ctx.Error($"b_zero_point has type {ctx.InputType(_bZero).OnnxName()} but b has type {bType.OnnxName()}");
             CheckParam(ctx, _bZero, "b_zero_point", n, false, batch);
         }
+        PrepackB(ctx, aType, bType, k, n);
         if (!_qlinear)
         {
             ctx.SetOutput(0, DataType.Int32, outShape.ToArray());
@@ -68,6 +78,30 @@ internal sealed class IntMatMulKernel : Kernel
         var yType = ctx.ExpectType(7, DataType.UInt8, DataType.Int8);
         if (ShapeUtil.Size(ctx.InputShape(7)) != 1) throw ctx.Error($"y_zero_point must be a scalar, it has shape {ShapeUtil.Format(ctx.InputShape(7))}");
         ctx.SetOutput(0, yType, outShape.ToArray());
+    }
+
+    /// <summary>Packs a constant b for the fast route when a is not constant (the node runs many times).</summary>
+    private void PrepackB(InferContext ctx, DataType aType, DataType bType, int k, int n)
+    {
+        _packedSrc = null;
+        _packedB = null;
+        _packedColSums = null;
+        var bv = ctx.InputValue(_b);
+        if (bv is null || ctx.InputValue(_a) is not null) return;
+        int mats = k * n == 0 ? 0 : bv.Length / (k * n);
+        int per = FastIntGemm.PackedBSize(k, n);
+        var packed = new byte[per * mats];
+        var sums = new int[n * mats];
+        var bb = bv.Buffer.AsSpan(bv.ByteOffset, bv.Length);
+        for (int i = 0; i < mats; i++)
+            FastIntGemm.PackB(bb.Slice(i * k * n, k * n), k, n, n, bType == DataType.Int8, packed.AsSpan(i * per, per), sums.AsSpan(i * n, n));
+        _packedB = packed;
+        _packedColSums = sums;
+        _packedSrc = bv.Buffer;
+        _packedSrcOffset = bv.ByteOffset;
+        _packedSrcLength = bv.Length;
+        _packedAType = aType;
+        _packedBType = bType;
     }
 
     /// <summary>A parameter is a scalar, a vector over rows of a (or columns of b), or [..., M, 1] (or [..., 1, N]) per batch.</summary>
@@ -90,6 +124,11 @@ internal sealed class IntMatMulKernel : Kernel
     {
         var a = ctx.Input(_a);
         var b = ctx.Input(_b);
+        if (!FastIntGemm.UseReference)
+        {
+            RunFast(ctx, a, b);
+            return;
+        }
         switch (a.Type, b.Type)
         {
             case (DataType.UInt8, DataType.UInt8): Run<byte, byte>(ctx, a, b); break;
@@ -160,6 +199,101 @@ internal sealed class IntMatMulKernel : Kernel
             int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
             if (yt.Type == DataType.UInt8) Requantize(acc, yt.Span<byte>().Slice(bi * mn, mn), m, n, aS, bS, yS, yZero);
             else Requantize(acc, yt.Span<sbyte>().Slice(bi * mn, mn), m, n, aS, bS, yS, yZero);
+        }
+    }
+
+    private void RunFast(RunContext ctx, Tensor at, Tensor bt)
+    {
+        var yt = ctx.Output(0);
+        bool a1 = at.Rank == 1, b1 = bt.Rank == 1;
+        int m = a1 ? 1 : at.Shape[^2], k = at.Shape[^1], n = b1 ? 1 : bt.Shape[^1];
+        int batchRank = yt.Rank - (a1 ? 0 : 1) - (b1 ? 0 : 1);
+        ReadOnlySpan<int> outBatch = yt.Shape.AsSpan(0, batchRank);
+        int batches = ShapeUtil.Size(outBatch);
+        var aOff = BatchOffsets(ctx, at.Shape, a1, outBatch, batches, 3);
+        var bOff = BatchOffsets(ctx, bt.Shape, b1, outBatch, batches, 4);
+
+        var azt = ctx.OptionalInput(_aZero);
+        var bzt = ctx.OptionalInput(_bZero);
+        var aParamShape = _qlinear ? ctx.Input(_aScale).Shape : azt?.Shape ?? [];
+        var bParamShape = _qlinear ? ctx.Input(_bScale).Shape : bzt?.Shape ?? [];
+        int aPLen = ShapeUtil.Size(aParamShape) == 1 ? 1 : m;
+        int bPLen = ShapeUtil.Size(bParamShape) == 1 ? 1 : n;
+        bool aPBatched = aPLen > 1 && aParamShape.Length >= 2;
+        bool bPBatched = bPLen > 1 && bParamShape.Length >= 2;
+        var apOff = BatchOffsets(ctx, aParamShape, !aPBatched, outBatch, batches, 5);
+        var bpOff = BatchOffsets(ctx, bParamShape, !bPBatched, outBatch, batches, 6);
+
+        bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
+        FastIntGemm.Plan(aSigned, bSigned, out bool flip, out bool aUnsigned, out int shift);
+        bool prepacked = _packedB is not null && ReferenceEquals(_packedSrc, bt.Buffer) && _packedSrcOffset == bt.ByteOffset
+            && _packedSrcLength == bt.Length && _packedAType == at.Type && _packedBType == bt.Type;
+
+        // ints: [aZero | bZero | row sums | column sums | work]; bytes: [packed a | packed b]
+        int workInts = FastIntGemm.WorkInts(n);
+        var ints = ctx.Scratch<int>(aPLen + bPLen + m + n + workInts, 1);
+        var aZero = ints.Slice(0, aPLen);
+        var bZero = ints.Slice(aPLen, bPLen);
+        var rowSums = ints.Slice(aPLen + bPLen, m);
+        var colSums = ints.Slice(aPLen + bPLen + m, n);
+        var work = ints.Slice(aPLen + bPLen + m + n, workInts);
+        int paSize = FastIntGemm.PackedASize(m, k), pbSize = FastIntGemm.PackedBSize(k, n);
+        var bytes = ctx.Scratch<byte>(paSize + (prepacked ? 0 : pbSize), 7);
+        var aPacked = bytes.Slice(0, paSize);
+        var bPackedRun = bytes.Slice(paSize);
+
+        var a = at.Buffer.AsSpan(at.ByteOffset, at.Length);
+        var b = bt.Buffer.AsSpan(bt.ByteOffset, bt.Length);
+        int mn = m * n;
+        Span<int> acc = _qlinear ? ctx.Scratch<int>(mn, 0) : default;
+        Span<float> colMult = _qlinear && bPLen > 1 ? ctx.Scratch<float>(n, 2) : default;
+        for (int bi = 0; bi < batches; bi++)
+        {
+            int aParamOffset = apOff[bi] * aPLen, bParamOffset = bpOff[bi] * bPLen;
+            QuantMath.ReadInts(azt, aZero.Length == 1 ? 0 : aParamOffset, aZero);
+            QuantMath.ReadInts(bzt, bZero.Length == 1 ? 0 : bParamOffset, bZero);
+            for (int i = 0; i < aZero.Length; i++) aZero[i] += shift;
+            FastIntGemm.PackA(a.Slice(aOff[bi] * m * k, m * k), m, k, k, flip, aSigned ^ flip, aPacked, rowSums);
+            ReadOnlySpan<byte> bPacked;
+            ReadOnlySpan<int> cs;
+            if (prepacked)
+            {
+                bPacked = _packedB.AsSpan(bOff[bi] * pbSize, pbSize);
+                cs = _packedColSums.AsSpan(bOff[bi] * n, n);
+            }
+            else
+            {
+                FastIntGemm.PackB(b.Slice(bOff[bi] * k * n, k * n), k, n, n, bSigned, bPackedRun, colSums);
+                bPacked = bPackedRun;
+                cs = colSums;
+            }
+            Span<int> c = _qlinear ? acc : yt.Span<int>().Slice(bi * mn, mn);
+            FastIntGemm.Multiply(m, n, k, aPacked, rowSums, aZero, aUnsigned, bPacked, cs, bZero, work, c, n);
+            if (!_qlinear) continue;
+            var aS = ctx.Input(_aScale).ReadOnlySpan<float>();
+            var bS = ctx.Input(_bScale).ReadOnlySpan<float>();
+            if (aPLen > 1) aS = aS.Slice(aParamOffset, m);
+            if (bPLen > 1) bS = bS.Slice(bParamOffset, n);
+            float yS = ctx.Input(6).ReadOnlySpan<float>()[0];
+            int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+            for (int i = 0; i < m; i++)
+            {
+                float asv = aS[aS.Length == 1 ? 0 : i];
+                var ar = acc.Slice(i * n, n);
+                int o = bi * mn + i * n;
+                if (bS.Length == 1)
+                {
+                    float mult = asv * bS[0] / yS;
+                    if (yt.Type == DataType.UInt8) IntRequantize.Row(ar, 0, mult, yZero, yt.Span<byte>().Slice(o, n));
+                    else IntRequantize.Row(ar, 0, mult, yZero, yt.Span<sbyte>().Slice(o, n));
+                }
+                else
+                {
+                    for (int j = 0; j < n; j++) colMult[j] = asv * bS[j] / yS;
+                    if (yt.Type == DataType.UInt8) IntRequantize.Row<byte>(ar, colMult, yZero, yt.Span<byte>().Slice(o, n));
+                    else IntRequantize.Row<sbyte>(ar, colMult, yZero, yt.Span<sbyte>().Slice(o, n));
+                }
+            }
         }
     }
 

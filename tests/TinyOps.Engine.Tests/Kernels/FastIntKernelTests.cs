@@ -1,0 +1,275 @@
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels.Quantized;
+using TinyOps.Engine.Runtime;
+using TinyOps.Engine.Tensors;
+using Xunit;
+
+namespace TinyOps.Engine.Tests.Kernels;
+
+/// <summary>The fast int8 routines (every instruction-set path) against the plain reference, bit for bit.</summary>
+public class FastIntKernelTests
+{
+    /// <summary>Forced paths, as ints of <see cref="IntGemmPath"/> (an internal type): Scalar, Avx2, AvxVnni.</summary>
+    public static TheoryData<int> Paths => new() { (int)IntGemmPath.Scalar, (int)IntGemmPath.Avx2, (int)IntGemmPath.AvxVnni };
+
+    private static T WithPath<T>(IntGemmPath path, Func<T> f)
+    {
+        var old = FastIntGemm.Forced;
+        FastIntGemm.Forced = path;
+        try { return f(); }
+        finally { FastIntGemm.Forced = old; }
+    }
+
+    private static byte[] RandomBytes(Random r, int n, bool extreme)
+    {
+        var b = new byte[n];
+        r.NextBytes(b);
+        if (extreme) for (int i = 0; i < n; i++) b[i] = (i & 1) == 0 ? (byte)0xFF : (byte)0x80; // 255 / 128 or -1 / -128
+        return b;
+    }
+
+    private static int[] Reference(bool aSigned, bool bSigned, int m, int n, int k, byte[] a, int[] za, byte[] b, int[] zb)
+    {
+        var c = new int[m * n];
+        if (aSigned && bSigned) IntGemm.Multiply<sbyte, sbyte>(m, n, k, AsS(a), k, za, AsS(b), n, zb, c, n);
+        else if (aSigned) IntGemm.Multiply<sbyte, byte>(m, n, k, AsS(a), k, za, b, n, zb, c, n);
+        else if (bSigned) IntGemm.Multiply<byte, sbyte>(m, n, k, a, k, za, AsS(b), n, zb, c, n);
+        else IntGemm.Multiply<byte, byte>(m, n, k, a, k, za, b, n, zb, c, n);
+        return c;
+    }
+
+    private static sbyte[] AsS(byte[] b) => (sbyte[])(Array)b;
+
+    private static int Zero(Random r, bool signed) => signed ? r.Next(-128, 128) : r.Next(0, 256);
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void PackedGemmMatchesReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(1234 + (int)path);
+        int[] sizes = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64];
+        for (int trial = 0; trial < 160; trial++)
+        {
+            int m = sizes[rng.Next(sizes.Length)], n = sizes[rng.Next(sizes.Length)], k = sizes[rng.Next(sizes.Length)];
+            if (trial % 16 == 0) k = 300 + rng.Next(40);
+            bool aSigned = (trial & 1) != 0, bSigned = (trial & 2) != 0, extreme = trial % 5 == 0;
+            var a = RandomBytes(rng, m * k, extreme);
+            var b = RandomBytes(rng, k * n, extreme && trial % 10 == 0);
+            int[] za = (trial & 4) != 0 ? Enumerable.Range(0, m).Select(_ => Zero(rng, aSigned)).ToArray() : [Zero(rng, aSigned)];
+            int[] zb = (trial & 8) != 0 ? Enumerable.Range(0, n).Select(_ => Zero(rng, bSigned)).ToArray() : [Zero(rng, bSigned)];
+            var expect = Reference(aSigned, bSigned, m, n, k, a, za, b, zb);
+
+            var got = WithPath(path, () =>
+            {
+                FastIntGemm.Plan(aSigned, bSigned, out bool flip, out bool aUnsigned, out int shift);
+                var ap = new byte[FastIntGemm.PackedASize(m, k)];
+                var bp = new byte[FastIntGemm.PackedBSize(k, n)];
+                var rs = new int[m];
+                var cs = new int[n];
+                FastIntGemm.PackA(a, m, k, k, flip, aSigned ^ flip, ap, rs);
+                FastIntGemm.PackB(b, k, n, n, bSigned, bp, cs);
+                var zaShifted = za.Select(z => z + shift).ToArray();
+                var c = Enumerable.Repeat(-7, m * n).ToArray(); // garbage must be overwritten
+                FastIntGemm.Multiply(m, n, k, ap, rs, zaShifted, aUnsigned, bp, cs, zb, new int[FastIntGemm.WorkInts(n)], c, n);
+                return c;
+            });
+            Assert.True(expect.SequenceEqual(got), $"trial {trial}: m={m} n={n} k={k} aSigned={aSigned} bSigned={bSigned} za={za.Length} zb={zb.Length}");
+
+            var rows = WithPath(path, () =>
+            {
+                var c = Enumerable.Repeat(-7, m * n).ToArray();
+                FastIntGemm.MultiplyRows(m, n, k, a, k, aSigned, za, b, n, bSigned, zb, c, n);
+                return c;
+            });
+            Assert.True(expect.SequenceEqual(rows), $"rows trial {trial}: m={m} n={n} k={k}");
+        }
+    }
+
+    [Fact]
+    public void RequantizeMatchesScalarIncludingHalfwayCases()
+    {
+        var rng = new Random(7);
+        var acc = new int[203];
+        for (int i = 0; i < acc.Length; i++) acc[i] = i < 64 ? (i - 32) * 2 + 1 : rng.Next(-100000, 100000); // odd values: x.5 with multiplier 0.5
+        acc[100] = int.MaxValue; acc[101] = int.MinValue;
+        foreach (float mult in new[] { 0.5f, 0.0123f, 1f / 3f, 2.5f, float.PositiveInfinity, float.NaN })
+        {
+            foreach (int yz in new[] { 0, 3, 128, -5 })
+            {
+                var fast = new byte[acc.Length];
+                var slow = new byte[acc.Length];
+                var fs = new sbyte[acc.Length];
+                var ss = new sbyte[acc.Length];
+                WithPath(IntGemmPath.Auto, () => { IntRequantize.Row<byte>(acc, 11, mult, yz, fast); IntRequantize.Row<sbyte>(acc, 11, mult, yz, fs); return 0; });
+                var (umin, umax) = QuantMath.Range<byte>();
+                var (smin, smax) = QuantMath.Range<sbyte>();
+                for (int i = 0; i < acc.Length; i++)
+                {
+                    slow[i] = (byte)QuantMath.Requantize(acc[i] + 11, mult, yz, umin, umax);
+                    ss[i] = (sbyte)QuantMath.Requantize(acc[i] + 11, mult, yz, smin, smax);
+                }
+                Assert.Equal(slow, fast);
+                Assert.Equal(ss, fs);
+                var mults = Enumerable.Range(0, acc.Length).Select(i => mult * (1 + i % 7) / 4f).ToArray();
+                var fc = new byte[acc.Length];
+                WithPath(IntGemmPath.Auto, () => { IntRequantize.Row<byte>(acc, mults, yz, fc); return 0; });
+                for (int i = 0; i < acc.Length; i++) Assert.Equal((byte)QuantMath.Requantize(acc[i], mults[i], yz, umin, umax), fc[i]);
+            }
+        }
+    }
+
+    // ---- whole kernels through a session: reference route vs each fast path ----
+
+    private static Tensor Bytes(Random r, bool signed, params int[] shape)
+    {
+        var b = new byte[shape.Aggregate(1, (x, y) => x * y)];
+        r.NextBytes(b);
+        return signed ? Tensor.FromArray(AsS(b), shape) : Tensor.FromArray(b, shape);
+    }
+
+    private static Tensor ZeroPoint(Random r, bool signed, int count, bool vector)
+    {
+        if (!vector) return signed ? Tensor.Scalar((sbyte)r.Next(-20, 20)) : Tensor.Scalar((byte)r.Next(100, 156));
+        return signed
+            ? Tensor.FromArray(Enumerable.Range(0, count).Select(_ => (sbyte)r.Next(-20, 20)).ToArray(), count)
+            : Tensor.FromArray(Enumerable.Range(0, count).Select(_ => (byte)r.Next(100, 156)).ToArray(), count);
+    }
+
+    private static Tensor Scales(Random r, int count, bool vector, float baseScale) => vector
+        ? Tensor.FromArray(Enumerable.Range(0, count).Select(_ => baseScale * (0.5f + (float)r.NextDouble())).ToArray(), count)
+        : Tensor.Scalar(baseScale);
+
+    /// <summary>Runs a one-node model; names in <paramref name="constants"/> are initializers (packed at planning).</summary>
+    private static Tensor RunNode(string op, (string Name, Tensor? Value)[] inputs, HashSet<string> constants, Dictionary<string, AttributeValue> attrs, IntGemmPath path)
+    {
+        var node = new Node { OpType = op, Inputs = inputs.Select(i => i.Value is null ? "" : i.Name).ToList(), Outputs = ["y"], Attributes = attrs };
+        var g = new Graph { Nodes = [node] };
+        foreach (var (name, v) in inputs)
+        {
+            if (v is null) continue;
+            if (constants.Contains(name)) g.Initializers[name] = v;
+            else g.Inputs.Add(new ValueInfo(name, v.Type, v.Shape.Select(d => Dim.Of(d)).ToArray()));
+        }
+        g.Outputs.Add(new ValueInfo("y", DataType.Undefined, null));
+        var model = new Model { Graph = g, Opsets = { [""] = 13 } };
+        return WithPath(path, () =>
+        {
+            var session = new InferenceSession(model);
+            var feed = inputs.Where(i => i.Value is not null && !constants.Contains(i.Name)).ToDictionary(i => i.Name, i => i.Value!);
+            session.Run(feed);
+            return session.Run(feed)["y"]; // second run: planned (packed) weights reused
+        });
+    }
+
+    private static void AssertSame(Tensor expect, Tensor got, string what)
+    {
+        Assert.Equal(expect.Type, got.Type);
+        Assert.Equal(expect.Shape, got.Shape);
+        Assert.True(expect.Buffer.AsSpan(expect.ByteOffset, expect.Length * expect.Type.ElementSize())
+            .SequenceEqual(got.Buffer.AsSpan(got.ByteOffset, got.Length * got.Type.ElementSize())), what);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void QLinearConvAndConvIntegerMatchReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(99 + (int)path);
+        for (int trial = 0; trial < 40; trial++)
+        {
+            bool xs = (trial & 1) != 0, ws = (trial & 2) != 0, perChannel = (trial & 4) != 0, constW = (trial & 8) == 0, ys = trial % 3 == 0;
+            int kind = trial % 4; // 0: 3x3 pad 1, 1: 1x1, 2: depthwise 3x3 stride 2, 3: grouped 3x2 dilated
+            int batch = 1 + trial % 2, h = 3 + rng.Next(9), w = 3 + rng.Next(9);
+            int c, m, group, kh, kw;
+            var attrs = new Dictionary<string, AttributeValue>();
+            switch (kind)
+            {
+                case 0: c = 1 + rng.Next(7); m = 1 + rng.Next(19); group = 1; kh = kw = 3; attrs["pads"] = AttributeValue.Of("pads", new long[] { 1, 1, 1, 1 }); break;
+                case 1: c = 1 + rng.Next(40); m = 1 + rng.Next(40); group = 1; kh = kw = 1; break;
+                case 2: c = 1 + rng.Next(12); m = c; group = c; kh = kw = 3; attrs["strides"] = AttributeValue.Of("strides", new long[] { 2, 2 }); attrs["pads"] = AttributeValue.Of("pads", new long[] { 1, 0, 1, 1 }); break;
+                default: group = 2; c = 2 * (1 + rng.Next(4)); m = 2 * (1 + rng.Next(6)); kh = 3; kw = 2; attrs["dilations"] = AttributeValue.Of("dilations", new long[] { 2, 1 }); break;
+            }
+            if (kind >= 2) { h += 4; w += 2; }
+            foreach (var a in attrs.Values.ToList()) attrs[a.Name] = a;
+            attrs["group"] = AttributeValue.Of("group", (long)group);
+            var x = Bytes(rng, xs, batch, c, h, w);
+            var wt = Bytes(rng, ws, m, c / group, kh, kw);
+            var xz = ZeroPoint(rng, xs, 1, false);
+            var wz = ZeroPoint(rng, ws, m, perChannel);
+            var bias = Tensor.FromArray(Enumerable.Range(0, m).Select(_ => rng.Next(-5000, 5000)).ToArray(), m);
+            (string, Tensor?)[] q =
+            [
+                ("x", x), ("xs", Tensor.Scalar(0.02f)), ("xz", xz), ("w", wt), ("ws", Scales(rng, m, perChannel, 0.01f)), ("wz", wz),
+                ("ys", Tensor.Scalar(0.05f + 0.1f * (float)rng.NextDouble())), ("yz", ys ? Tensor.Scalar((sbyte)rng.Next(-10, 10)) : Tensor.Scalar((byte)rng.Next(100, 150))),
+                ("b", trial % 5 == 4 ? null : bias),
+            ];
+            var consts = constW ? new HashSet<string> { "w", "ws", "wz", "xs", "xz", "ys", "yz", "b" } : [];
+            string what = $"trial {trial} kind {kind} x {ShapeUtil.Format(x.Shape)} w {ShapeUtil.Format(wt.Shape)} xs={xs} ws={ws} perChannel={perChannel} const={constW}";
+            AssertSame(RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Reference), RunNode("QLinearConv", q, consts, attrs, path), "QLinearConv " + what);
+            (string, Tensor?)[] ci = [("x", x), ("w", wt), ("xz", xz), ("wz", wz)];
+            AssertSame(RunNode("ConvInteger", ci, consts, attrs, IntGemmPath.Reference), RunNode("ConvInteger", ci, consts, attrs, path), "ConvInteger " + what);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void QLinearMatMulAndMatMulIntegerMatchReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(5 + (int)path);
+        for (int trial = 0; trial < 40; trial++)
+        {
+            bool as_ = (trial & 1) != 0, bs = (trial & 2) != 0, perCol = (trial & 4) != 0, constB = (trial & 8) == 0, ys = trial % 3 == 0;
+            int m = 1 + rng.Next(13), k = 1 + rng.Next(70), n = 1 + rng.Next(50);
+            int[] aShape = trial % 7 == 6 ? [2, m, k] : [m, k];
+            int[] bShape = trial % 11 == 10 ? [2, k, n] : [k, n];
+            var a = Bytes(rng, as_, aShape);
+            var b = Bytes(rng, bs, bShape);
+            var az = ZeroPoint(rng, as_, m, false);
+            var bz = ZeroPoint(rng, bs, n, perCol);
+            (string, Tensor?)[] q =
+            [
+                ("a", a), ("as", Tensor.Scalar(0.03f)), ("az", az), ("b", b), ("bs", Scales(rng, n, perCol, 0.01f)), ("bz", bz),
+                ("ys", Tensor.Scalar(0.02f + 0.1f * (float)rng.NextDouble())), ("yz", ys ? Tensor.Scalar((sbyte)rng.Next(-10, 10)) : Tensor.Scalar((byte)rng.Next(100, 150))),
+            ];
+            var consts = constB ? new HashSet<string> { "b", "bs", "bz", "ys", "yz", "as", "az" } : [];
+            string what = $"trial {trial} a {ShapeUtil.Format(aShape)} b {ShapeUtil.Format(bShape)} as={as_} bs={bs} perCol={perCol} const={constB}";
+            var empty = new Dictionary<string, AttributeValue>();
+            AssertSame(RunNode("QLinearMatMul", q, consts, empty, IntGemmPath.Reference), RunNode("QLinearMatMul", q, consts, empty, path), "QLinearMatMul " + what);
+            var azv = ZeroPoint(rng, as_, m, trial % 3 == 1);
+            (string, Tensor?)[] mi = [("a", a), ("b", b), ("az", trial % 4 == 3 ? null : azv), ("bz", bz)];
+            AssertSame(RunNode("MatMulInteger", mi, consts, empty, IntGemmPath.Reference), RunNode("MatMulInteger", mi, consts, empty, path), "MatMulInteger " + what);
+        }
+    }
+
+    [Fact]
+    public void FastConvAllocatesNothingPerRun()
+    {
+        var rng = new Random(3);
+        var node = new Node
+        {
+            OpType = "QLinearConv", Inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], Outputs = ["y"],
+            Attributes = new() { ["pads"] = AttributeValue.Of("pads", new long[] { 1, 1, 1, 1 }) },
+        };
+        var g = new Graph { Nodes = [node] };
+        g.Inputs.Add(new ValueInfo("x", DataType.UInt8, [Dim.Of(1), Dim.Of(8), Dim.Of(10), Dim.Of(10)]));
+        g.Initializers["xs"] = Tensor.Scalar(0.02f);
+        g.Initializers["xz"] = Tensor.Scalar((byte)128);
+        g.Initializers["w"] = Bytes(rng, true, 16, 8, 3, 3);
+        g.Initializers["ws"] = Scales(rng, 16, true, 0.01f);
+        g.Initializers["wz"] = Tensor.FromArray(new sbyte[16], 16);
+        g.Initializers["ys"] = Tensor.Scalar(0.1f);
+        g.Initializers["yz"] = Tensor.Scalar((byte)120);
+        g.Initializers["b"] = Tensor.FromArray(new int[16], 16);
+        g.Outputs.Add(new ValueInfo("y", DataType.Undefined, null));
+        var session = new InferenceSession(new Model { Graph = g, Opsets = { [""] = 13 } });
+        var inputs = new[] { Bytes(rng, false, 1, 8, 10, 10) };
+        var outputs = new Tensor[1];
+        session.Run(inputs, outputs);
+        session.Run(inputs, outputs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++) session.Run(inputs, outputs);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
