@@ -21,7 +21,8 @@ public sealed class InferenceSession
         Model = model;
         Options = options ?? new SessionOptions();
         _executor = new Executor(Options);
-        _graph = CompiledGraph.Compile(Fusion.ActivationFusion.Apply(model.Graph, model, Options.Registry), model, Options.Registry, null);
+        var graph = Options.FuseActivations ? Fusion.ActivationFusion.Apply(model.Graph, model, Options.Registry) : model.Graph;
+        _graph = CompiledGraph.Compile(graph, model, Options.Registry, null);
         Inputs = _graph.RuntimeInputInfos;
         Outputs = model.Graph.Outputs.ToArray();
         ValidateStatically();

@@ -14,5 +14,8 @@ public sealed class SessionOptions
     /// <summary>Largest constant subgraph result folded at load time, in elements.</summary>
     public long MaxFoldElements { get; init; } = 1L << 24;
 
+    /// <summary>Fold Relu, Clip and other activations into the Conv or Gemm before them (default on; off to profile node by node).</summary>
+    public bool FuseActivations { get; init; } = true;
+
     public KernelRegistry Registry { get; init; } = KernelRegistry.Default;
 }
