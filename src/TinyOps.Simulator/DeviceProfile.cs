@@ -22,8 +22,8 @@ public sealed record DeviceProfile(
     public static readonly DeviceProfile CortexM4 = new("cortex-m4", "armv7e-m", 256 * 1024, 1024 * 1024, 264_192 / 0.01005, "lte", 5.9, true,
         "MLPerf Tiny reference latency, Cortex-M4F @120 MHz: AD01 10.05 ms (KWS 181.9 ms); uplink LTE 5.9 Mbps (Neurosurgeon)");
 
-    /// <summary>A Cortex-M0+ class sensor node: 32 KiB of RAM, too small for most CNNs; same rate scaled by clock (48 MHz, no FPU: assumed 1/8).</summary>
-    public static readonly DeviceProfile CortexM0 = new("cortex-m0", "armv6-m", 32 * 1024, 256 * 1024, 264_192 / 0.01005 / 8, "3g", 1.1, true,
+    /// <summary>A Cortex-M0+ class sensor node: 16 KiB of RAM (assumed), too small for most CNNs; same rate scaled by clock (48 MHz, no FPU: assumed 1/8).</summary>
+    public static readonly DeviceProfile CortexM0 = new("cortex-m0", "armv6-m", 16 * 1024, 256 * 1024, 264_192 / 0.01005 / 8, "3g", 1.1, true,
         "assumed: 1/8 of the Cortex-M4F rate (48 MHz, no FPU); uplink 3G 1.1 Mbps (Neurosurgeon)");
 
     /// <summary>A phone-class SoC (one big core): assumed 2 GMAC/s effective for small fp32 CNNs.</summary>
