@@ -26,6 +26,7 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup", "-w") { Description = "untimed runs before timing", DefaultValueFactory = _ => 20 };
         var warmupMs = new Option<int>("--warmup-ms") { Description = "keep warming up until this many milliseconds have passed (lets the JIT finish tiering up)", DefaultValueFactory = _ => 1000 };
         var json = new Option<bool>("--json") { Description = "print one JSON line instead of a table" };
+        var profile = new Option<bool>("--profile") { Description = "also time every node and print where the time goes (adds a little overhead per node)" };
         var cmd = new Command("bench", "Measure a model's load time, latency (p50/p90/p99), planned arena and allocation per inference");
         cmd.Arguments.Add(model);
         cmd.Options.Add(batch);
@@ -34,19 +35,21 @@ internal static class BenchCommand
         cmd.Options.Add(warmup);
         cmd.Options.Add(warmupMs);
         cmd.Options.Add(json);
+        cmd.Options.Add(profile);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
-            var settings = new Settings(r.GetValue(model)!, r.GetValue(batch), r.GetValue(threads), r.GetValue(iterations), r.GetValue(warmup), r.GetValue(warmupMs));
+            var settings = new Settings(r.GetValue(model)!, r.GetValue(batch), r.GetValue(threads), r.GetValue(iterations), r.GetValue(warmup), r.GetValue(warmupMs), r.GetValue(profile));
             settings.Validate();
             var result = Measure(settings);
             if (r.GetValue(json)) Console.WriteLine(ToJson(settings, result));
             else PrintTable(settings, result);
+            if (settings.Profile && !r.GetValue(json)) PrintProfile(result.Profile);
             return 0;
         }));
         return cmd;
     }
 
-    private sealed record Settings(string Model, int Batch, int Threads, int Iterations, int Warmup, int WarmupMs)
+    private sealed record Settings(string Model, int Batch, int Threads, int Iterations, int Warmup, int WarmupMs, bool Profile)
     {
         public void Validate()
         {
@@ -62,7 +65,7 @@ internal static class BenchCommand
     private sealed record Result(
         double LoadMs, double WarmLoadMs, double FirstRunMs, int WarmupRuns, double[] LatenciesUs, long ArenaBytes, long ScratchBytes,
         double AllocatedPerInference, double AllocatedPerInferenceAllThreads, string[] InputShapes,
-        string OutputName, int[] OutputShape, float[] OutputHead)
+        string OutputName, int[] OutputShape, float[] OutputHead, IReadOnlyList<NodeTime> Profile)
     {
         // Same rule as bench.mjs: sorted[min(n-1, floor(q*n))].
         public double Quantile(double q) => LatenciesUs[Math.Min(LatenciesUs.Length - 1, (int)Math.Floor(q * LatenciesUs.Length))];
@@ -71,7 +74,7 @@ internal static class BenchCommand
 
     private static Result Measure(Settings s)
     {
-        var options = new SessionOptions { Threads = s.Threads };
+        var options = new SessionOptions { Threads = s.Threads, ProfileNodes = s.Profile };
         long t0 = Stopwatch.GetTimestamp();
         var session = InferenceSession.Load(s.Model, options);
         double loadMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
@@ -104,6 +107,7 @@ internal static class BenchCommand
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
+        session.ResetNodeProfile();
 
         var ticks = new long[s.Iterations];
         long allocBefore = GC.GetAllocatedBytesForCurrentThread();
@@ -126,7 +130,7 @@ internal static class BenchCommand
         for (int i = 0; i < head.Length; i++) head[i] = first.GetFloat(i);
         return new Result(loadMs, warmLoadMs, firstMs, warm, latencies, session.PlannedArenaBytes, session.ScratchBytes,
             (double)alloc / s.Iterations, (double)allocAll / s.Iterations, shapes,
-            session.Outputs[0].Name, (int[])first.Shape.Clone(), head);
+            session.Outputs[0].Name, (int[])first.Shape.Clone(), head, session.NodeProfile());
     }
 
     /// <summary>
@@ -190,6 +194,29 @@ internal static class BenchCommand
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>Where the time goes: per operator type, then the slowest nodes.</summary>
+    private static void PrintProfile(IReadOnlyList<NodeTime> nodes)
+    {
+        double total = 0;
+        foreach (var n in nodes) total += n.MeanMicroseconds;
+        if (total <= 0) return;
+        var byOp = new Dictionary<string, (int Count, double Us)>();
+        foreach (var n in nodes)
+        {
+            byOp.TryGetValue(n.OpType, out var e);
+            byOp[n.OpType] = (e.Count + 1, e.Us + n.MeanMicroseconds);
+        }
+        var ops = new Table().Title("time per operator type (mean of a run)").AddColumn("operator").AddColumn(new TableColumn("nodes").RightAligned())
+            .AddColumn(new TableColumn("µs").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
+        foreach (var (op, e) in byOp.OrderByDescending(kv => kv.Value.Us))
+            ops.AddRow(Markup.Escape(op), e.Count.ToString(CultureInfo.InvariantCulture), e.Us.ToString("N1", CultureInfo.InvariantCulture), (e.Us / total).ToString("P1", CultureInfo.InvariantCulture));
+        AnsiConsole.Write(ops);
+        var top = new Table().Title("slowest nodes").AddColumn("node").AddColumn("operator").AddColumn("output").AddColumn(new TableColumn("µs").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
+        foreach (var n in nodes.OrderByDescending(n => n.MeanMicroseconds).Take(25))
+            top.AddRow(Markup.Escape(n.Name), Markup.Escape(n.OpType), Markup.Escape(n.OutputShape), n.MeanMicroseconds.ToString("N1", CultureInfo.InvariantCulture), (n.MeanMicroseconds / total).ToString("P1", CultureInfo.InvariantCulture));
+        AnsiConsole.Write(top);
     }
 
     private static long ShapeLength(int[] shape)

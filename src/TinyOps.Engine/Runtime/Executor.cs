@@ -21,6 +21,10 @@ internal sealed class Executor
 
     public long ScratchBytes => _scratch.TotalBytes;
 
+    /// <summary>With <see cref="SessionOptions.ProfileNodes"/>: Stopwatch ticks and runs per node of the main graph.</summary>
+    internal long[]? NodeTicks;
+    internal int[]? NodeRuns;
+
     /// <summary>Plans <paramref name="g"/> for inputs of the given types and shapes (values unknown).</summary>
     public ExecutionPlan Plan(CompiledGraph g, DataType[] inputTypes, int[][] inputShapes)
     {
@@ -219,7 +223,7 @@ internal sealed class Executor
     }
 
     /// <summary>Runs a plan. Inputs must match the plan's shapes; outputs are views valid until the next run.</summary>
-    public void Execute(CompiledGraph g, ExecutionPlan plan, ReadOnlySpan<Tensor> inputs, Tensor?[]? outerValues)
+    public void Execute(CompiledGraph g, ExecutionPlan plan, ReadOnlySpan<Tensor> inputs, Tensor?[]? outerValues, bool profile = false)
     {
         var values = plan.Values;
         Array.Copy(plan.Initial, values, values.Length);
@@ -231,8 +235,15 @@ internal sealed class Executor
         {
             if (plan.NodeFolded[n]) continue;
             var node = nodes[n];
+            long start = profile ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             if (plan.NodeDynamic[n]) RunDynamicNode(g, node, values);
             else RunNode(node, values);
+            if (profile)
+            {
+                if (NodeTicks is null || NodeTicks.Length != nodes.Length) { NodeTicks = new long[nodes.Length]; NodeRuns = new int[nodes.Length]; }
+                NodeTicks[n] += System.Diagnostics.Stopwatch.GetTimestamp() - start;
+                NodeRuns![n]++;
+            }
         }
     }
 

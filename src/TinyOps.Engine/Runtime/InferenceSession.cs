@@ -43,6 +43,33 @@ public sealed class InferenceSession
     /// <summary>Scratch bytes kernels have asked for so far.</summary>
     public long ScratchBytes => _executor.ScratchBytes;
 
+    /// <summary>
+    /// With <see cref="SessionOptions.ProfileNodes"/>: per node of the (fused) main graph, in execution order, the
+    /// total time of its runs so far. Empty when profiling is off or nothing has run.
+    /// </summary>
+    public IReadOnlyList<NodeTime> NodeProfile()
+    {
+        var ticks = _executor.NodeTicks;
+        var runs = _executor.NodeRuns;
+        if (ticks is null || runs is null) return [];
+        var list = new List<NodeTime>(ticks.Length);
+        for (int n = 0; n < ticks.Length; n++)
+        {
+            var cn = _graph.Nodes[n];
+            var node = cn.Kernel.Node;
+            var shape = _plans.Count > 0 && cn.Outputs.Length > 0 ? _plans[0].Shapes[cn.Outputs[0]] : null;
+            list.Add(new NodeTime(node.Name, node.OpType, shape is null ? "?" : ShapeUtil.Format(shape), runs[n], TimeSpan.FromSeconds((double)ticks[n] / System.Diagnostics.Stopwatch.Frequency)));
+        }
+        return list;
+    }
+
+    /// <summary>Clears the times <see cref="NodeProfile"/> reports (for example after a warm-up).</summary>
+    public void ResetNodeProfile()
+    {
+        if (_executor.NodeTicks is { } t) Array.Clear(t);
+        if (_executor.NodeRuns is { } r) Array.Clear(r);
+    }
+
     /// <summary>Runs with named inputs; returns copies of the outputs keyed by name.</summary>
     public Dictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
     {
@@ -81,7 +108,7 @@ public sealed class InferenceSession
             _plans.Insert(0, plan);
             if (_plans.Count > MaxCachedPlans) _plans.RemoveAt(_plans.Count - 1);
         }
-        _executor.Execute(_graph, plan, inputs, null);
+        _executor.Execute(_graph, plan, inputs, null, Options.ProfileNodes);
         for (int i = 0; i < Outputs.Count; i++)
             outputs[i] = plan.Values[_graph.Outputs[i]] ?? throw new InvalidOperationException($"output '{Outputs[i].Name}' was not produced");
     }

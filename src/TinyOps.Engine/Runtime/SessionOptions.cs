@@ -17,5 +17,8 @@ public sealed class SessionOptions
     /// <summary>Fold Relu, Clip and other activations into the Conv or Gemm before them (default on; off to profile node by node).</summary>
     public bool FuseActivations { get; init; } = true;
 
+    /// <summary>Time every node of the main graph (see <see cref="InferenceSession.NodeProfile"/>); off by default.</summary>
+    public bool ProfileNodes { get; init; }
+
     public KernelRegistry Registry { get; init; } = KernelRegistry.Default;
 }
