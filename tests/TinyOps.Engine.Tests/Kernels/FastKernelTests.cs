@@ -56,6 +56,22 @@ public class FastKernelTests
 
     public static TheoryData<bool, int> Modes() => new() { { false, 1 }, { true, 1 }, { false, 2 }, { true, 2 } };
 
+    [Fact]
+    public void PackedGemm512PathMatchesNaiveOnAnyHardware()
+    {
+        // The 8 x 32 Vector512 kernel runs in software where AVX-512 is missing, so this checks it everywhere.
+        PackedGemm.ForcePath = PackedGemm.Path.Avx512;
+        try
+        {
+            PackedGemmMatchesNaiveOnOddShapes(false, 1);
+            PackedGemmMatchesNaiveOnOddShapes(false, 2);
+        }
+        finally
+        {
+            PackedGemm.ForcePath = null;
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Modes))]
     public void PackedGemmMatchesNaiveOnOddShapes(bool scalar, int threads)
@@ -63,7 +79,7 @@ public class FastKernelTests
         int[][] sizes =
         [
             [1, 1, 1], [4, 5, 3], [8, 32, 16], [9, 33, 17], [17, 31, 300], [6, 16, 7], [13, 70, 513], [40, 100, 5],
-            [129, 65, 257], [7, 1030, 9], [33, 2100, 3], [300, 49, 40], [16, 3, 1], [20, 17, 0],
+            [129, 65, 257], [7, 1030, 9], [33, 2100, 3], [300, 49, 40], [16, 3, 1], [20, 17, 0], [12, 64, 600], [24, 48, 16],
         ];
         var rnd = new Random(5);
         SGemm.ForceScalar = scalar;
@@ -415,5 +431,58 @@ public class FastKernelTests
                     expected[(p * oh + i) * ow + j] = best;
                 }
         AssertClose(expected, RunModel(graph, new() { ["X"] = Tensor.FromArray(x, n, c, h, w) })["Y"].ReadOnlySpan<float>(), "MaxPool");
+    }
+
+    [Theory]
+    // c, h, w, kernel, stride, dilation, pads (top, left, bottom, right), ceil mode
+    [InlineData(3, 112, 112, 3, 2, 1, 1, 1, 1, 1, 0)]   // ResNet-18
+    [InlineData(2, 111, 111, 3, 2, 1, 0, 0, 0, 0, 1)]   // SqueezeNet, ceil mode
+    [InlineData(2, 13, 17, 3, 1, 1, 1, 1, 1, 1, 0)]
+    [InlineData(1, 20, 9, 2, 3, 2, 0, 1, 1, 0, 1)]
+    [InlineData(2, 7, 33, 5, 2, 1, 2, 2, 2, 2, 0)]
+    [InlineData(1, 4, 3, 4, 1, 1, 0, 3, 0, 3, 0)]
+    [InlineData(1, 9, 40, 1, 1, 3, 0, 0, 0, 0, 0)]
+    public void MaxPoolRowKernelMatchesReference(int c, int h, int w, int k, int s, int d, int pt, int pl, int pb, int pr, int ceil)
+    {
+        var x = Random(c * h * w, 21 + h + w);
+        var node = new Node
+        {
+            OpType = "MaxPool",
+            Inputs = ["X"],
+            Outputs = ["Y"],
+            Attributes =
+            {
+                ["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { k, k }),
+                ["strides"] = AttributeValue.Of("strides", new long[] { s, s }),
+                ["dilations"] = AttributeValue.Of("dilations", new long[] { d, d }),
+                ["pads"] = AttributeValue.Of("pads", new long[] { pt, pl, pb, pr }),
+                ["ceil_mode"] = AttributeValue.Of("ceil_mode", (long)ceil),
+            },
+        };
+        var graph = new Graph
+        {
+            Nodes = [node],
+            Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(1), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+            Outputs = [new ValueInfo("Y", DataType.Float32, null)],
+        };
+        var feeds = new Dictionary<string, Tensor> { ["X"] = Tensor.FromArray(x, 1, c, h, w) };
+        float[] expected;
+        try
+        {
+            TinyOps.Engine.Kernels.Pooling.MaxPoolKernel.UseReference = true;
+            expected = RunModel(graph, feeds)["Y"].ToArray<float>();
+        }
+        finally { TinyOps.Engine.Kernels.Pooling.MaxPoolKernel.UseReference = false; }
+        foreach (bool scalar in new[] { false, true })
+        {
+            try
+            {
+                SGemm.ForceScalar = scalar;
+                var y = RunModel(graph, feeds)["Y"].ToArray<float>();
+                Assert.Equal(expected.Length, y.Length);
+                for (int i = 0; i < y.Length; i++) Assert.True(expected[i] == y[i], $"scalar={scalar} element {i}: expected {expected[i]}, got {y[i]}");
+            }
+            finally { SGemm.ForceScalar = false; }
+        }
     }
 }

@@ -14,8 +14,17 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// </summary>
 internal static unsafe class PackedGemm
 {
-    private const int KC = 256;
+    /// <summary>Largest K block: a 16- or 32-wide B panel of this depth stays in L1 while the row tiles stream by.</summary>
+    private const int MaxKC = 256;
     private const int NC = 1024;
+
+    /// <summary>The K block size for depth K: at most <see cref="MaxKC"/>, the blocks as even as possible.</summary>
+    public static int BlockK(int K)
+    {
+        if (K <= MaxKC) return Math.Max(K, 1);
+        int blocks = (K + MaxKC - 1) / MaxKC;
+        return (K + blocks - 1) / blocks;
+    }
 
     /// <summary>What one GEMM call computes: C = act(alpha * op(A) op(B) + beta * C + rowBias[i] + colBias[j]).</summary>
     internal struct Job
@@ -45,6 +54,7 @@ internal static unsafe class PackedGemm
         fixed (float* pa = A, pd = data)
         {
             var job = new Job { A = pa, Sai = sai, Sak = sak };
+            int KC = BlockK(K);
             for (int pc = 0; pc < K; pc += KC)
                 PackA(in job, 0, M, pc, Math.Min(KC, K - pc), MR, pd + (long)pc * mpad);
         }
@@ -56,8 +66,12 @@ internal static unsafe class PackedGemm
 
     internal enum Path { Avx512, Avx2, Scalar }
 
+    /// <summary>Tests set this to run one path whatever the hardware (Vector512 code runs in software without AVX-512).</summary>
+    internal static Path? ForcePath;
+
     public static Path Select() =>
-        SGemm.ForceScalar ? Path.Scalar
+        ForcePath is { } forced ? forced
+        : SGemm.ForceScalar ? Path.Scalar
         : Vector512.IsHardwareAccelerated ? Path.Avx512
         : Vector256.IsHardwareAccelerated && Fma.IsSupported ? Path.Avx2
         : Path.Scalar;
@@ -75,10 +89,22 @@ internal static unsafe class PackedGemm
     public static void Run(in Job job, int m0, int m1, int n0, int n1)
     {
         if (m1 <= m0 || n1 <= n0) return;
+        switch (job.Act.Kind)
+        {
+            case ActivationKind.None: Run<NoActivation>(in job, m0, m1, n0, n1); break;
+            case ActivationKind.Relu: Run<ReluActivation>(in job, m0, m1, n0, n1); break;
+            case ActivationKind.Clip: Run<ClipActivation>(in job, m0, m1, n0, n1); break;
+            default: Run<AnyActivation>(in job, m0, m1, n0, n1); break;
+        }
+    }
+
+    private static void Run<TAct>(in Job job, int m0, int m1, int n0, int n1) where TAct : struct, IActivationOp
+    {
         var path = job.Path;
         var (MR, NR) = Tile(path);
         int MC = MR * 16;
         int K = job.K;
+        int KC = BlockK(K);
         int mpad = (job.M + MR - 1) / MR * MR;
         float* pa = Buffer(ref t_packA, MC * KC);
         float* pb = Buffer(ref t_packB, KC * NC);
@@ -112,10 +138,10 @@ internal static unsafe class PackedGemm
                             switch (path)
                             {
                                 case Path.Avx512:
-                                    Kernel8x32(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0);
+                                    Kernel8x32<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0);
                                     break;
                                 case Path.Avx2:
-                                    Kernel6x16(kc, ap, bp, full ? c : tile, full ? job.Ldc : 16, full, in job, accumulate, last, i0, j0);
+                                    Kernel6x16<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 16, full, in job, accumulate, last, i0, j0);
                                     break;
                                 default:
                                     Kernel4x4(kc, ap, bp, tile);
@@ -168,6 +194,26 @@ internal static unsafe class PackedGemm
     private static void PackB(in Job job, int p0, int kc, int j0, int nc, int NR, float* dst)
     {
         int sbk = job.Sbk, sbn = job.Sbn;
+        if (sbn == 1 && NR == 16 && Vector256.IsHardwareAccelerated && nc >= 16)
+        {
+            // Row by row: each source row is read sequentially (prefetch-friendly), its 16-wide pieces go to the
+            // panels at the same k.
+            int full = nc / 16 * 16;
+            for (int k = 0; k < kc; k++)
+            {
+                float* src = job.B + (long)(p0 + k) * sbk + j0;
+                float* d = dst + k * 16;
+                for (int jr = 0; jr < full; jr += 16, d += 16 * kc)
+                {
+                    Vector256.Store(Vector256.Load(src + jr), d);
+                    Vector256.Store(Vector256.Load(src + jr + 8), d + 8);
+                }
+            }
+            if (full == nc) return;
+            dst += full * kc;
+            j0 += full;
+            nc -= full;
+        }
         for (int jr = 0; jr < nc; jr += NR)
         {
             int cols = Math.Min(NR, nc - jr);
@@ -218,7 +264,7 @@ internal static unsafe class PackedGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Finish(Vector512<float> acc, float* c, in Job job, bool accumulate, bool last, float rb, float* cb)
+    private static Vector512<float> Finish<TAct>(Vector512<float> acc, float* c, in Job job, bool accumulate, bool last, float rb, float* cb) where TAct : struct, IActivationOp
     {
         var v = acc * job.Alpha;
         if (accumulate) v += Vector512.Load(c);
@@ -226,28 +272,46 @@ internal static unsafe class PackedGemm
         {
             v += Vector512.Create(rb);
             if (cb != null) v += Vector512.Load(cb);
-            v = job.Act.Apply(v);
+            v = TAct.Apply(v, in job.Act);
         }
         return v;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row512(Vector512<float> x0, Vector512<float> x1, float* c, bool direct, in Job job, bool accumulate, bool last, int i, int j0)
+    private static void Row512<TAct>(Vector512<float> x0, Vector512<float> x1, float* c, in Job job, bool accumulate, bool last, int i, int j0) where TAct : struct, IActivationOp
     {
-        if (!direct)
-        {
-            Vector512.Store(x0, c);
-            Vector512.Store(x1, c + 16);
-            return;
-        }
         float rb = last && job.RowBias != null ? job.RowBias[i] : 0f;
         float* cb = last && job.ColBias != null ? job.ColBias + j0 : null;
-        Vector512.Store(Finish(x0, c, in job, accumulate, last, rb, cb), c);
-        Vector512.Store(Finish(x1, c + 16, in job, accumulate, last, rb, cb == null ? null : cb + 16), c + 16);
+        Vector512.Store(Finish<TAct>(x0, c, in job, accumulate, last, rb, cb), c);
+        Vector512.Store(Finish<TAct>(x1, c + 16, in job, accumulate, last, rb, cb == null ? null : cb + 16), c + 16);
     }
 
-    /// <summary>8 x 32 tile with AVX-512: 16 accumulators. When not direct, raw sums go to the 8 x 32 tile buffer.</summary>
-    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0)
+    /// <summary>Stores a finished row (bias already added): activation, then two vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Out512<TAct>(Vector512<float> x0, Vector512<float> x1, float* c, in FusedActivation act) where TAct : struct, IActivationOp
+    {
+        Vector512.Store(TAct.Apply(x0, in act), c);
+        Vector512.Store(TAct.Apply(x1, in act), c + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Raw512(Vector512<float> x0, Vector512<float> x1, float* c, bool accumulate)
+    {
+        if (accumulate)
+        {
+            x0 += Vector512.Load(c);
+            x1 += Vector512.Load(c + 16);
+        }
+        Vector512.Store(x0, c);
+        Vector512.Store(x1, c + 16);
+    }
+
+    /// <summary>
+    /// 8 x 32 tile with 512-bit vectors: 16 accumulators. When not direct, raw sums go to the 8 x 32 tile buffer.
+    /// Written with <see cref="Vector512"/> operations (FMA on AVX-512 hardware, software elsewhere, which lets
+    /// tests check this path on any machine).
+    /// </summary>
+    private static void Kernel8x32<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -256,34 +320,70 @@ internal static unsafe class PackedGemm
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var v = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(v, b0, c00); c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
+            c00 = Vector512.FusedMultiplyAdd(v, b0, c00); c01 = Vector512.FusedMultiplyAdd(v, b1, c01);
             v = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(v, b0, c10); c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
+            c10 = Vector512.FusedMultiplyAdd(v, b0, c10); c11 = Vector512.FusedMultiplyAdd(v, b1, c11);
             v = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(v, b0, c20); c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
+            c20 = Vector512.FusedMultiplyAdd(v, b0, c20); c21 = Vector512.FusedMultiplyAdd(v, b1, c21);
             v = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(v, b0, c30); c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
+            c30 = Vector512.FusedMultiplyAdd(v, b0, c30); c31 = Vector512.FusedMultiplyAdd(v, b1, c31);
             v = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(v, b0, c40); c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
+            c40 = Vector512.FusedMultiplyAdd(v, b0, c40); c41 = Vector512.FusedMultiplyAdd(v, b1, c41);
             v = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(v, b0, c50); c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
+            c50 = Vector512.FusedMultiplyAdd(v, b0, c50); c51 = Vector512.FusedMultiplyAdd(v, b1, c51);
             v = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(v, b0, c60); c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
+            c60 = Vector512.FusedMultiplyAdd(v, b0, c60); c61 = Vector512.FusedMultiplyAdd(v, b1, c61);
             v = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(v, b0, c70); c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
+            c70 = Vector512.FusedMultiplyAdd(v, b0, c70); c71 = Vector512.FusedMultiplyAdd(v, b1, c71);
         }
-        Row512(c00, c01, c, direct, in job, accumulate, last, i0, j0);
-        Row512(c10, c11, c + ldc, direct, in job, accumulate, last, i0 + 1, j0);
-        Row512(c20, c21, c + 2 * ldc, direct, in job, accumulate, last, i0 + 2, j0);
-        Row512(c30, c31, c + 3 * ldc, direct, in job, accumulate, last, i0 + 3, j0);
-        Row512(c40, c41, c + 4 * ldc, direct, in job, accumulate, last, i0 + 4, j0);
-        Row512(c50, c51, c + 5 * ldc, direct, in job, accumulate, last, i0 + 5, j0);
-        Row512(c60, c61, c + 6 * ldc, direct, in job, accumulate, last, i0 + 6, j0);
-        Row512(c70, c71, c + 7 * ldc, direct, in job, accumulate, last, i0 + 7, j0);
+        if (!direct)
+        {
+            Raw512(c00, c01, c, false); Raw512(c10, c11, c + 32, false); Raw512(c20, c21, c + 64, false); Raw512(c30, c31, c + 96, false);
+            Raw512(c40, c41, c + 128, false); Raw512(c50, c51, c + 160, false); Raw512(c60, c61, c + 192, false); Raw512(c70, c71, c + 224, false);
+            return;
+        }
+        if (job.Alpha == 1f && job.ColBias == null && (!last || !accumulate))
+        {
+            if (!last)
+            {
+                // A K block before the last: plain sums (added to C after the first block).
+                Raw512(c00, c01, c, accumulate); Raw512(c10, c11, c + ldc, accumulate);
+                Raw512(c20, c21, c + 2 * ldc, accumulate); Raw512(c30, c31, c + 3 * ldc, accumulate);
+                Raw512(c40, c41, c + 4 * ldc, accumulate); Raw512(c50, c51, c + 5 * ldc, accumulate);
+                Raw512(c60, c61, c + 6 * ldc, accumulate); Raw512(c70, c71, c + 7 * ldc, accumulate);
+                return;
+            }
+            // The whole product in one K block (the common convolution case): bias, activation, store.
+            if (job.RowBias != null)
+            {
+                float* rb = job.RowBias + i0;
+                var r = Vector512.Create(rb[0]); c00 += r; c01 += r;
+                r = Vector512.Create(rb[1]); c10 += r; c11 += r;
+                r = Vector512.Create(rb[2]); c20 += r; c21 += r;
+                r = Vector512.Create(rb[3]); c30 += r; c31 += r;
+                r = Vector512.Create(rb[4]); c40 += r; c41 += r;
+                r = Vector512.Create(rb[5]); c50 += r; c51 += r;
+                r = Vector512.Create(rb[6]); c60 += r; c61 += r;
+                r = Vector512.Create(rb[7]); c70 += r; c71 += r;
+            }
+            Out512<TAct>(c00, c01, c, in job.Act); Out512<TAct>(c10, c11, c + ldc, in job.Act);
+            Out512<TAct>(c20, c21, c + 2 * ldc, in job.Act); Out512<TAct>(c30, c31, c + 3 * ldc, in job.Act);
+            Out512<TAct>(c40, c41, c + 4 * ldc, in job.Act); Out512<TAct>(c50, c51, c + 5 * ldc, in job.Act);
+            Out512<TAct>(c60, c61, c + 6 * ldc, in job.Act); Out512<TAct>(c70, c71, c + 7 * ldc, in job.Act);
+            return;
+        }
+        Row512<TAct>(c00, c01, c, in job, accumulate, last, i0, j0);
+        Row512<TAct>(c10, c11, c + ldc, in job, accumulate, last, i0 + 1, j0);
+        Row512<TAct>(c20, c21, c + 2 * ldc, in job, accumulate, last, i0 + 2, j0);
+        Row512<TAct>(c30, c31, c + 3 * ldc, in job, accumulate, last, i0 + 3, j0);
+        Row512<TAct>(c40, c41, c + 4 * ldc, in job, accumulate, last, i0 + 4, j0);
+        Row512<TAct>(c50, c51, c + 5 * ldc, in job, accumulate, last, i0 + 5, j0);
+        Row512<TAct>(c60, c61, c + 6 * ldc, in job, accumulate, last, i0 + 6, j0);
+        Row512<TAct>(c70, c71, c + 7 * ldc, in job, accumulate, last, i0 + 7, j0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Finish(Vector256<float> acc, float* c, in Job job, bool accumulate, bool last, float rb, float* cb)
+    private static Vector256<float> Finish<TAct>(Vector256<float> acc, float* c, in Job job, bool accumulate, bool last, float rb, float* cb) where TAct : struct, IActivationOp
     {
         var v = acc * job.Alpha;
         if (accumulate) v += Vector256.Load(c);
@@ -291,28 +391,41 @@ internal static unsafe class PackedGemm
         {
             v += Vector256.Create(rb);
             if (cb != null) v += Vector256.Load(cb);
-            v = job.Act.Apply(v);
+            v = TAct.Apply(v, in job.Act);
         }
         return v;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row256(Vector256<float> x0, Vector256<float> x1, float* c, bool direct, in Job job, bool accumulate, bool last, int i, int j0)
+    private static void Row256<TAct>(Vector256<float> x0, Vector256<float> x1, float* c, in Job job, bool accumulate, bool last, int i, int j0) where TAct : struct, IActivationOp
     {
-        if (!direct)
-        {
-            Vector256.Store(x0, c);
-            Vector256.Store(x1, c + 8);
-            return;
-        }
         float rb = last && job.RowBias != null ? job.RowBias[i] : 0f;
         float* cb = last && job.ColBias != null ? job.ColBias + j0 : null;
-        Vector256.Store(Finish(x0, c, in job, accumulate, last, rb, cb), c);
-        Vector256.Store(Finish(x1, c + 8, in job, accumulate, last, rb, cb == null ? null : cb + 8), c + 8);
+        Vector256.Store(Finish<TAct>(x0, c, in job, accumulate, last, rb, cb), c);
+        Vector256.Store(Finish<TAct>(x1, c + 8, in job, accumulate, last, rb, cb == null ? null : cb + 8), c + 8);
     }
 
-    /// <summary>6 x 16 tile with AVX2 and FMA: 12 accumulators.</summary>
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Out256<TAct>(Vector256<float> x0, Vector256<float> x1, float* c, in FusedActivation act) where TAct : struct, IActivationOp
+    {
+        Vector256.Store(TAct.Apply(x0, in act), c);
+        Vector256.Store(TAct.Apply(x1, in act), c + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Raw256(Vector256<float> x0, Vector256<float> x1, float* c, bool accumulate)
+    {
+        if (accumulate)
+        {
+            x0 += Vector256.Load(c);
+            x1 += Vector256.Load(c + 8);
+        }
+        Vector256.Store(x0, c);
+        Vector256.Store(x1, c + 8);
+    }
+
+    /// <summary>6 x 16 tile with AVX2 and FMA: 12 accumulators. When not direct, raw sums go to the 6 x 16 tile buffer.</summary>
+    private static void Kernel6x16<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -333,12 +446,40 @@ internal static unsafe class PackedGemm
             v = Vector256.Create(a[5]);
             c50 = Fma.MultiplyAdd(v, b0, c50); c51 = Fma.MultiplyAdd(v, b1, c51);
         }
-        Row256(c00, c01, c, direct, in job, accumulate, last, i0, j0);
-        Row256(c10, c11, c + ldc, direct, in job, accumulate, last, i0 + 1, j0);
-        Row256(c20, c21, c + 2 * ldc, direct, in job, accumulate, last, i0 + 2, j0);
-        Row256(c30, c31, c + 3 * ldc, direct, in job, accumulate, last, i0 + 3, j0);
-        Row256(c40, c41, c + 4 * ldc, direct, in job, accumulate, last, i0 + 4, j0);
-        Row256(c50, c51, c + 5 * ldc, direct, in job, accumulate, last, i0 + 5, j0);
+        if (!direct)
+        {
+            Raw256(c00, c01, c, false); Raw256(c10, c11, c + 16, false); Raw256(c20, c21, c + 32, false);
+            Raw256(c30, c31, c + 48, false); Raw256(c40, c41, c + 64, false); Raw256(c50, c51, c + 80, false);
+            return;
+        }
+        if (job.Alpha == 1f && job.ColBias == null && (!last || !accumulate))
+        {
+            if (!last)
+            {
+                Raw256(c00, c01, c, accumulate); Raw256(c10, c11, c + ldc, accumulate); Raw256(c20, c21, c + 2 * ldc, accumulate);
+                Raw256(c30, c31, c + 3 * ldc, accumulate); Raw256(c40, c41, c + 4 * ldc, accumulate); Raw256(c50, c51, c + 5 * ldc, accumulate);
+                return;
+            }
+            if (job.RowBias != null)
+            {
+                float* rb = job.RowBias + i0;
+                var r = Vector256.Create(rb[0]); c00 += r; c01 += r;
+                r = Vector256.Create(rb[1]); c10 += r; c11 += r;
+                r = Vector256.Create(rb[2]); c20 += r; c21 += r;
+                r = Vector256.Create(rb[3]); c30 += r; c31 += r;
+                r = Vector256.Create(rb[4]); c40 += r; c41 += r;
+                r = Vector256.Create(rb[5]); c50 += r; c51 += r;
+            }
+            Out256<TAct>(c00, c01, c, in job.Act); Out256<TAct>(c10, c11, c + ldc, in job.Act); Out256<TAct>(c20, c21, c + 2 * ldc, in job.Act);
+            Out256<TAct>(c30, c31, c + 3 * ldc, in job.Act); Out256<TAct>(c40, c41, c + 4 * ldc, in job.Act); Out256<TAct>(c50, c51, c + 5 * ldc, in job.Act);
+            return;
+        }
+        Row256<TAct>(c00, c01, c, in job, accumulate, last, i0, j0);
+        Row256<TAct>(c10, c11, c + ldc, in job, accumulate, last, i0 + 1, j0);
+        Row256<TAct>(c20, c21, c + 2 * ldc, in job, accumulate, last, i0 + 2, j0);
+        Row256<TAct>(c30, c31, c + 3 * ldc, in job, accumulate, last, i0 + 3, j0);
+        Row256<TAct>(c40, c41, c + 4 * ldc, in job, accumulate, last, i0 + 4, j0);
+        Row256<TAct>(c50, c51, c + 5 * ldc, in job, accumulate, last, i0 + 5, j0);
     }
 
     /// <summary>Scalar 4 x 4 tile into the tile buffer (row stride 4).</summary>

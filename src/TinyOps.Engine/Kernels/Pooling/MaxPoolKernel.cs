@@ -10,6 +10,9 @@ internal sealed class MaxPoolKernel : Kernel
     private readonly PoolGeometry _g;
     private readonly bool _columnMajor;
 
+    /// <summary>Tests set this to run the plain per-window loop instead of <see cref="MaxPool2d"/>.</summary>
+    internal static bool UseReference;
+
     public MaxPoolKernel(Node node, int opset) : base(node, opset)
     {
         _g = new PoolGeometry(node, allowCeil: opset >= 10, allowDilations: opset >= 10);
@@ -45,7 +48,7 @@ internal sealed class MaxPoolKernel : Kernel
         switch (x.Type)
         {
             case DataType.Float32 when idx.IsEmpty && _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1 && _g.Out[2] <= 4096:
-                Pool2dFloat(x.ReadOnlySpan<float>(), y.Span<float>(), channels);
+                Pool2dFloat(x.ReadOnlySpan<float>(), y.Span<float>(), channels, ctx);
                 break;
             case DataType.Float32: Pool(x.ReadOnlySpan<float>(), y.Span<float>(), idx, channels, float.NegativeInfinity); break;
             case DataType.Int8: Pool(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), idx, channels, sbyte.MinValue); break;
@@ -55,7 +58,7 @@ internal sealed class MaxPoolKernel : Kernel
     }
 
     /// <summary>The float 1-D/2-D case without Indices: same results as <see cref="Pool{T}"/>, with the tap ranges hoisted.</summary>
-    private unsafe void Pool2dFloat(ReadOnlySpan<float> x, Span<float> y, int channels)
+    private unsafe void Pool2dFloat(ReadOnlySpan<float> x, Span<float> y, int channels, RunContext ctx)
     {
         var g = _g;
         int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
@@ -64,6 +67,13 @@ internal sealed class MaxPoolKernel : Kernel
         if (k1 == 2 && k2 == 2 && s1 == 2 && s2 == 2 && d1 == 1 && d2 == 1 && p1 == 0 && p2 == 0 && 2 * out1 <= in1 && 2 * out2 <= in2)
         {
             Pool2x2(x, y, channels, in1, in2, out1, out2);
+            return;
+        }
+        if (!UseReference)
+        {
+            var scratch = ctx.Scratch<float>(MaxPool2d.ScratchFloats(out2, k2, s2, d2));
+            fixed (float* px = x, py = y, ps = scratch)
+                MaxPool2d.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, ps);
             return;
         }
         int* lo2s = stackalloc int[out2];

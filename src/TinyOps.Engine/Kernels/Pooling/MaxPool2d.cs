@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Nn;
+
+namespace TinyOps.Engine.Kernels.Pooling;
+
+/// <summary>
+/// Float 2-D max pooling for any kernel, stride, dilation, padding and ceil mode, vectorized by rows: for each
+/// output row the valid input rows of its window are reduced into a padded row buffer (positions outside the input
+/// hold -inf), then each output takes the maximum of its taps in that buffer. Windows with no valid tap give -inf,
+/// like the reference loop. max(a, b) is <c>a &gt; b ? a : b</c> in the vector and the scalar code alike.
+/// </summary>
+internal static unsafe class MaxPool2d
+{
+    /// <summary>Floats of scratch <see cref="Run"/> needs for an output row of <paramref name="out2"/> values.</summary>
+    public static int ScratchFloats(int out2, int k2, int s2, int d2) => 2 * PaddedWidth(out2, k2, s2, d2) + 16;
+
+    private static int PaddedWidth(int out2, int k2, int s2, int d2) => (out2 - 1) * s2 + (k2 - 1) * d2 + 1;
+
+    public static void Run(float* x, float* y, int channels, int in1, int in2, int out1, int out2,
+        int k1, int k2, int s1, int s2, int d1, int d2, int p1, int p2, float* scratch)
+    {
+        if (out1 <= 0 || out2 <= 0) return;
+        int wp = PaddedWidth(out2, k2, s2, d2);
+        int lo = Math.Min(p2, wp);           // buffer index of input column 0
+        int hi = Math.Min(wp, p2 + in2);     // one past the last buffer index holding an input column
+        int hw = (out2 - 1) * s2 + 1;        // window maxima needed (one per start position)
+        float* row = scratch;
+        float* h = scratch + wp + 8;
+        bool vec = Vector256.IsHardwareAccelerated && !SGemm.ForceScalar;
+        for (int i = 0; i < lo; i++) row[i] = float.NegativeInfinity;
+        for (int i = Math.Max(hi, lo); i < wp; i++) row[i] = float.NegativeInfinity;
+        long inSize = (long)in1 * in2, outSize = (long)out1 * out2;
+        for (int c = 0; c < channels; c++)
+        {
+            float* xc = x + c * inSize;
+            float* yc = y + c * outSize;
+            for (int o1 = 0; o1 < out1; o1++)
+            {
+                int st1 = o1 * s1 - p1;
+                PoolGeometry.TapRange(st1, k1, d1, in1, out int a0, out int a1);
+                int n = hi - lo;
+                if (n > 0)
+                {
+                    if (a0 == a1) Fill(row + lo, n, float.NegativeInfinity);
+                    else
+                    {
+                        float* src = xc + (long)(st1 + a0 * d1) * in2 - p2 + lo;
+                        new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(row + lo, n));
+                        for (int a = a0 + 1; a < a1; a++)
+                            MaxInto(row + lo, xc + (long)(st1 + a * d1) * in2 - p2 + lo, n, vec);
+                    }
+                }
+                float* yr = yc + (long)o1 * out2;
+                if (s2 == 1)
+                {
+                    WindowMax(row, yr, out2, k2, d2, vec);
+                    continue;
+                }
+                WindowMax(row, h, hw, k2, d2, vec);
+                for (int o2 = 0; o2 < out2; o2++) yr[o2] = h[o2 * s2];
+            }
+        }
+    }
+
+    private static void Fill(float* p, int n, float v)
+    {
+        for (int i = 0; i < n; i++) p[i] = v;
+    }
+
+    /// <summary>dst[i] = max(dst[i], src[i]).</summary>
+    private static void MaxInto(float* dst, float* src, int n, bool vec)
+    {
+        int i = 0;
+        if (vec)
+            for (; i + 8 <= n; i += 8)
+                Vector256.Store(Max(Vector256.Load(dst + i), Vector256.Load(src + i)), dst + i);
+        for (; i < n; i++) dst[i] = Max(dst[i], src[i]);
+    }
+
+    /// <summary>dst[j] = max over b &lt; k of src[j + b*d], for j in [0, n).</summary>
+    private static void WindowMax(float* src, float* dst, int n, int k, int d, bool vec)
+    {
+        int j = 0;
+        if (vec)
+            for (; j + 8 <= n; j += 8)
+            {
+                var m = Vector256.Load(src + j);
+                for (int b = 1; b < k; b++) m = Max(m, Vector256.Load(src + j + b * d));
+                Vector256.Store(m, dst + j);
+            }
+        for (; j < n; j++)
+        {
+            float m = src[j];
+            for (int b = 1; b < k; b++) m = Max(m, src[j + b * d]);
+            dst[j] = m;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Max(float a, float b) => a > b ? a : b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Max(Vector256<float> a, Vector256<float> b) =>
+        Avx.IsSupported ? Avx.Max(a, b) : Vector256.ConditionalSelect(Vector256.GreaterThan(a, b), a, b); // maxps is a > b ? a : b
+}
