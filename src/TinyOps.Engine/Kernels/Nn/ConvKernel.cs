@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
 using Tensor = TinyOps.Engine.Tensors.Tensor;
@@ -140,7 +142,7 @@ internal sealed class ConvKernel : Kernel
     /// Fills col [cg * kvol, rc * OW] with the input patches of output rows r0..r0+rc (a row is one (od, oh) pair):
     /// col[(c, kd, kh, kw), (row, ow)] = X[c, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] or 0 outside.
     /// </summary>
-    private static void Im2Col(ReadOnlySpan<float> xg, Span<float> col, int cg, int r0, int rc, in ConvShape s)
+    private static unsafe void Im2Col(ReadOnlySpan<float> xg, Span<float> col, int cg, int r0, int rc, in ConvShape s)
     {
         int ID = s.In[0], IH = s.In[1], IW = s.In[2];
         int KD = s.Kernel[0], KH = s.Kernel[1], KW = s.Kernel[2];
@@ -148,37 +150,72 @@ internal sealed class ConvKernel : Kernel
         int SW = s.Stride[2];
         int inSize = ID * IH * IW;
         int ncols = rc * OW;
-        int rr = 0;
-        for (int c = 0; c < cg; c++)
+        if ((long)cg * KD * KH * KW * ncols > col.Length || (long)cg * inSize > xg.Length)
+            throw new ArgumentException("Im2Col: buffers too small for the convolution shape");
+        // Valid output columns per kernel column (the same for every row).
+        int* los = stackalloc int[KW];
+        int* his = stackalloc int[KW];
+        for (int kw = 0; kw < KW; kw++)
         {
-            var xc = xg.Slice(c * inSize, inSize);
-            for (int kd = 0; kd < KD; kd++)
-                for (int kh = 0; kh < KH; kh++)
-                    for (int kw = 0; kw < KW; kw++, rr++)
-                    {
-                        var dst = col.Slice(rr * ncols, ncols);
-                        int offW = kw * s.Dilation[2] - s.PadBegin[2];
-                        ConvAttributes.ValidRange(OW, SW, offW, IW, out int lo, out int hi);
-                        int o = 0;
-                        for (int r = r0; r < r0 + rc; r++, o += OW)
+            ConvAttributes.ValidRange(OW, SW, kw * s.Dilation[2] - s.PadBegin[2], IW, out int lo, out int hi);
+            los[kw] = lo;
+            his[kw] = hi;
+        }
+        bool vec = Vector256.IsHardwareAccelerated && !SGemm.ForceScalar;
+        fixed (float* px = xg, pc = col)
+        {
+            float* dst = pc;
+            for (int c = 0; c < cg; c++)
+            {
+                float* xc = px + (long)c * inSize;
+                for (int kd = 0; kd < KD; kd++)
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++, dst += ncols)
                         {
-                            var seg = dst.Slice(o, OW);
-                            int od = r / OH, oh = r - od * OH;
-                            int id = od * s.Stride[0] - s.PadBegin[0] + kd * s.Dilation[0];
-                            int ih = oh * s.Stride[1] - s.PadBegin[1] + kh * s.Dilation[1];
-                            if ((uint)id >= (uint)ID || (uint)ih >= (uint)IH || lo == hi)
+                            int offW = kw * s.Dilation[2] - s.PadBegin[2];
+                            int lo = los[kw], hi = his[kw];
+                            float* seg = dst;
+                            for (int r = r0; r < r0 + rc; r++, seg += OW)
                             {
-                                seg.Clear();
-                                continue;
+                                int od = r / OH, oh = r - od * OH;
+                                int id = od * s.Stride[0] - s.PadBegin[0] + kd * s.Dilation[0];
+                                int ih = oh * s.Stride[1] - s.PadBegin[1] + kh * s.Dilation[1];
+                                if ((uint)id >= (uint)ID || (uint)ih >= (uint)IH || lo == hi)
+                                {
+                                    for (int o = 0; o < OW; o++) seg[o] = 0f;
+                                    continue;
+                                }
+                                float* src = xc + (long)(id * IH + ih) * IW + offW;
+                                for (int o = 0; o < lo; o++) seg[o] = 0f;
+                                int ow = lo;
+                                if (SW == 1)
+                                {
+                                    if (vec && hi - lo >= 8)
+                                    {
+                                        for (; ow + 8 <= hi; ow += 8) Vector256.Store(Vector256.Load(src + ow), seg + ow);
+                                        // The ragged end as one more vector that overlaps the last one (same values).
+                                        if (ow < hi) Vector256.Store(Vector256.Load(src + hi - 8), seg + hi - 8);
+                                        ow = hi;
+                                    }
+                                    for (; ow < hi; ow++) seg[ow] = src[ow];
+                                }
+                                else
+                                {
+                                    if (SW == 2 && vec && Avx2.IsSupported)
+                                        // Even elements of 16 consecutive inputs: shuffle within lanes, then order the 64-bit pieces.
+                                        for (; ow + 8 <= hi; ow += 8)
+                                        {
+                                            var va = Vector256.Load(src + 2 * ow);
+                                            var vb = Vector256.Load(src + 2 * ow + 8);
+                                            var e = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                                            Vector256.Store(e, seg + ow);
+                                        }
+                                    for (; ow < hi; ow++) seg[ow] = src[(long)ow * SW];
+                                }
+                                for (int o = hi; o < OW; o++) seg[o] = 0f;
                             }
-                            var src = xc.Slice((id * IH + ih) * IW, IW);
-                            seg.Slice(0, lo).Clear();
-                            seg.Slice(hi).Clear();
-                            if (SW == 1) src.Slice(lo + offW, hi - lo).CopyTo(seg.Slice(lo, hi - lo));
-                            else
-                                for (int ow = lo; ow < hi; ow++) seg[ow] = src[ow * SW + offW];
                         }
-                    }
+            }
         }
     }
 

@@ -173,10 +173,24 @@ internal static unsafe class DepthwiseConv
             }
             return;
         }
+        int q0 = 0;
+        if (SW == 2 && Avx2.IsSupported)
+        {
+            // 16 padded values -> 8 even and 8 odd: shuffle within 128-bit lanes, then put the 64-bit pieces in order.
+            for (; q0 + 8 <= L; q0 += 8)
+            {
+                var va = Vector256.Load(pad + 2 * q0);
+                var vb = Vector256.Load(pad + 2 * q0 + 8);
+                var e = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                var o = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+                Vector256.Store(e, dst + q0);
+                Vector256.Store(o, dst + L + q0);
+            }
+        }
         for (int ph = 0; ph < SW; ph++)
         {
             float* d = dst + ph * L;
-            for (int q = 0; q < L; q++) d[q] = pad[q * SW + ph];
+            for (int q = q0; q < L; q++) d[q] = pad[q * SW + ph];
         }
     }
 
@@ -198,17 +212,17 @@ internal static unsafe class DepthwiseConv
         Vector256<float> w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3], w4 = wv[4], w5 = wv[5], w6 = wv[6], w7 = wv[7], w8 = wv[8];
         for (int ow = 0; ow < OW; ow += V)
         {
-            var acc = bias;
-            acc = Fma.MultiplyAdd(w0, Vector256.Load(r0 + t0 + ow), acc);
-            acc = Fma.MultiplyAdd(w1, Vector256.Load(r0 + t1 + ow), acc);
-            acc = Fma.MultiplyAdd(w2, Vector256.Load(r0 + t2 + ow), acc);
-            acc = Fma.MultiplyAdd(w3, Vector256.Load(r1 + t0 + ow), acc);
-            acc = Fma.MultiplyAdd(w4, Vector256.Load(r1 + t1 + ow), acc);
-            acc = Fma.MultiplyAdd(w5, Vector256.Load(r1 + t2 + ow), acc);
-            acc = Fma.MultiplyAdd(w6, Vector256.Load(r2 + t0 + ow), acc);
-            acc = Fma.MultiplyAdd(w7, Vector256.Load(r2 + t1 + ow), acc);
-            acc = Fma.MultiplyAdd(w8, Vector256.Load(r2 + t2 + ow), acc);
-            Store(act.Apply(acc), yrow, ow, OW, tmp);
+            // One partial sum per kernel row: three short FMA chains instead of one nine long.
+            var a0 = Fma.MultiplyAdd(w0, Vector256.Load(r0 + t0 + ow), bias);
+            var a1 = Vector256.Load(r1 + t0 + ow) * w3;
+            var a2 = Vector256.Load(r2 + t0 + ow) * w6;
+            a0 = Fma.MultiplyAdd(w1, Vector256.Load(r0 + t1 + ow), a0);
+            a1 = Fma.MultiplyAdd(w4, Vector256.Load(r1 + t1 + ow), a1);
+            a2 = Fma.MultiplyAdd(w7, Vector256.Load(r2 + t1 + ow), a2);
+            a0 = Fma.MultiplyAdd(w2, Vector256.Load(r0 + t2 + ow), a0);
+            a1 = Fma.MultiplyAdd(w5, Vector256.Load(r1 + t2 + ow), a1);
+            a2 = Fma.MultiplyAdd(w8, Vector256.Load(r2 + t2 + ow), a2);
+            Store(act.Apply(a0 + (a1 + a2)), yrow, ow, OW, tmp);
         }
     }
 

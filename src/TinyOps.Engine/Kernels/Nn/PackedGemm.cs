@@ -148,7 +148,11 @@ internal static unsafe class PackedGemm
                                     full = false;
                                     break;
                             }
-                            if (!full) StoreTile(tile, NR, mr, nr, c, in job, accumulate, last, i0, j0);
+                            if (!full)
+                            {
+                                if (path != Path.Scalar && Avx.IsSupported) StoreTileVector<TAct>(tile, NR, mr, nr, c, in job, accumulate, last, i0, j0);
+                                else StoreTile(tile, NR, mr, nr, c, in job, accumulate, last, i0, j0);
+                            }
                             if (last && job.Act.NeedsRowPass)
                                 for (int r = 0; r < mr; r++) job.Act.Apply(new Span<float>(c + (long)r * job.Ldc, nr));
                         }
@@ -500,6 +504,46 @@ internal static unsafe class PackedGemm
         t[4] = s10; t[5] = s11; t[6] = s12; t[7] = s13;
         t[8] = s20; t[9] = s21; t[10] = s22; t[11] = s23;
         t[12] = s30; t[13] = s31; t[14] = s32; t[15] = s33;
+    }
+
+    /// <summary>Lane masks for a run of n (0..8) valid floats: row n of this table, 8 ints each.</summary>
+    private static readonly int[] s_masks = BuildMasks();
+
+    private static int[] BuildMasks()
+    {
+        var m = new int[9 * 8];
+        for (int n = 0; n <= 8; n++)
+            for (int i = 0; i < n; i++) m[n * 8 + i] = -1;
+        return m;
+    }
+
+    /// <summary><see cref="StoreTile"/> in 8-float pieces with AVX masked loads and stores for the ragged edge.</summary>
+    private static void StoreTileVector<TAct>(float* tile, int ld, int mr, int nr, float* c, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
+    {
+        fixed (int* masks = s_masks)
+        {
+            for (int r = 0; r < mr; r++)
+            {
+                float* t = tile + r * ld;
+                float* cr = c + (long)r * job.Ldc;
+                var rb = Vector256.Create(last && job.RowBias != null ? job.RowBias[i0 + r] : 0f);
+                for (int j = 0; j < nr; j += 8)
+                {
+                    int n = Math.Min(8, nr - j);
+                    var mask = Vector256.Load(masks + n * 8).AsSingle();
+                    var v = Vector256.Load(t + j);
+                    if (job.Alpha != 1f) v *= job.Alpha;
+                    if (accumulate) v += Avx.MaskLoad(cr + j, mask);
+                    if (last)
+                    {
+                        v += rb;
+                        if (job.ColBias != null) v += Avx.MaskLoad(job.ColBias + j0 + j, mask);
+                        v = TAct.Apply(v, in job.Act);
+                    }
+                    Avx.MaskStore(cr + j, mask, v);
+                }
+            }
+        }
     }
 
     /// <summary>Writes the valid mr x nr part of a raw tile (row stride ld) to C with the epilogue, scalar.</summary>
