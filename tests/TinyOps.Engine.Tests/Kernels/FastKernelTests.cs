@@ -208,6 +208,11 @@ public class FastKernelTests
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated
         { 1, 8, 35, 1, 6, 5, 2, 2, 1, 1 },      // even kernel, stride 2
         { 1, 40, 70, 1, 7, 7, 1, 2, 1, 0 },     // 1x1 stride 2 (im2col path)
+        { 2, 16, 24, 1, 11, 13, 3, 1, 1, 1 },   // implicit GEMM: 3x3, batch 2, 143 pixels (ragged last tile), ragged panel
+        { 1, 9, 40, 1, 15, 14, 3, 2, 2, 2 },    // implicit GEMM: stride 2, dilation 2
+        { 1, 4, 16, 1, 12, 12, 5, 1, 1, 0 },    // implicit GEMM: 5x5, no padding
+        { 2, 3, 8, 1, 9, 8, 7, 2, 1, 3 },       // implicit GEMM: 7x7 stride 2 (a ResNet stem)
+        { 1, 32, 33, 1, 3, 3, 3, 1, 1, 1 },     // implicit GEMM: fewer pixels than a tile
     };
 
     [Theory]

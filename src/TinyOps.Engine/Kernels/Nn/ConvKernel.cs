@@ -25,6 +25,11 @@ internal sealed class ConvKernel : Kernel
     private Tensor? _constW;
     /// <summary>Per group, <see cref="_constW"/> packed for the GEMM (built on the first run, reused after).</summary>
     private PackedMatrix?[]? _packedW;
+    /// <summary><see cref="_constW"/> packed for <see cref="ImplicitGemmConv"/> (built on the first run, reused after).</summary>
+    private float[]? _implicitW;
+
+    /// <summary>Tests and benchmarks turn this off to compare with the im2col + GEMM route.</summary>
+    internal static bool UseImplicitGemm = Environment.GetEnvironmentVariable("TINYOPS_IMPLICIT_GEMM") != "0";
 
     public ConvKernel(Node node, int opset) : base(node, opset)
     {
@@ -42,6 +47,7 @@ internal sealed class ConvKernel : Kernel
         {
             _constW = wv;
             _packedW = null;
+            _implicitW = null;
         }
         if (ctx.HasInput(2))
         {
@@ -79,6 +85,15 @@ internal sealed class ConvKernel : Kernel
             FillBias(y, bias, in s);
             Depthwise(x, w, y, in s);
             _act.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
+            return;
+        }
+        if (UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW))
+        {
+            int kd = s.InChannels * s.KernelSize;
+            _implicitW ??= ImplicitGemmConv.Pack(w, s.OutChannels, s.InChannels, s.KernelSize);
+            int panels = (s.OutChannels + ImplicitGemmConv.Panel - 1) / ImplicitGemmConv.Panel;
+            ImplicitGemmConv.Run(x, _implicitW, bias, y, in s, in _act, threads,
+                ctx.Scratch<float>(ImplicitGemmConv.PaddedFloats(in s), 0), ctx.Scratch<int>(kd, 1), ctx.Scratch<float>(panels * ImplicitGemmConv.Panel, 2));
             return;
         }
         int mg = s.OutChannels / s.Group;

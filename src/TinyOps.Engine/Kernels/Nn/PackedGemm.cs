@@ -128,7 +128,20 @@ internal static unsafe class PackedGemm
                     {
                         int nr = Math.Min(NR, nc - jr);
                         float* bp = pb + jr * kc;
-                        for (int ir = 0; ir < mc; ir += MR)
+                        int ir = 0;
+                        if (nr == NR && path != Path.Scalar && mc >= MR)
+                        {
+                            // Every full row tile of this panel in one call: the B panel stays in L1 across them.
+                            int tiles = mc / MR;
+                            int i0 = ic, j0 = jc + jr;
+                            float* c = job.C + (long)i0 * job.Ldc + j0;
+                            if (path == Path.Avx512) Kernel8x32<TAct>(kc, ablock, bp, c, job.Ldc, true, in job, accumulate, last, i0, j0, tiles);
+                            else Kernel6x16<TAct>(kc, ablock, bp, c, job.Ldc, true, in job, accumulate, last, i0, j0, tiles);
+                            ir = tiles * MR;
+                            if (last && job.Act.NeedsRowPass)
+                                for (int r = 0; r < ir; r++) job.Act.Apply(new Span<float>(c + (long)r * job.Ldc, nr));
+                        }
+                        for (; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
                             float* ap = ablock + ir * kc;
@@ -138,10 +151,10 @@ internal static unsafe class PackedGemm
                             switch (path)
                             {
                                 case Path.Avx512:
-                                    Kernel8x32<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0);
+                                    Kernel8x32<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0, 1);
                                     break;
                                 case Path.Avx2:
-                                    Kernel6x16<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 16, full, in job, accumulate, last, i0, j0);
+                                    Kernel6x16<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 16, full, in job, accumulate, last, i0, j0, 1);
                                     break;
                                 default:
                                     Kernel4x4(kc, ap, bp, tile);
@@ -315,7 +328,15 @@ internal static unsafe class PackedGemm
     /// Written with <see cref="Vector512"/> operations (FMA on AVX-512 hardware, software elsewhere, which lets
     /// tests check this path on any machine).
     /// </summary>
-    private static void Kernel8x32<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
+    private static void Kernel8x32<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0, int tiles) where TAct : struct, IActivationOp
+    {
+        // tiles > 1 (direct only): consecutive row tiles of one B panel; A panels follow each other in the packed block.
+        for (int t = 0; t < tiles; t++, a += 8 * kc, c += (long)8 * ldc, i0 += 8)
+            Kernel8x32Tile<TAct>(kc, a, b, c, ldc, direct, in job, accumulate, last, i0, j0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel8x32Tile<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -429,7 +450,15 @@ internal static unsafe class PackedGemm
     }
 
     /// <summary>6 x 16 tile with AVX2 and FMA: 12 accumulators. When not direct, raw sums go to the 6 x 16 tile buffer.</summary>
-    private static void Kernel6x16<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
+    private static void Kernel6x16<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0, int tiles) where TAct : struct, IActivationOp
+    {
+        // tiles > 1 (direct only): consecutive row tiles of one B panel; A panels follow each other in the packed block.
+        for (int t = 0; t < tiles; t++, a += 6 * kc, c += (long)6 * ldc, i0 += 6)
+            Kernel6x16Tile<TAct>(kc, a, b, c, ldc, direct, in job, accumulate, last, i0, j0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel6x16Tile<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;

@@ -1,0 +1,227 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TinyOps.Engine.Kernels.Nn;
+
+/// <summary>
+/// Dense 2-D convolution (one group, kernel larger than 1x1) as an implicit GEMM, without an im2col matrix: the
+/// weights are packed once into panels of 16 output channels (two Vector256 per kernel tap and input channel), and
+/// the input values are broadcast straight from a zero-padded, channels-last copy of the input, six output pixels at
+/// a time, so a 6 x 16 register tile accumulates 12 vectors per step as the packed GEMM does. An offset table maps
+/// each step k = (kh, kw, channel) to its place in the padded copy, so consecutive steps read consecutive floats;
+/// pixels of a tile may span output rows. Bias and the fused
+/// activation are applied to the tile, which is then written back transposed into NCHW. Panels and pixel tiles
+/// split across <see cref="WorkerPool"/> threads.
+/// </summary>
+internal static unsafe class ImplicitGemmConv
+{
+    /// <summary>Output channels per weight panel.</summary>
+    public const int Panel = 16;
+    private const int Pixels = 6;
+
+    private struct State
+    {
+        public float* X, W, Bias, Y;
+        public int* Offsets;
+        public int K, M, P, OW, SH, SW, Wp, Panels, Tiles;
+        public FusedActivation Act;
+    }
+
+    private static State s_state;
+
+    /// <summary>True when this path handles the shape: AVX2 and FMA, 2-D or 1-D, one group, a kernel wider than 1x1.</summary>
+    public static bool Supports(in ConvShape s) =>
+        !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
+        && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
+        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= 32
+        && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
+
+    private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;
+
+    private static int PaddedWidth(in ConvShape s) => (s.Out[2] - 1) * s.Stride[2] + (s.Kernel[2] - 1) * s.Dilation[2] + 1;
+
+    /// <summary>Floats of scratch for the padded copy of one image.</summary>
+    public static int PaddedFloats(in ConvShape s) => s.InChannels * PaddedHeight(in s) * PaddedWidth(in s);
+
+    /// <summary>
+    /// Packs W [M, C, KH, KW] into panels [ceil(M/16)][K][16], zero-padded, with k = (kh * KW + kw) * C + c (the
+    /// order in which <see cref="Run"/> walks the channels-last input).
+    /// </summary>
+    public static float[] Pack(ReadOnlySpan<float> w, int M, int C, int taps)
+    {
+        int K = C * taps;
+        int panels = (M + Panel - 1) / Panel;
+        var p = GC.AllocateArray<float>(Math.Max(1, panels * K * Panel), pinned: true);
+        for (int m = 0; m < M; m++)
+        {
+            int pi = m / Panel, lane = m % Panel;
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < taps; t++)
+                    p[((long)pi * K + t * C + c) * Panel + lane] = w[(m * C + c) * taps + t];
+        }
+        return p;
+    }
+
+    public static void Run(ReadOnlySpan<float> x, float[] packedW, ReadOnlySpan<float> bias, Span<float> y, in ConvShape s,
+        in FusedActivation act, int threads, Span<float> padded, Span<int> offsets, Span<float> biasPanels)
+    {
+        int C = s.InChannels, M = s.OutChannels, KH = s.Kernel[1], KW = s.Kernel[2];
+        int IH = s.In[1], IW = s.In[2], OH = s.Out[1], OW = s.Out[2];
+        int Hp = PaddedHeight(in s), Wp = PaddedWidth(in s);
+        int K = C * KH * KW, P = OH * OW, panels = (M + Panel - 1) / Panel;
+        if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * Panel || packedW.Length < panels * K * Panel)
+            throw new ArgumentException("ImplicitGemmConv: buffers too small for the convolution shape");
+        for (int kh = 0, k = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++)
+                for (int c = 0; c < C; c++, k++)
+                    offsets[k] = (kh * s.Dilation[1] * Wp + kw * s.Dilation[2]) * C + c;
+        biasPanels.Slice(0, panels * Panel).Clear();
+        if (!bias.IsEmpty) bias.Slice(0, M).CopyTo(biasPanels);
+        fixed (float* px = x, pw = packedW, pb = biasPanels, py = y, pp = padded)
+        fixed (int* po = offsets)
+        {
+            for (int n = 0; n < s.Batch; n++)
+            {
+                Pad(px + (long)n * C * IH * IW, pp, C, IH, IW, Hp, Wp, s.PadBegin[1], s.PadBegin[2]);
+                var st = new State
+                {
+                    X = pp, W = pw, Bias = pb, Y = py + (long)n * M * P, Offsets = po,
+                    K = K, M = M, P = P, OW = OW, SH = s.Stride[1] * C, SW = s.Stride[2] * C, Wp = Wp,
+                    Panels = panels, Tiles = (P + Pixels - 1) / Pixels, Act = act,
+                };
+                long work = (long)M * P * K;
+                int units = st.Panels * st.Tiles;
+                if (threads > 1 && units > 1 && work >= 256 * 1024 && WorkerPool.TryEnter())
+                {
+                    try
+                    {
+                        s_state = st;
+                        WorkerPool.Run(&Part, Math.Min(threads, units));
+                    }
+                    finally
+                    {
+                        WorkerPool.Exit();
+                    }
+                }
+                else Units(in st, 0, units);
+            }
+        }
+    }
+
+    private static void Part(int part, int parts)
+    {
+        int units = s_state.Panels * s_state.Tiles;
+        Units(in s_state, (int)((long)units * part / parts), (int)((long)units * (part + 1) / parts));
+    }
+
+    /// <summary>
+    /// Copies one image into the zero-padded channels-last layout [Hp][Wp][C]: position (r, q) holds input row
+    /// r - PH, column q - PW, zero outside.
+    /// </summary>
+    private static void Pad(float* x, float* dst, int C, int IH, int IW, int Hp, int Wp, int PH, int PW)
+    {
+        new Span<float>(dst, C * Hp * Wp).Clear();
+        int q0 = Math.Max(0, PW), q1 = Math.Min(Wp, PW + IW);
+        for (int r = 0; r < Hp; r++)
+        {
+            int ih = r - PH;
+            if ((uint)ih >= (uint)IH) continue;
+            float* drow = dst + (long)r * Wp * C;
+            for (int c = 0; c < C; c++)
+            {
+                float* src = x + ((long)c * IH + ih) * IW - PW;
+                float* d = drow + c;
+                for (int q = q0; q < q1; q++) d[(long)q * C] = src[q];
+            }
+        }
+    }
+
+    private static void Units(in State st, int u0, int u1)
+    {
+        switch (st.Act.Kind)
+        {
+            case ActivationKind.None: Units<NoActivation>(in st, u0, u1); break;
+            case ActivationKind.Relu: Units<ReluActivation>(in st, u0, u1); break;
+            case ActivationKind.Clip: Units<ClipActivation>(in st, u0, u1); break;
+            default: Units<AnyActivation>(in st, u0, u1); break;
+        }
+    }
+
+    /// <summary>Work units [u0, u1), panel-major: unit u is pixel tile u % Tiles of weight panel u / Tiles.</summary>
+    private static void Units<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
+    {
+        float* tile = stackalloc float[Pixels * Panel];
+        for (int u = u0; u < u1; u++)
+        {
+            int panel = u / st.Tiles, t = u - panel * st.Tiles;
+            Tile<TAct>(in st, panel, t * Pixels, tile);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Base(in State st, int p)
+    {
+        if (p >= st.P) p = st.P - 1;
+        int oh = p / st.OW, ow = p - oh * st.OW;
+        return st.X + (long)oh * st.SH * st.Wp + (long)ow * st.SW; // SH and SW are already scaled by C
+    }
+
+    private static void Tile<TAct>(in State st, int panel, int pix0, float* tile) where TAct : struct, IActivationOp
+    {
+        float* x0 = Base(in st, pix0), x1 = Base(in st, pix0 + 1), x2 = Base(in st, pix0 + 2);
+        float* x3 = Base(in st, pix0 + 3), x4 = Base(in st, pix0 + 4), x5 = Base(in st, pix0 + 5);
+        float* w = st.W + (long)panel * st.K * Panel;
+        int* offs = st.Offsets;
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < st.K; k++, w += Panel)
+        {
+            int o = offs[k];
+            var w0 = Vector256.Load(w);
+            var w1 = Vector256.Load(w + 8);
+            var v = Vector256.Create(x0[o]);
+            c00 = Fma.MultiplyAdd(v, w0, c00); c01 = Fma.MultiplyAdd(v, w1, c01);
+            v = Vector256.Create(x1[o]);
+            c10 = Fma.MultiplyAdd(v, w0, c10); c11 = Fma.MultiplyAdd(v, w1, c11);
+            v = Vector256.Create(x2[o]);
+            c20 = Fma.MultiplyAdd(v, w0, c20); c21 = Fma.MultiplyAdd(v, w1, c21);
+            v = Vector256.Create(x3[o]);
+            c30 = Fma.MultiplyAdd(v, w0, c30); c31 = Fma.MultiplyAdd(v, w1, c31);
+            v = Vector256.Create(x4[o]);
+            c40 = Fma.MultiplyAdd(v, w0, c40); c41 = Fma.MultiplyAdd(v, w1, c41);
+            v = Vector256.Create(x5[o]);
+            c50 = Fma.MultiplyAdd(v, w0, c50); c51 = Fma.MultiplyAdd(v, w1, c51);
+        }
+        var b0 = Vector256.Load(st.Bias + panel * Panel);
+        var b1 = Vector256.Load(st.Bias + panel * Panel + 8);
+        ref readonly var act = ref st.Act;
+        Vector256.Store(TAct.Apply(c00 + b0, in act), tile); Vector256.Store(TAct.Apply(c01 + b1, in act), tile + 8);
+        Vector256.Store(TAct.Apply(c10 + b0, in act), tile + 16); Vector256.Store(TAct.Apply(c11 + b1, in act), tile + 24);
+        Vector256.Store(TAct.Apply(c20 + b0, in act), tile + 32); Vector256.Store(TAct.Apply(c21 + b1, in act), tile + 40);
+        Vector256.Store(TAct.Apply(c30 + b0, in act), tile + 48); Vector256.Store(TAct.Apply(c31 + b1, in act), tile + 56);
+        Vector256.Store(TAct.Apply(c40 + b0, in act), tile + 64); Vector256.Store(TAct.Apply(c41 + b1, in act), tile + 72);
+        Vector256.Store(TAct.Apply(c50 + b0, in act), tile + 80); Vector256.Store(TAct.Apply(c51 + b1, in act), tile + 88);
+        int npix = Math.Min(Pixels, st.P - pix0);
+        int m0 = panel * Panel, mc = Math.Min(Panel, st.M - m0);
+        float* y = st.Y + (long)m0 * st.P + pix0;
+        if (npix == Pixels)
+        {
+            for (int m = 0; m < mc; m++, y += st.P)
+            {
+                y[0] = tile[m]; y[1] = tile[16 + m]; y[2] = tile[32 + m];
+                y[3] = tile[48 + m]; y[4] = tile[64 + m]; y[5] = tile[80 + m];
+            }
+        }
+        else
+        {
+            for (int m = 0; m < mc; m++, y += st.P)
+                for (int i = 0; i < npix; i++) y[i] = tile[i * Panel + m];
+        }
+        if (st.Act.NeedsRowPass)
+        {
+            float* yr = st.Y + (long)m0 * st.P + pix0;
+            for (int m = 0; m < mc; m++, yr += st.P) st.Act.Apply(new Span<float>(yr, npix));
+        }
+    }
+}
