@@ -1,8 +1,39 @@
 using System.Diagnostics;
+using TinyOps.Engine.Ir;
 using TinyOps.Engine.Kernels.Nn;
+using TinyOps.Engine.Runtime;
+using TinyOps.Engine.Tensors;
 
 // usage: dotnet run -c Release --project bench/TinyOps.Bench.Kernels [-- gemm M N K ...]
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- maxpool C H W K S CEIL
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
+if (args.Length == 7 && args[0] == "maxpool")
+{
+    int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), k = int.Parse(args[4]), st = int.Parse(args[5]), ceil = int.Parse(args[6]);
+    var node = new Node { OpType = "MaxPool", Inputs = ["X"], Outputs = ["Y"] };
+    node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { k, k });
+    node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
+    node.Attributes["ceil_mode"] = AttributeValue.Of("ceil_mode", (long)ceil);
+    var graph = new Graph
+    {
+        Nodes = [node],
+        Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(1), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+        Outputs = [new ValueInfo("Y", DataType.Float32, null)],
+    };
+    var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 13 } });
+    var x = Tensor.Zeros(DataType.Float32, 1, c, h, w);
+    var xs = x.Span<float>();
+    for (int i = 0; i < xs.Length; i++) xs[i] = (i * 7919 % 1000) / 1000f;
+    var outs = new Tensor[1];
+    Tensor[] ins = [x];
+    var sw0 = Stopwatch.StartNew();
+    while (sw0.ElapsedMilliseconds < 500) session.Run(ins, outs);
+    var t = new double[200];
+    for (int i = 0; i < t.Length; i++) { long s0 = Stopwatch.GetTimestamp(); session.Run(ins, outs); t[i] = Stopwatch.GetElapsedTime(s0).TotalMicroseconds; }
+    Array.Sort(t);
+    Console.WriteLine($"maxpool {c}x{h}x{w} k{k} s{st} ceil{ceil}: p50 {t[100]:F1} us, min {t[0]:F1} us");
+    return;
+}
 var shapes = new List<(string Name, int M, int N, int K)>();
 if (args.Length >= 4 && args[0] == "gemm")
     for (int i = 1; i + 2 < args.Length; i += 3) shapes.Add(("arg", int.Parse(args[i]), int.Parse(args[i + 1]), int.Parse(args[i + 2])));

@@ -19,12 +19,18 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>Output channels per weight panel.</summary>
     public const int Panel = 16;
     private const int Pixels = 6;
+    /// <summary>Pixel tiles that share one pass over a K block of a weight panel.</summary>
+    private const int ChunkTiles = 32;
+    /// <summary>K steps per block: 192 steps of a 16-channel panel are 12 KiB of weights, kept in L1 across a chunk.</summary>
+    private const int KBlock = 192;
+    /// <summary>Shallower convolutions (channels x taps below this, e.g. a 3x3 on one channel) stay on im2col + GEMM.</summary>
+    private const int MinDepth = 32;
 
     private struct State
     {
         public float* X, W, Bias, Y;
         public int* Offsets;
-        public int K, M, P, OW, SH, SW, Wp, Panels, Tiles;
+        public int K, M, P, OW, SH, SW, Wp, Panels, Tiles, Chunks;
         public FusedActivation Act;
     }
 
@@ -34,7 +40,7 @@ internal static unsafe class ImplicitGemmConv
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
         && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
-        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= 32
+        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= MinDepth
         && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
 
     private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;
@@ -90,8 +96,9 @@ internal static unsafe class ImplicitGemmConv
                     K = K, M = M, P = P, OW = OW, SH = s.Stride[1] * C, SW = s.Stride[2] * C, Wp = Wp,
                     Panels = panels, Tiles = (P + Pixels - 1) / Pixels, Act = act,
                 };
+                st.Chunks = (st.Tiles + ChunkTiles - 1) / ChunkTiles;
                 long work = (long)M * P * K;
-                int units = st.Panels * st.Tiles;
+                int units = st.Panels * st.Chunks;
                 if (threads > 1 && units > 1 && work >= 256 * 1024 && WorkerPool.TryEnter())
                 {
                     try
@@ -111,7 +118,7 @@ internal static unsafe class ImplicitGemmConv
 
     private static void Part(int part, int parts)
     {
-        int units = s_state.Panels * s_state.Tiles;
+        int units = s_state.Panels * s_state.Chunks;
         Units(in s_state, (int)((long)units * part / parts), (int)((long)units * (part + 1) / parts));
     }
 
@@ -148,14 +155,26 @@ internal static unsafe class ImplicitGemmConv
         }
     }
 
-    /// <summary>Work units [u0, u1), panel-major: unit u is pixel tile u % Tiles of weight panel u / Tiles.</summary>
+    /// <summary>
+    /// Work units [u0, u1), panel-major: unit u is chunk u % Chunks (up to <see cref="ChunkTiles"/> pixel tiles) of
+    /// weight panel u / Chunks. K runs in blocks; between blocks each tile's 12 accumulators wait in a small buffer.
+    /// </summary>
     private static void Units<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
     {
         float* tile = stackalloc float[Pixels * Panel];
+        float* partial = stackalloc float[ChunkTiles * Pixels * Panel];
+        float** bases = stackalloc float*[ChunkTiles * Pixels];
         for (int u = u0; u < u1; u++)
         {
-            int panel = u / st.Tiles, t = u - panel * st.Tiles;
-            Tile<TAct>(in st, panel, t * Pixels, tile);
+            int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
+            int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
+            for (int i = 0; i < nt * Pixels; i++) bases[i] = Base(in st, t0 * Pixels + i);
+            for (int k0 = 0; k0 < st.K; k0 += KBlock)
+            {
+                int k1 = Math.Min(st.K, k0 + KBlock);
+                for (int t = 0; t < nt; t++)
+                    Tile<TAct>(in st, panel, (t0 + t) * Pixels, bases + t * Pixels, k0, k1, partial + t * Pixels * Panel, tile);
+            }
         }
     }
 
@@ -167,15 +186,24 @@ internal static unsafe class ImplicitGemmConv
         return st.X + (long)oh * st.SH * st.Wp + (long)ow * st.SW; // SH and SW are already scaled by C
     }
 
-    private static void Tile<TAct>(in State st, int panel, int pix0, float* tile) where TAct : struct, IActivationOp
+    /// <summary>Steps [k0, k1) of one 6-pixel tile; the first block starts from zero, the last one stores the result.</summary>
+    private static void Tile<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
     {
-        float* x0 = Base(in st, pix0), x1 = Base(in st, pix0 + 1), x2 = Base(in st, pix0 + 2);
-        float* x3 = Base(in st, pix0 + 3), x4 = Base(in st, pix0 + 4), x5 = Base(in st, pix0 + 5);
-        float* w = st.W + (long)panel * st.K * Panel;
+        float* x0 = xb[0], x1 = xb[1], x2 = xb[2], x3 = xb[3], x4 = xb[4], x5 = xb[5];
+        float* w = st.W + ((long)panel * st.K + k0) * Panel;
         int* offs = st.Offsets;
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int k = 0; k < st.K; k++, w += Panel)
+        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (k0 == 0)
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = default;
+        }
+        else
+        {
+            c00 = Vector256.Load(acc); c01 = Vector256.Load(acc + 8); c10 = Vector256.Load(acc + 16); c11 = Vector256.Load(acc + 24);
+            c20 = Vector256.Load(acc + 32); c21 = Vector256.Load(acc + 40); c30 = Vector256.Load(acc + 48); c31 = Vector256.Load(acc + 56);
+            c40 = Vector256.Load(acc + 64); c41 = Vector256.Load(acc + 72); c50 = Vector256.Load(acc + 80); c51 = Vector256.Load(acc + 88);
+        }
+        for (int k = k0; k < k1; k++, w += Panel)
         {
             int o = offs[k];
             var w0 = Vector256.Load(w);
@@ -192,6 +220,13 @@ internal static unsafe class ImplicitGemmConv
             c40 = Fma.MultiplyAdd(v, w0, c40); c41 = Fma.MultiplyAdd(v, w1, c41);
             v = Vector256.Create(x5[o]);
             c50 = Fma.MultiplyAdd(v, w0, c50); c51 = Fma.MultiplyAdd(v, w1, c51);
+        }
+        if (k1 < st.K)
+        {
+            Vector256.Store(c00, acc); Vector256.Store(c01, acc + 8); Vector256.Store(c10, acc + 16); Vector256.Store(c11, acc + 24);
+            Vector256.Store(c20, acc + 32); Vector256.Store(c21, acc + 40); Vector256.Store(c30, acc + 48); Vector256.Store(c31, acc + 56);
+            Vector256.Store(c40, acc + 64); Vector256.Store(c41, acc + 72); Vector256.Store(c50, acc + 80); Vector256.Store(c51, acc + 88);
+            return;
         }
         var b0 = Vector256.Load(st.Bias + panel * Panel);
         var b1 = Vector256.Load(st.Bias + panel * Panel + 8);

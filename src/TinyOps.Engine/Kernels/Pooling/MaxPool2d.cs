@@ -58,6 +58,11 @@ internal static unsafe class MaxPool2d
                     WindowMax(row, yr, out2, k2, d2, vec);
                     continue;
                 }
+                if (s2 == 2 && vec && Avx2.IsSupported)
+                {
+                    WindowMaxStride2(row, h, yr, wp, out2, k2, d2);
+                    continue;
+                }
                 WindowMax(row, h, hw, k2, d2, vec);
                 for (int o2 = 0; o2 < out2; o2++) yr[o2] = h[o2 * s2];
             }
@@ -95,6 +100,46 @@ internal static unsafe class MaxPool2d
             float m = src[j];
             for (int b = 1; b < k; b++) m = Max(m, src[j + b * d]);
             dst[j] = m;
+        }
+    }
+
+    /// <summary>
+    /// Stride 2: the row is split into its even and odd positions, so the taps of eight consecutive outputs are one
+    /// vector load each: tap b of output o is even[o + b*d/2] when b*d is even, else odd[o + (b*d-1)/2].
+    /// </summary>
+    private static void WindowMaxStride2(float* row, float* buf, float* y, int wp, int out2, int k, int d)
+    {
+        int ne = (wp + 1) / 2;
+        float* even = buf, odd = buf + ne + 8;
+        int q = 0;
+        for (; 2 * q + 16 <= wp; q += 8)
+        {
+            var va = Vector256.Load(row + 2 * q);
+            var vb = Vector256.Load(row + 2 * q + 8);
+            Vector256.Store(Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle(), even + q);
+            Vector256.Store(Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle(), odd + q);
+        }
+        for (; 2 * q < wp; q++)
+        {
+            even[q] = row[2 * q];
+            if (2 * q + 1 < wp) odd[q] = row[2 * q + 1];
+        }
+        int o = 0;
+        for (; o + 8 <= out2; o += 8)
+        {
+            var m = Vector256.Load(even + o);
+            for (int b = 1; b < k; b++)
+            {
+                int t = b * d;
+                m = Max(m, Vector256.Load(((t & 1) == 0 ? even + (t >> 1) : odd + (t >> 1)) + o));
+            }
+            Vector256.Store(m, y + o);
+        }
+        for (; o < out2; o++)
+        {
+            float m = row[2 * o];
+            for (int b = 1; b < k; b++) m = Max(m, row[2 * o + b * d]);
+            y[o] = m;
         }
     }
 
