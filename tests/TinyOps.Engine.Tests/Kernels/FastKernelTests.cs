@@ -212,7 +212,8 @@ public class FastKernelTests
         { 1, 9, 40, 1, 15, 14, 3, 2, 2, 2 },    // implicit GEMM: stride 2, dilation 2
         { 1, 4, 16, 1, 12, 12, 5, 1, 1, 0 },    // implicit GEMM: 5x5, no padding
         { 2, 3, 8, 1, 9, 8, 7, 2, 1, 3 },       // implicit GEMM: 7x7 stride 2 (a ResNet stem)
-        { 1, 32, 33, 1, 3, 3, 3, 1, 1, 1 },     // implicit GEMM: fewer pixels than a tile
+        { 1, 32, 33, 1, 3, 3, 3, 1, 1, 1 },     // implicit GEMM: fewer pixels than a tile, two K blocks
+        { 1, 24, 16, 1, 20, 21, 3, 1, 1, 1 },   // implicit GEMM: 70 pixel tiles (three chunks), two K blocks
     };
 
     [Theory]
