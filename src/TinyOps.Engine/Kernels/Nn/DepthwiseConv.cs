@@ -134,45 +134,20 @@ internal static unsafe class DepthwiseConv
         {
             // One phase: the padded row itself.
             int lo = Math.Min(PW, L);
-            new Span<float>(dst, lo).Clear();
             int n = Math.Max(0, Math.Min(IW, L - PW));
-            new ReadOnlySpan<float>(x, n).CopyTo(new Span<float>(dst + lo, n));
-            if (lo + n < L) new Span<float>(dst + lo + n, L - lo - n).Clear();
+            for (int i = 0; i < lo; i++) dst[i] = 0f;
+            Copy(x, dst + lo, n);
+            for (int i = lo + n; i < L; i++) dst[i] = 0f;
             return;
         }
         // Padded row first (length SW * L), then split by phase.
         int total = SW * L;
         int a = Math.Min(PW, total);
-        new Span<float>(pad, a).Clear();
         int cnt = Math.Max(0, Math.Min(IW, total - PW));
-        new ReadOnlySpan<float>(x, cnt).CopyTo(new Span<float>(pad + a, cnt));
-        if (a + cnt < padLen) new Span<float>(pad + a + cnt, padLen - a - cnt).Clear();
-        if (SW == 2 && Avx512F.IsSupported)
-        {
-            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            var odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-            for (int q = 0; q < L; q += 16)
-            {
-                var lo = Vector512.Load(pad + 2 * q);
-                var hi = Vector512.Load(pad + 2 * q + 16);
-                var e = Avx512F.PermuteVar16x32x2(lo, even, hi);
-                var o = Avx512F.PermuteVar16x32x2(lo, odd, hi);
-                if (q + 16 <= L)
-                {
-                    Vector512.Store(e, dst + q);
-                    Vector512.Store(o, dst + L + q);
-                }
-                else
-                {
-                    for (int i = 0; q + i < L; i++)
-                    {
-                        dst[q + i] = e.GetElement(i);
-                        dst[L + q + i] = o.GetElement(i);
-                    }
-                }
-            }
-            return;
-        }
+        for (int i = 0; i < a; i++) pad[i] = 0f;
+        Copy(x, pad + a, cnt);
+        // The phase split below reads pad[0, total) only.
+        for (int i = a + cnt; i < total; i++) pad[i] = 0f;
         int q0 = 0;
         if (SW == 2 && Avx2.IsSupported)
         {
@@ -192,6 +167,14 @@ internal static unsafe class DepthwiseConv
             float* d = dst + ph * L;
             for (int q = q0; q < L; q++) d[q] = pad[q * SW + ph];
         }
+    }
+
+    /// <summary>A short copy without a library call (rows here are tens of floats).</summary>
+    private static void Copy(float* src, float* dst, int n)
+    {
+        int i = 0;
+        for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
+        for (; i < n; i++) dst[i] = src[i];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
