@@ -24,6 +24,7 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch") { Description = "inputs per run", DefaultValueFactory = _ => 100 };
         var limit = new Option<int?>("--limit") { Description = "evaluate only the first N inputs (random: default 1000)" };
         var argmaxOut = new Option<string?>("--argmax-out") { Description = "write the argmax of every input, one per line, to this file" };
+        var scoresOut = new Option<string?>("--scores-out") { Description = "write the first output of every input, raw little-endian float32, to this file" };
         var cmd = new Command("eval", "Measure a classifier's accuracy on a test set, or record its argmax on deterministic inputs");
         cmd.Arguments.Add(model);
         cmd.Options.Add(dataset);
@@ -31,6 +32,7 @@ internal static class EvalCommand
         cmd.Options.Add(batch);
         cmd.Options.Add(limit);
         cmd.Options.Add(argmaxOut);
+        cmd.Options.Add(scoresOut);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             string ds = r.GetValue(dataset)!;
@@ -39,6 +41,8 @@ internal static class EvalCommand
             if (b < 1) throw new ArgumentException("--batch must be at least 1");
             var session = InferenceSession.Load(r.GetValue(model)!);
             string? outFile = r.GetValue(argmaxOut);
+            using var scores = r.GetValue(scoresOut) is { } sf ? File.Create(sf) : null;
+            if (scores is not null && outFile is null) throw new ArgumentException("--scores-out goes with --argmax-out");
             var sw = System.Diagnostics.Stopwatch.StartNew();
             if (ds == "fashion-mnist")
             {
@@ -56,7 +60,7 @@ internal static class EvalCommand
                     Console.WriteLine($"accuracy: {result.Accuracy:F4}");
                     return 0;
                 }
-                var arg = Argmax(session, count, b, [1, data.Rows, data.Cols], (start, n, dst) => data.Images.AsSpan(start * data.ImageSize, n * data.ImageSize).CopyTo(dst));
+                var arg = Argmax(session, count, b, scores, [1, data.Rows, data.Cols], (start, n, dst) => data.Images.AsSpan(start * data.ImageSize, n * data.ImageSize).CopyTo(dst));
                 int correct = 0;
                 for (int i = 0; i < count; i++) if (arg[i] == data.Labels[i]) correct++;
                 WriteArgmax(outFile, arg);
@@ -72,7 +76,7 @@ internal static class EvalCommand
             foreach (int d in sample) size *= d;
             int total = r.GetValue(limit) ?? 1000;
             if (total < 1) throw new ArgumentException("--limit must be at least 1");
-            var am = Argmax(session, total, b, sample, (start, n, dst) => PseudoRandomInputs.Fill(start, size, dst.Slice(0, n * size)));
+            var am = Argmax(session, total, b, scores, sample, (start, n, dst) => PseudoRandomInputs.Fill(start, size, dst.Slice(0, n * size)));
             if (outFile is not null) WriteArgmax(outFile, am);
             Console.WriteLine($"inputs: {total} pseudo-random (samples 0..{total - 1}); time: {sw.Elapsed.TotalSeconds:F2} s");
             return 0;
@@ -82,7 +86,7 @@ internal static class EvalCommand
 
     private delegate void FillInputs(int start, int count, Span<float> dst);
 
-    private static int[] Argmax(InferenceSession session, int count, int batch, int[] sampleShape, FillInputs fill)
+    private static int[] Argmax(InferenceSession session, int count, int batch, Stream? scoresOut, int[] sampleShape, FillInputs fill)
     {
         if (session.Inputs.Count != 1) throw new InferenceInputException($"the model takes {session.Inputs.Count} inputs; a classifier takes one");
         if (session.Inputs[0].Shape is { Length: > 0 } s && s[0].IsKnown) batch = (int)s[0].Value;
@@ -100,6 +104,7 @@ internal static class EvalCommand
                 throw new InferenceInputException($"the model's first output {scores} is not a float32 [batch, classes] score tensor");
             int classes = scores.Length / b;
             var sp = scores.Span<float>();
+            scoresOut?.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sp.Slice(0, b * classes)));
             for (int i = 0; i < b; i++)
             {
                 var row = sp.Slice(i * classes, classes);

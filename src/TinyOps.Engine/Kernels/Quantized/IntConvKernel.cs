@@ -254,6 +254,12 @@ internal sealed class IntConvKernel : Kernel
             }
         }
 
+        if (rows && _qlinear && IntDepthwise3x3.Supports(g))
+        {
+            RunDepthwise(ctx, x, xSigned, xZero, w, wSigned, wZero);
+            return;
+        }
+
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(kc * outSize, 0);
         Span<byte> bPacked = rows ? default : ctx.Scratch<byte>(FastIntGemm.PackedBSize(kc, outSize), 4);
         Span<int> colWork = rows ? default : ctx.Scratch<int>(outSize + FastIntGemm.WorkInts(outSize), 5);
@@ -324,6 +330,28 @@ internal sealed class IntConvKernel : Kernel
                 }
             }
         }
+    }
+
+    /// <summary>Depthwise 3×3 QLinearConv through <see cref="IntDepthwise3x3"/> (direct, no im2col).</summary>
+    private void RunDepthwise(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero)
+    {
+        var g = _geo;
+        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
+        var wsc = ctx.Input(4).ReadOnlySpan<float>();
+        var mult = ctx.Scratch<float>(g.OutChannels, 3);
+        for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+        int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+        var bt = ctx.OptionalInput(8);
+        ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
+        var yt = ctx.Output(0);
+        var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
+        var plane = ctx.Scratch<short>(IntDepthwise3x3.PlaneShorts(g), 0);
+        var acc = ctx.Scratch<int>(IntDepthwise3x3.AccInts(g), 1);
+        int inImage = g.InChannels * g.InSize, outImage = g.OutChannels * g.OutSize;
+        for (int n = 0; n < g.Batch; n++)
+            IntDepthwise3x3.Run(g, x.Slice(n * inImage, inImage), xSigned, xZero, w, wSigned, wZero, bias, mult, yZero,
+                y.Slice(n * outImage, outImage), yt.Type == DataType.Int8, plane, acc);
     }
 
     private static void Requantize<TY>(ReadOnlySpan<int> acc, Span<TY> y, int firstChannel, int channels, int size,
