@@ -28,6 +28,8 @@ internal sealed class IntConvKernel : Kernel
     private byte[]? _packedSrc;
     private int _packedSrcOffset, _packedSrcLength;
     private DataType _packedXType, _packedWType;
+    // the signed weights' pairs fit int16 against unsigned activations (vpmaddubsw is exact, see FastIntGemm.PairsFitInt16)
+    private bool _packedPairsFit;
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -103,6 +105,7 @@ internal sealed class IntConvKernel : Kernel
         _packedSrcLength = wv.Length;
         _packedXType = xType;
         _packedWType = wType;
+        _packedPairsFit = wType == DataType.Int8 && xType == DataType.UInt8 && FastIntGemm.PairsFitInt16(wb, g.OutChannels, kc, kc);
     }
 
     /// <summary>One output channel per group (depthwise): the row-wise routine beats packing a 1-row matrix.</summary>
@@ -234,6 +237,7 @@ internal sealed class IntConvKernel : Kernel
         // packed weights: planned once, or packed now into scratch
         ReadOnlySpan<byte> wPacked = default;
         ReadOnlySpan<int> wRowSums = default;
+        bool pairsFit = false;
         int perGroup = FastIntGemm.PackedASize(mg, kc);
         if (!rows)
         {
@@ -242,6 +246,7 @@ internal sealed class IntConvKernel : Kernel
             {
                 wPacked = _packedW;
                 wRowSums = _packedRowSums;
+                pairsFit = _packedPairsFit;
             }
             else
             {
@@ -313,10 +318,10 @@ internal sealed class IntConvKernel : Kernel
                         // requantized tile by tile, straight into y
                         var yb = yt.Buffer.AsSpan(yt.ByteOffset + outOffset, mg * outSize);
                         FastIntGemm.MultiplyRequantize(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work,
-                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize);
+                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize, pairsFit);
                         continue;
                     }
-                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize);
+                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize, pairsFit);
                 }
                 if (!_qlinear) continue;
                 for (int m = 0; m < mg; m++)
