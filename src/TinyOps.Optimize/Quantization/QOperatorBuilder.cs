@@ -66,7 +66,7 @@ internal sealed class QOperatorBuilder
                 continue;
             }
             if (n.IsDefaultDomain && PassThroughOps.Contains(n.OpType) && n.Inputs.Count >= 1 && _quantized.ContainsKey(n.Inputs[0])
-                && n.Outputs.Count == 1 && (n.OpType != "MaxPool" || _opset >= 12) && OtherInputsConstant(n))
+                && n.Outputs.Count == 1 && (n.OpType != "MaxPool" || (_opset >= 12 && _options.QuantizedMaxPool)) && OtherInputsConstant(n))
             {
                 EmitPassThrough(n);
                 continue;

@@ -40,6 +40,13 @@ public sealed record QuantizationOptions
     /// <summary>Fold a following Relu or Clip(0, max) into the quantized operator's output range.</summary>
     public bool FoldActivations { get; init; } = true;
 
+    /// <summary>
+    /// Run MaxPool on the uint8 tensor (exact: max commutes with the monotonic dequantization). Off by default:
+    /// the engine's MaxPool has a vectorized path for float only today, so DequantizeLinear → MaxPool → QuantizeLinear
+    /// is faster in TinyOps; both forms give the same values.
+    /// </summary>
+    public bool QuantizedMaxPool { get; init; }
+
     /// <summary>Calibration images per engine run.</summary>
     public int CalibrationBatch { get; init; } = 16;
 

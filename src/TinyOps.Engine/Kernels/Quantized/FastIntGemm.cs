@@ -350,6 +350,7 @@ internal static class FastIntGemm
         ref byte b0 = ref MemoryMarshal.GetReference(bp);
         bool zaPerRow = za.Length > 1;
         int zaShared = za.Length == 0 ? 0 : za[0];
+        bool fastQ = q.Kind != 0 && Avx.IsSupported && !IntRequantize.ForceScalar && AllFinite(q.RowMult.Slice(0, m));
         for (int pn = 0; pn < panels; pn++)
         {
             int j0 = pn * NR, nc = Math.Min(NR, n - j0);
@@ -372,11 +373,18 @@ internal static class FastIntGemm
                     Epilogue(tile.Slice(r * NR, NR), rowSumA[i], zaPerRow ? za[i] : zaShared, zbp, adjp, tmp);
                     int bias = q.RowBias.IsEmpty ? 0 : q.RowBias[i];
                     var yrow = q.Y.Slice(i * q.Ldy + j0, nc);
-                    if (q.Kind == 1) IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, yrow);
+                    if (fastQ && nc == NR) IntRequantize.Row16(tmp, bias, q.RowMult[i], q.YZero, yrow, q.Kind == 2);
+                    else if (q.Kind == 1) IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, yrow);
                     else IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, MemoryMarshal.Cast<byte, sbyte>(yrow));
                 }
             }
         }
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> v)
+    {
+        foreach (float f in v) if (!float.IsFinite(f)) return false;
+        return true;
     }
 
     /// <summary>c[j] = acc[j] − zb[j]·rowSum − za·adj[j] for the valid columns.</summary>

@@ -42,8 +42,8 @@ internal static class IntDepthwise3x3
         return rows * len * (s == 2 ? 2 : 1);
     }
 
-    /// <summary>int32 scratch elements <see cref="Run"/> needs (one accumulator row plus a raw padded row).</summary>
-    public static int AccInts(ConvGeometry g) => RowLength(g.OutDims[1]) + (RowLength(g.OutDims[1]) * 2 + 8) / 4 + 1;
+    /// <summary>int32 scratch elements <see cref="Run"/> needs (the channel's accumulators, vector slack, a raw padded row).</summary>
+    public static int AccInts(ConvGeometry g) => g.OutDims[0] * g.OutDims[1] + Block + (RowLength(g.OutDims[1]) * 2 + 8) / 4 + 1;
 
     /// <summary>
     /// One image: x [C, H, W] (raw bytes, signed when <paramref name="xSigned"/>), w [C, 3, 3], per-channel (or shared)
@@ -58,8 +58,9 @@ internal static class IntDepthwise3x3
         int s = g.Strides[0], padT = g.PadBegin[0], padL = g.PadBegin[1];
         int rows = (oh - 1) * s + 3, len = RowLength(ow);
         bool vec = Avx2.IsSupported && FastIntGemm.Active != IntGemmPath.Scalar;
-        var accRow = acc.Slice(0, len);
-        var raw = MemoryMarshal.AsBytes(acc.Slice(len));
+        int planeOut = oh * ow;
+        var accPlane = acc.Slice(0, planeOut + Block);
+        var raw = MemoryMarshal.AsBytes(acc.Slice(planeOut + Block));
         int rawLen = s == 2 ? 2 * len + 4 : len + 4;
         Span<short> wv = stackalloc short[9];
         for (int ch = 0; ch < c; ch++)
@@ -71,14 +72,15 @@ internal static class IntDepthwise3x3
             int b = bias.IsEmpty ? 0 : bias[ch];
             float m = mult[ch];
             var yc = y.Slice(ch * oh * ow, oh * ow);
+            // rows in order: the vector path rounds each row up to 16 outputs, spilling into the next row's start,
+            // which that row then overwrites (the last row spills into the slack)
             for (int r = 0; r < oh; r++)
             {
-                if (vec) RowAvx2(plane, len, s, r, ow, wv, accRow);
-                else RowScalar(plane, len, s, r, ow, wv, accRow);
-                var yr = yc.Slice(r * ow, ow);
-                if (ySigned) IntRequantize.Row(accRow.Slice(0, ow), b, m, yZero, MemoryMarshal.Cast<byte, sbyte>(yr));
-                else IntRequantize.Row(accRow.Slice(0, ow), b, m, yZero, yr);
+                if (vec) RowAvx2(plane, len, s, r, ow, wv, accPlane.Slice(r * ow));
+                else RowScalar(plane, len, s, r, ow, wv, accPlane.Slice(r * ow));
             }
+            if (ySigned) IntRequantize.Row(accPlane.Slice(0, planeOut), b, m, yZero, MemoryMarshal.Cast<byte, sbyte>(yc));
+            else IntRequantize.Row(accPlane.Slice(0, planeOut), b, m, yZero, yc);
         }
     }
 
