@@ -213,6 +213,22 @@ internal static class FastIntGemm
         => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, default, 0, rowMult, rowBias, yZero, y, ySigned ? 2 : 1, ldy, pairsFit);
 
     /// <summary>
+    /// True when every pair of consecutive k (k = 2i, 2i + 1) of each column of a signed B has |a| + |b| ≤ 128, so
+    /// vpmaddubsw against unsigned bytes cannot saturate (see <see cref="PairsFitInt16"/>).
+    /// </summary>
+    public static bool ColumnPairsFitInt16(ReadOnlySpan<byte> b, int k, int n, int ldb)
+    {
+        for (int p = 0; p + 1 < k; p += 2)
+        {
+            var r0 = b.Slice(p * ldb, n);
+            var r1 = b.Slice((p + 1) * ldb, n);
+            for (int j = 0; j < n; j++)
+                if (Math.Abs((int)(sbyte)r0[j]) + Math.Abs((int)(sbyte)r1[j]) > 128) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
     /// True when every pair of consecutive k of each row (k = 2i, 2i + 1) of a signed matrix has |a| + |b| ≤ 128, so a
     /// pair of products with any unsigned byte (≤ 255·128 = 32640) fits int16 and vpmaddubsw cannot saturate.
     /// Weights quantized to 7 bits ([-64, 64]) always pass.
