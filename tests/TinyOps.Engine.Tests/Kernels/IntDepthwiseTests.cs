@@ -31,8 +31,8 @@ public sealed class IntDepthwiseTests
         {
             int stride = 1 + (trial & 1);
             bool xSigned = (trial & 2) != 0, wSigned = (trial & 4) != 0, ySigned = (trial & 8) != 0, perChannel = (trial & 16) != 0;
-            int c = 1 + rng.Next(9), h = 3 + rng.Next(trial % 7 == 0 ? 60 : 20), w = 3 + rng.Next(trial % 5 == 0 ? 70 : 20);
-            long[] pads = trial % 3 switch { 0 => [1, 1, 1, 1], 1 => [0, 0, 0, 0], _ => [rng.Next(3), rng.Next(3), rng.Next(3), rng.Next(3)] };
+            int c = 2 + rng.Next(8), h = 3 + rng.Next(trial % 7 == 0 ? 60 : 20), w = 3 + rng.Next(trial % 5 == 0 ? 70 : 20);
+            long[] pads = (trial % 3) switch { 0 => [1L, 1, 1, 1], 1 => [0L, 0, 0, 0], _ => [rng.Next(3), rng.Next(3), rng.Next(3), rng.Next(3)] };
             var node = new Node { OpType = "QLinearConv", Name = "dw" };
             node.Attributes["group"] = AttributeValue.Of("group", (long)c);
             node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { stride, stride });
@@ -48,7 +48,7 @@ public sealed class IntDepthwiseTests
             if (trial % 11 == 0) { Array.Fill(x, xSigned ? (byte)0x80 : (byte)0xFF); Array.Fill(wt, (byte)0x80); } // extremes
             int xZero = xSigned ? rng.Next(-128, 128) : rng.Next(0, 256);
             var wZero = Enumerable.Range(0, perChannel ? c : 1).Select(_ => wSigned ? rng.Next(-128, 128) : rng.Next(0, 256)).ToArray();
-            var bias = trial % 4 == 0 ? [] : Enumerable.Range(0, c).Select(_ => rng.Next(-20000, 20000)).ToArray();
+            int[] bias = trial % 4 == 0 ? [] : Enumerable.Range(0, c).Select(_ => rng.Next(-20000, 20000)).ToArray();
             var mult = Enumerable.Range(0, c).Select(_ => (float)(rng.NextDouble() * 0.004)).ToArray();
             int yZero = ySigned ? rng.Next(-128, 128) : rng.Next(0, 256);
             int outSize = g.OutSize * c;
