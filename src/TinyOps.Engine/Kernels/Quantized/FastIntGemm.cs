@@ -376,7 +376,8 @@ internal static class FastIntGemm
             for (int bl = 0; bl < blocks; bl++)
             {
                 int i0 = bl * MR, mr = Math.Min(MR, m - i0);
-                TT.Compute<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
+                if (mr == 1 && typeof(TT) == typeof(MaddubsTile)) MaddubsTile.ComputeOneRow<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
+                else TT.Compute<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
                 for (int r = 0; r < mr; r++)
                 {
                     int i = i0 + r;
@@ -503,6 +504,34 @@ internal static class FastIntGemm
     /// </summary>
     internal struct MaddubsTile : ITile
     {
+        /// <summary>Row 0 of the tile only (a product with one row, e.g. a fully connected layer at batch 1).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void ComputeOneRow<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
+        {
+            var ones = Vector256.Create((short)1);
+            var c0 = Vector256<int>.Zero; var c1 = Vector256<int>.Zero;
+            for (int q = 0; q < kq; q++)
+            {
+                var b0 = Vector256.LoadUnsafe(ref bp);
+                var b1 = Vector256.LoadUnsafe(ref bp, 32);
+                var a = Vector256.Create(Unsafe.ReadUnaligned<int>(ref ap)).AsByte();
+                if (TS.AIsUnsigned)
+                {
+                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b0.AsSByte()), ones);
+                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b1.AsSByte()), ones);
+                }
+                else
+                {
+                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a.AsSByte()), ones);
+                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a.AsSByte()), ones);
+                }
+                ap = ref Unsafe.Add(ref ap, MR * 4);
+                bp = ref Unsafe.Add(ref bp, NR * 4);
+            }
+            ref int t = ref MemoryMarshal.GetReference(tile);
+            c0.StoreUnsafe(ref t, 0); c1.StoreUnsafe(ref t, 8);
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Compute<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
         {
