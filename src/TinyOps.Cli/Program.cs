@@ -13,6 +13,7 @@ root.Subcommands.Add(ModelCommands.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(OptimizeCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
 return root.Parse(args).Invoke();

@@ -14,7 +14,7 @@ internal static class CliErrors
             return action();
         }
         catch (Exception e) when (e is EngineException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException
-            or Api.ApiCallException or HttpRequestException or InvalidOperationException or TaskCanceledException)
+            or Api.ApiCallException or HttpRequestException or InvalidOperationException or TaskCanceledException or Optimize.Quantization.QuantizationException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

@@ -100,6 +100,39 @@ internal sealed class ConvGeometry
         return null;
     }
 
+    /// <summary>2-D, dilation 1: each (channel, kh, kw) row is, per output row, a copy (stride 1) or a strided gather between padded edges.</summary>
+    private void Im2Col2D<T>(ReadOnlySpan<T> x, int channels, Span<T> col, T pad) where T : unmanaged
+    {
+        int h = InDims[0], w = InDims[1], oh = OutDims[0], ow = OutDims[1], kh = KDims[0], kw = KDims[1];
+        int sh = Strides[0], sw = Strides[1], pt = PadBegin[0], pl = PadBegin[1];
+        int row = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            var xc = x.Slice(c * InSize, InSize);
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++, row++)
+                {
+                    var dst = col.Slice(row * OutSize, OutSize);
+                    int iw0 = j - pl;
+                    // valid output columns: 0 <= o*sw + iw0 < w
+                    int oLo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+                    int oHi = w - iw0 <= 0 ? 0 : Math.Min(ow, (w - iw0 + sw - 1) / sw);
+                    if (oHi < oLo) oHi = oLo;
+                    for (int o = 0; o < oh; o++)
+                    {
+                        var seg = dst.Slice(o * ow, ow);
+                        int ih = o * sh + i - pt;
+                        if ((uint)ih >= (uint)h) { seg.Fill(pad); continue; }
+                        var xr = xc.Slice(ih * w, w);
+                        if (oLo > 0) seg.Slice(0, oLo).Fill(pad);
+                        if (oHi < ow) seg.Slice(oHi).Fill(pad);
+                        if (sw == 1) xr.Slice(oLo + iw0, oHi - oLo).CopyTo(seg.Slice(oLo, oHi - oLo));
+                        else for (int q = oLo, iw = oLo * sw + iw0; q < oHi; q++, iw += sw) seg[q] = xr[iw];
+                    }
+                }
+        }
+    }
+
     public int[] OutputShape()
     {
         var r = new int[SpatialRank + 2];
@@ -114,6 +147,11 @@ internal sealed class ConvGeometry
     /// </summary>
     public void Im2Col<T>(ReadOnlySpan<T> x, int channels, Span<T> col, T pad) where T : unmanaged
     {
+        if (SpatialRank == 2 && Dilations[0] == 1 && Dilations[1] == 1)
+        {
+            Im2Col2D(x, channels, col, pad);
+            return;
+        }
         int sr = SpatialRank, last = sr - 1;
         Span<int> kIdx = stackalloc int[sr];
         Span<int> oIdx = stackalloc int[sr];

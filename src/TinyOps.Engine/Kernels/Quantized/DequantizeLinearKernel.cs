@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
 
@@ -80,6 +81,13 @@ internal sealed class DequantizeLinearKernel : Kernel
                 {
                     float sc = s[pBase];
                     float zpv = hasZ ? float.CreateTruncating(z[pBase]) : 0f;
+                    if (typeof(T) == typeof(byte) || typeof(T) == typeof(sbyte))
+                    {
+                        int done = QuantizeVector.Dequantize(MemoryMarshal.AsBytes(x.Slice(p, l.Inner)), typeof(T) == typeof(sbyte), (int)zpv, sc, y.Slice(p, l.Inner));
+                        p += done;
+                        for (int i = done; i < l.Inner; i++, p++) y[p] = (float.CreateTruncating(x[p]) - zpv) * sc;
+                        continue;
+                    }
                     for (int i = 0; i < l.Inner; i++, p++) y[p] = (float.CreateTruncating(x[p]) - zpv) * sc;
                 }
                 else

@@ -198,8 +198,8 @@ internal static class FastIntGemm
     public static void Multiply(int m, int n, int k,
         ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
         ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb,
-        Span<int> work, Span<int> c, int ldc)
-        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, c, ldc, default, default, 0, default, 0, 0);
+        Span<int> work, Span<int> c, int ldc, bool pairsFit = false)
+        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, c, ldc, default, default, 0, default, 0, 0, pairsFit);
 
     /// <summary>
     /// As <see cref="Multiply"/>, then requantizes each finished tile straight into <paramref name="y"/> (uint8, or int8
@@ -209,14 +209,46 @@ internal static class FastIntGemm
     public static void MultiplyRequantize(int m, int n, int k,
         ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
         ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb, Span<int> work,
-        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, bool ySigned, int ldy)
-        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, default, 0, rowMult, rowBias, yZero, y, ySigned ? 2 : 1, ldy);
+        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, bool ySigned, int ldy, bool pairsFit = false)
+        => Core(m, n, k, ap, rowSumA, za, aUnsigned, bp, colSumB, zb, work, default, 0, rowMult, rowBias, yZero, y, ySigned ? 2 : 1, ldy, pairsFit);
+
+    /// <summary>
+    /// True when every pair of consecutive k (k = 2i, 2i + 1) of each column of a signed B has |a| + |b| ≤ 128, so
+    /// vpmaddubsw against unsigned bytes cannot saturate (see <see cref="PairsFitInt16"/>).
+    /// </summary>
+    public static bool ColumnPairsFitInt16(ReadOnlySpan<byte> b, int k, int n, int ldb)
+    {
+        for (int p = 0; p + 1 < k; p += 2)
+        {
+            var r0 = b.Slice(p * ldb, n);
+            var r1 = b.Slice((p + 1) * ldb, n);
+            for (int j = 0; j < n; j++)
+                if (Math.Abs((int)(sbyte)r0[j]) + Math.Abs((int)(sbyte)r1[j]) > 128) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// True when every pair of consecutive k of each row (k = 2i, 2i + 1) of a signed matrix has |a| + |b| ≤ 128, so a
+    /// pair of products with any unsigned byte (≤ 255·128 = 32640) fits int16 and vpmaddubsw cannot saturate.
+    /// Weights quantized to 7 bits ([-64, 64]) always pass.
+    /// </summary>
+    public static bool PairsFitInt16(ReadOnlySpan<byte> a, int rows, int k, int lda)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            var row = a.Slice(i * lda, k);
+            for (int p = 0; p + 1 < k; p += 2)
+                if (Math.Abs((int)(sbyte)row[p]) + Math.Abs((int)(sbyte)row[p + 1]) > 128) return false;
+        }
+        return true;
+    }
 
     private static void Core(int m, int n, int k,
         ReadOnlySpan<byte> ap, ReadOnlySpan<int> rowSumA, ReadOnlySpan<int> za, bool aUnsigned,
         ReadOnlySpan<byte> bp, ReadOnlySpan<int> colSumB, ReadOnlySpan<int> zb,
         Span<int> work, Span<int> c, int ldc,
-        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, int yKind, int ldy)
+        ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowBias, int yZero, Span<byte> y, int yKind, int ldy, bool pairsFit)
     {
         if (m == 0 || n == 0) return;
         var q = new Requant(rowMult, rowBias, yZero, y, yKind, ldy);
@@ -236,6 +268,11 @@ internal static class FastIntGemm
         {
             if (aUnsigned) Run<AUnsigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
             else Run<ASigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
+        }
+        else if (path == IntGemmPath.Avx2 && pairsFit)
+        {
+            if (aUnsigned) Run<AUnsigned, MaddubsTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
+            else Run<ASigned, MaddubsTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
         else if (path == IntGemmPath.Avx2)
         {
@@ -329,6 +366,7 @@ internal static class FastIntGemm
         ref byte b0 = ref MemoryMarshal.GetReference(bp);
         bool zaPerRow = za.Length > 1;
         int zaShared = za.Length == 0 ? 0 : za[0];
+        bool fastQ = q.Kind != 0 && Avx.IsSupported && !IntRequantize.ForceScalar && AllFinite(q.RowMult.Slice(0, m));
         for (int pn = 0; pn < panels; pn++)
         {
             int j0 = pn * NR, nc = Math.Min(NR, n - j0);
@@ -338,7 +376,8 @@ internal static class FastIntGemm
             for (int bl = 0; bl < blocks; bl++)
             {
                 int i0 = bl * MR, mr = Math.Min(MR, m - i0);
-                TT.Compute<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
+                if (mr == 1 && typeof(TT) == typeof(MaddubsTile)) MaddubsTile.ComputeOneRow<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
+                else TT.Compute<TS>(ref Unsafe.Add(ref a0, bl * kq * MR * 4), ref bpanel, kq, tile);
                 for (int r = 0; r < mr; r++)
                 {
                     int i = i0 + r;
@@ -351,11 +390,18 @@ internal static class FastIntGemm
                     Epilogue(tile.Slice(r * NR, NR), rowSumA[i], zaPerRow ? za[i] : zaShared, zbp, adjp, tmp);
                     int bias = q.RowBias.IsEmpty ? 0 : q.RowBias[i];
                     var yrow = q.Y.Slice(i * q.Ldy + j0, nc);
-                    if (q.Kind == 1) IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, yrow);
+                    if (fastQ && nc == NR) IntRequantize.Row16(tmp, bias, q.RowMult[i], q.YZero, yrow, q.Kind == 2);
+                    else if (q.Kind == 1) IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, yrow);
                     else IntRequantize.Row(tmp, bias, q.RowMult[i], q.YZero, MemoryMarshal.Cast<byte, sbyte>(yrow));
                 }
             }
         }
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> v)
+    {
+        foreach (float f in v) if (!float.IsFinite(f)) return false;
+        return true;
     }
 
     /// <summary>c[j] = acc[j] − zb[j]·rowSum − za·adj[j] for the valid columns.</summary>
@@ -439,6 +485,83 @@ internal static class FastIntGemm
                     c10 = AvxVnni.MultiplyWideningAndAdd(c10, b0, a1.AsSByte()); c11 = AvxVnni.MultiplyWideningAndAdd(c11, b1, a1.AsSByte());
                     c20 = AvxVnni.MultiplyWideningAndAdd(c20, b0, a2.AsSByte()); c21 = AvxVnni.MultiplyWideningAndAdd(c21, b1, a2.AsSByte());
                     c30 = AvxVnni.MultiplyWideningAndAdd(c30, b0, a3.AsSByte()); c31 = AvxVnni.MultiplyWideningAndAdd(c31, b1, a3.AsSByte());
+                }
+                ap = ref Unsafe.Add(ref ap, MR * 4);
+                bp = ref Unsafe.Add(ref bp, NR * 4);
+            }
+            ref int t = ref MemoryMarshal.GetReference(tile);
+            c00.StoreUnsafe(ref t, 0); c01.StoreUnsafe(ref t, 8);
+            c10.StoreUnsafe(ref t, 16); c11.StoreUnsafe(ref t, 24);
+            c20.StoreUnsafe(ref t, 32); c21.StoreUnsafe(ref t, 40);
+            c30.StoreUnsafe(ref t, 48); c31.StoreUnsafe(ref t, 56);
+        }
+    }
+
+    /// <summary>
+    /// AVX2 tile with vpmaddubsw (unsigned × signed bytes, pairs summed to int16) and vpmaddwd by ones (pairs of int16
+    /// to int32): four products per int32 lane like VNNI, in two instructions. Only used when the signed operand's
+    /// pairs fit (<see cref="PairsFitInt16"/>), so the int16 step never saturates and results stay exact.
+    /// </summary>
+    internal struct MaddubsTile : ITile
+    {
+        /// <summary>Row 0 of the tile only (a product with one row, e.g. a fully connected layer at batch 1).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void ComputeOneRow<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
+        {
+            var ones = Vector256.Create((short)1);
+            var c0 = Vector256<int>.Zero; var c1 = Vector256<int>.Zero;
+            for (int q = 0; q < kq; q++)
+            {
+                var b0 = Vector256.LoadUnsafe(ref bp);
+                var b1 = Vector256.LoadUnsafe(ref bp, 32);
+                var a = Vector256.Create(Unsafe.ReadUnaligned<int>(ref ap)).AsByte();
+                if (TS.AIsUnsigned)
+                {
+                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b0.AsSByte()), ones);
+                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b1.AsSByte()), ones);
+                }
+                else
+                {
+                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a.AsSByte()), ones);
+                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a.AsSByte()), ones);
+                }
+                ap = ref Unsafe.Add(ref ap, MR * 4);
+                bp = ref Unsafe.Add(ref bp, NR * 4);
+            }
+            ref int t = ref MemoryMarshal.GetReference(tile);
+            c0.StoreUnsafe(ref t, 0); c1.StoreUnsafe(ref t, 8);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Compute<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
+        {
+            var ones = Vector256.Create((short)1);
+            var c00 = Vector256<int>.Zero; var c01 = Vector256<int>.Zero;
+            var c10 = Vector256<int>.Zero; var c11 = Vector256<int>.Zero;
+            var c20 = Vector256<int>.Zero; var c21 = Vector256<int>.Zero;
+            var c30 = Vector256<int>.Zero; var c31 = Vector256<int>.Zero;
+            for (int q = 0; q < kq; q++)
+            {
+                var b0 = Vector256.LoadUnsafe(ref bp);
+                var b1 = Vector256.LoadUnsafe(ref bp, 32);
+                var a0 = Vector256.Create(Unsafe.ReadUnaligned<int>(ref ap)).AsByte();
+                var a1 = Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref ap, 4))).AsByte();
+                var a2 = Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref ap, 8))).AsByte();
+                var a3 = Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref ap, 12))).AsByte();
+                if (TS.AIsUnsigned)
+                {
+                    var s0 = b0.AsSByte(); var s1 = b1.AsSByte();
+                    c00 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, s0), ones); c01 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, s1), ones);
+                    c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, s0), ones); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, s1), ones);
+                    c20 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a2, s0), ones); c21 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a2, s1), ones);
+                    c30 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a3, s0), ones); c31 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a3, s1), ones);
+                }
+                else
+                {
+                    c00 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a0.AsSByte()), ones); c01 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a0.AsSByte()), ones);
+                    c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a1.AsSByte()), ones); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a1.AsSByte()), ones);
+                    c20 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a2.AsSByte()), ones); c21 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a2.AsSByte()), ones);
+                    c30 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a3.AsSByte()), ones); c31 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a3.AsSByte()), ones);
                 }
                 ap = ref Unsafe.Add(ref ap, MR * 4);
                 bp = ref Unsafe.Add(ref bp, NR * 4);

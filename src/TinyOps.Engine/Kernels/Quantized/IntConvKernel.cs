@@ -28,6 +28,8 @@ internal sealed class IntConvKernel : Kernel
     private byte[]? _packedSrc;
     private int _packedSrcOffset, _packedSrcLength;
     private DataType _packedXType, _packedWType;
+    // the signed weights' pairs fit int16 against unsigned activations (vpmaddubsw is exact, see FastIntGemm.PairsFitInt16)
+    private bool _packedPairsFit;
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -103,6 +105,7 @@ internal sealed class IntConvKernel : Kernel
         _packedSrcLength = wv.Length;
         _packedXType = xType;
         _packedWType = wType;
+        _packedPairsFit = wType == DataType.Int8 && xType == DataType.UInt8 && FastIntGemm.PairsFitInt16(wb, g.OutChannels, kc, kc);
     }
 
     /// <summary>One output channel per group (depthwise): the row-wise routine beats packing a 1-row matrix.</summary>
@@ -234,6 +237,7 @@ internal sealed class IntConvKernel : Kernel
         // packed weights: planned once, or packed now into scratch
         ReadOnlySpan<byte> wPacked = default;
         ReadOnlySpan<int> wRowSums = default;
+        bool pairsFit = false;
         int perGroup = FastIntGemm.PackedASize(mg, kc);
         if (!rows)
         {
@@ -242,6 +246,7 @@ internal sealed class IntConvKernel : Kernel
             {
                 wPacked = _packedW;
                 wRowSums = _packedRowSums;
+                pairsFit = _packedPairsFit;
             }
             else
             {
@@ -252,6 +257,12 @@ internal sealed class IntConvKernel : Kernel
                 wPacked = wp;
                 wRowSums = rs;
             }
+        }
+
+        if (rows && _qlinear && IntDepthwise3x3.Supports(g))
+        {
+            RunDepthwise(ctx, x, xSigned, xZero, w, wSigned, wZero);
+            return;
         }
 
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(kc * outSize, 0);
@@ -307,10 +318,10 @@ internal sealed class IntConvKernel : Kernel
                         // requantized tile by tile, straight into y
                         var yb = yt.Buffer.AsSpan(yt.ByteOffset + outOffset, mg * outSize);
                         FastIntGemm.MultiplyRequantize(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work,
-                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize);
+                            mult.Slice(gi * mg, mg), bias.IsEmpty ? default : bias.Slice(gi * mg, mg), yZero, yb, yt.Type == DataType.Int8, outSize, pairsFit);
                         continue;
                     }
-                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize);
+                    FastIntGemm.Multiply(mg, outSize, kc, ap, rs, za, aUnsigned, bPacked, colSums, zb, work, c, outSize, pairsFit);
                 }
                 if (!_qlinear) continue;
                 for (int m = 0; m < mg; m++)
@@ -324,6 +335,28 @@ internal sealed class IntConvKernel : Kernel
                 }
             }
         }
+    }
+
+    /// <summary>Depthwise 3×3 QLinearConv through <see cref="IntDepthwise3x3"/> (direct, no im2col).</summary>
+    private void RunDepthwise(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero)
+    {
+        var g = _geo;
+        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
+        var wsc = ctx.Input(4).ReadOnlySpan<float>();
+        var mult = ctx.Scratch<float>(g.OutChannels, 3);
+        for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+        int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+        var bt = ctx.OptionalInput(8);
+        ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
+        var yt = ctx.Output(0);
+        var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
+        var plane = ctx.Scratch<short>(IntDepthwise3x3.PlaneShorts(g), 0);
+        var acc = ctx.Scratch<int>(IntDepthwise3x3.AccInts(g), 1);
+        int inImage = g.InChannels * g.InSize, outImage = g.OutChannels * g.OutSize;
+        for (int n = 0; n < g.Batch; n++)
+            IntDepthwise3x3.Run(g, x.Slice(n * inImage, inImage), xSigned, xZero, w, wSigned, wZero, bias, mult, yZero,
+                y.Slice(n * outImage, outImage), yt.Type == DataType.Int8, plane, acc);
     }
 
     private static void Requantize<TY>(ReadOnlySpan<int> acc, Span<TY> y, int firstChannel, int channels, int size,

@@ -23,6 +23,8 @@ internal sealed class IntMatMulKernel : Kernel
     private byte[]? _packedSrc;
     private int _packedSrcOffset, _packedSrcLength;
     private DataType _packedAType, _packedBType;
+    // b is signed, a unsigned and b's k-pairs fit int16: the vpmaddubsw tile is exact (FastIntGemm.ColumnPairsFitInt16)
+    private bool _packedPairsFit;
 
     public IntMatMulKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -102,6 +104,8 @@ internal sealed class IntMatMulKernel : Kernel
         _packedSrcLength = bv.Length;
         _packedAType = aType;
         _packedBType = bType;
+        _packedPairsFit = aType == DataType.UInt8 && bType == DataType.Int8;
+        for (int i = 0; i < mats && _packedPairsFit; i++) _packedPairsFit = FastIntGemm.ColumnPairsFitInt16(bb.Slice(i * k * n, k * n), k, n, n);
     }
 
     /// <summary>A parameter is a scalar, a vector over rows of a (or columns of b), or [..., M, 1] (or [..., 1, N]) per batch.</summary>
@@ -268,7 +272,7 @@ internal sealed class IntMatMulKernel : Kernel
                 cs = colSums;
             }
             Span<int> c = _qlinear ? acc : yt.Span<int>().Slice(bi * mn, mn);
-            FastIntGemm.Multiply(m, n, k, aPacked, rowSums, aZero, aUnsigned, bPacked, cs, bZero, work, c, n);
+            FastIntGemm.Multiply(m, n, k, aPacked, rowSums, aZero, aUnsigned, bPacked, cs, bZero, work, c, n, prepacked && _packedPairsFit);
             if (!_qlinear) continue;
             var aS = ctx.Input(_aScale).ReadOnlySpan<float>();
             var bS = ctx.Input(_bScale).ReadOnlySpan<float>();

@@ -14,7 +14,31 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// </summary>
 internal static class IntRequantize
 {
-    private static bool ForceScalar => FastIntGemm.Forced is IntGemmPath.Scalar or IntGemmPath.Reference;
+    internal static bool ForceScalar => FastIntGemm.Forced is IntGemmPath.Scalar or IntGemmPath.Reference;
+
+    /// <summary>
+    /// 16 values, no checks: the caller has established AVX, a finite multiplier and a uint8/int8 output
+    /// (GEMM tiles call this once per row of a tile, so the per-call tests of <see cref="Row{TY}(ReadOnlySpan{int}, int, float, int, Span{TY})"/> are hoisted).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Row16(ReadOnlySpan<int> acc, int bias, float multiplier, int yZero, Span<byte> y, bool signed)
+    {
+        var mul = Vector256.Create((double)multiplier);
+        var zp = Vector256.Create((double)yZero);
+        var lo = Vector256.Create(signed ? -128.0 : 0.0);
+        var hi = Vector256.Create(signed ? 127.0 : 255.0);
+        var bv = Vector128.Create(bias);
+        ref int a0 = ref MemoryMarshal.GetReference(acc);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        for (int j = 0; j < 16; j += 8)
+        {
+            var r0 = Convert(Vector128.LoadUnsafe(ref a0, (nuint)j) + bv, mul, zp, lo, hi);
+            var r1 = Convert(Vector128.LoadUnsafe(ref a0, (nuint)j + 4) + bv, mul, zp, lo, hi);
+            var p = Sse2.PackSignedSaturate(r0, r1);
+            var b = signed ? Sse2.PackSignedSaturate(p, p).AsByte() : Sse2.PackUnsignedSaturate(p, p);
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref y0, j), b.AsUInt64().ToScalar());
+        }
+    }
 
     /// <summary>y[j] = requantize(acc[j] + bias, multiplier) for one shared multiplier.</summary>
     public static void Row<TY>(ReadOnlySpan<int> acc, int bias, float multiplier, int yZero, Span<TY> y)

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Tensors;
 
@@ -99,6 +100,15 @@ internal sealed class QuantizeLinearKernel : Kernel
                 {
                     float sc = s[pBase];
                     int zpv = hasZ ? QuantMath.ToInt(z[pBase]) : 0;
+                    if (typeof(TIn) == typeof(float) && (typeof(TOut) == typeof(byte) || typeof(TOut) == typeof(sbyte)))
+                    {
+                        int done = QuantizeVector.Quantize(MemoryMarshal.Cast<TIn, float>(x.Slice(p, l.Inner)), sc, zpv,
+                            MemoryMarshal.AsBytes(y.Slice(p, l.Inner)), typeof(TOut) == typeof(sbyte));
+                        p += done;
+                        for (int i = done; i < l.Inner; i++, p++)
+                            y[p] = QuantMath.FromInt<TOut>(QuantMath.Quantize(float.CreateTruncating(x[p]) / sc, zpv, min, max));
+                        continue;
+                    }
                     for (int i = 0; i < l.Inner; i++, p++)
                         y[p] = QuantMath.FromInt<TOut>(QuantMath.Quantize(float.CreateTruncating(x[p]) / sc, zpv, min, max));
                 }

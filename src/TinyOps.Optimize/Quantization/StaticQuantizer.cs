@@ -1,0 +1,56 @@
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Optimize.Quantization;
+
+/// <summary>The quantized model and what was done to get it.</summary>
+public sealed record QuantizationResult(Model Model, QuantizationReport Report, CalibrationResult Calibration);
+
+/// <summary>
+/// Static int8 quantization: calibrates activation ranges by running the float model in the engine, then rewrites
+/// the graph in QOperator form. Conv → QLinearConv (uint8 activations asymmetric, int8 weights symmetric, per output
+/// channel, int32 bias = round(b / (x_scale·w_scale))), with a following Relu / Clip(0, max) folded into the output
+/// range; MatMul (and Gemm, split into MatMul + Add) → QLinearMatMul with per-tensor weights and the bias added in
+/// float; MaxPool, Flatten, Reshape, Squeeze, Unsqueeze, Transpose and Identity run on the uint8 tensor unchanged;
+/// every other node stays float, with QuantizeLinear / DequantizeLinear inserted where float and integer meet.
+/// </summary>
+public static class StaticQuantizer
+{
+    public static QuantizationResult Quantize(Model model, CalibrationSet calibration, QuantizationOptions? options = null)
+    {
+        options ??= new QuantizationOptions();
+        if (options.Format != QuantizationFormat.QOperator)
+            throw new QuantizationException($"quantization format {options.Format} is not implemented yet; use {QuantizationFormat.QOperator}");
+        if (options.Calibration != CalibrationMethod.MinMax)
+            throw new QuantizationException($"calibration method {options.Calibration} is not implemented yet; use {CalibrationMethod.MinMax}");
+        int opset = model.DefaultOpset;
+        if (opset < 10)
+            throw new QuantizationException($"the model imports ai.onnx opset {opset}; QLinearConv and QLinearMatMul need opset 10 or later (13 for per-channel weights)");
+        var prepared = GraphPreparation.Prepare(model);
+        var candidates = prepared.Graph.Nodes.Where(n => IsQuantizable(n, prepared.Graph, options)).ToList();
+        if (candidates.Count == 0)
+            throw new QuantizationException($"graph '{model.Graph.Name}' has no Conv, Gemm or MatMul with constant float weights, so there is nothing to quantize; static int8 quantization needs at least one");
+        var calib = ActivationCalibration.Run(prepared, calibration, new MinMaxCalibrator(), options.CalibrationBatch);
+        var builder = new QOperatorBuilder(prepared, calib, options with { PerChannel = options.PerChannel && opset >= 13 });
+        var result = builder.Build();
+        builder.Report.Calibration = $"MinMax over {calibration.Description}";
+        result.Metadata["tinyops.quantization"] = $"static-int8, QOperator, MinMax calibration over {calibration.Description}, "
+            + $"weights int8 symmetric {(options.PerChannel && opset >= 13 ? "per channel (Conv)" : "per tensor")}{(options.ReduceRange ? ", 7-bit range" : "")}, activations uint8 asymmetric";
+        return new QuantizationResult(result, builder.Report, calib);
+    }
+
+    internal static bool IsQuantizable(Node n, Graph g, QuantizationOptions options)
+    {
+        if (!n.IsDefaultDomain || options.ExcludeNodes.Contains(n.Name) || n.Outputs.Count != 1) return false;
+        if (n.OpType == "Conv")
+        {
+            if (n.Inputs.Count < 2 || !g.Initializers.TryGetValue(n.Inputs[1], out var w) || w.Type != DataType.Float32 || w.Rank < 3) return false;
+            if (n.HasInput(2) && (!g.Initializers.TryGetValue(n.Inputs[2], out var b) || b.Type != DataType.Float32)) return false;
+            return true;
+        }
+        if (n.OpType == "MatMul")
+            return n.Inputs.Count == 2 && g.Initializers.TryGetValue(n.Inputs[1], out var m) && m.Type == DataType.Float32 && m.Rank == 2
+                && !g.Initializers.ContainsKey(n.Inputs[0]);
+        return false;
+    }
+}
