@@ -87,6 +87,12 @@ internal sealed class ConvKernel : Kernel
             _act.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
             return;
         }
+        if (UseImplicitGemm && SmallChannelConv.Supports(in s))
+        {
+            SmallChannelConv.Run(x, w, bias, y, in s, in _act, threads,
+                ctx.Scratch<float>(SmallChannelConv.ScratchFloats(in s), 0), ctx.Scratch<float>(s.OutChannels, 2), ctx.Scratch<int>(s.Kernel[2], 1));
+            return;
+        }
         if (UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW))
         {
             int kd = s.InChannels * s.KernelSize;
