@@ -115,6 +115,13 @@ for c in "${configs[@]}"; do
   echo "$label $ms" >>"$runner_loads"
 done
 
+# The int8 section (its own rounds of TinyOps fp32, TinyOps int8 and ORT int8), unless BENCH_INT8=0.
+int8_md="$tmp/int8.md"
+if [[ "${BENCH_INT8:-1}" != 0 ]]; then
+  log "running bench/run-int8.sh"
+  "$repo/bench/run-int8.sh" >"$int8_md" 2>"$tmp/int8.log" || { tail -20 "$tmp/int8.log" >&2; echo "run-peer: run-int8.sh failed; the report says so" >&2; rm -f "$int8_md"; }
+fi
+
 # 4. The report.
 commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$repo" diff --quiet HEAD -- src bench 2>/dev/null || commit="$commit (with uncommitted changes)"
@@ -136,5 +143,6 @@ node "$repo/bench/write-report.mjs" "$results" "$out" \
   "rounds=$rounds" "iters_small=$iters_small" "iters_large=$iters_large" \
   "runner_plain=$runner_plain" "runner_shipped=$runner_shipped" \
   "runner_loads=$(tr '\n' ';' <"$runner_loads")" \
+  "int8_md=$int8_md" \
   "configs=$(printf '%s;' "${configs[@]}" | sed "s|$repo/||g; s|$shared/|../shared/|g")"
 log "wrote $out"

@@ -148,8 +148,16 @@ p(`- Zero bytes allocated per inference after warm-up: **${rows.every(r => r.all
 const runnerLoad = r => { const v = runnerLoads[r.cfg.label]; return v && v !== 'failed' ? +v : null; };
 p(`- Model load faster than ORT's session creation: **${loadRows.every(r => runnerLoad(r) != null && r.oLoad != null && runnerLoad(r) < r.oLoad) ? 'met' : 'not met'}** with the shipped runner (${loadRows.map(r => `${r.cfg.label} b${r.cfg.batch} ${fmt(runnerLoad(r), 1)} vs ${fmt(r.oLoad, 1)} ms`).join(', ')}); with the JIT-compiled CLI's first load in a fresh process: **${loadRows.every(r => r.tLoad != null && r.oLoad != null && r.tLoad < r.oLoad) ? 'met' : 'not met'}**, its loader's own work (load, again) is ${loadRows.every(r => r.tLoadAgain != null && r.oLoad != null && r.tLoadAgain < r.oLoad) ? 'below' : 'not always below'} ORT's.`);
 p(`- Trimmed single-file runner under 20 MB: **${+meta.runner_shipped && +meta.runner_shipped < 20e6 ? 'met' : 'not met'}** (${mbytes(+meta.runner_shipped)} shipped, ${mbytes(+meta.runner_plain)} plain).`);
-p('- int8 (QDQ/QLinear) fmnist_cnn and MobileNetV2 at least 2x faster than fp32 and matching ORT\'s argmax on 1,000 inputs:');
-p('  **not measured by this script** (no int8 models are in its list yet).');
+const int8md = meta.int8_md && fs.existsSync(meta.int8_md) ? fs.readFileSync(meta.int8_md, 'utf8').trim() : '';
+if (int8md) {
+  p('- int8 (QLinear) fmnist_cnn and MobileNetV2 at least 2x faster than fp32 and matching ORT\'s argmax on 1,000 inputs:');
+  p('  see the int8 section below (`bench/run-int8.sh`, run right after the tables above).');
+  p('');
+  p(int8md);
+} else {
+  p('- int8 (QLinear) fmnist_cnn and MobileNetV2 at least 2x faster than fp32 and matching ORT\'s argmax on 1,000 inputs:');
+  p('  **not measured in this run** (`bench/run-int8.sh` failed or was skipped; see its output).');
+}
 p('');
 
 p('## Method');
