@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels.Common;
 using TinyOps.Engine.Tensors;
 using Tensor = TinyOps.Engine.Tensors.Tensor;
 
@@ -223,12 +224,12 @@ internal sealed class ConvKernel : Kernel
                                 else
                                 {
                                     if (SW == 2 && vec && Avx2.IsSupported)
-                                        // Even elements of 16 consecutive inputs: shuffle within lanes, then order the 64-bit pieces.
+                                        // Even elements of 16 consecutive inputs.
                                         for (; ow + 8 <= hi; ow += 8)
                                         {
                                             var va = Vector256.Load(src + 2 * ow);
                                             var vb = Vector256.Load(src + 2 * ow + 8);
-                                            var e = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                                            var e = Lanes.Even(va, vb);
                                             Vector256.Store(e, seg + ow);
                                         }
                                     for (; ow < hi; ow++) seg[ow] = src[(long)ow * SW];

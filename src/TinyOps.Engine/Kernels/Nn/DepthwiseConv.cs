@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -151,13 +152,13 @@ internal static unsafe class DepthwiseConv
         int q0 = 0;
         if (SW == 2 && Avx2.IsSupported)
         {
-            // 16 padded values -> 8 even and 8 odd: shuffle within 128-bit lanes, then put the 64-bit pieces in order.
+            // 16 padded values -> 8 even and 8 odd.
             for (; q0 + 8 <= L; q0 += 8)
             {
                 var va = Vector256.Load(pad + 2 * q0);
                 var vb = Vector256.Load(pad + 2 * q0 + 8);
-                var e = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
-                var o = Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+                var e = Lanes.Even(va, vb);
+                var o = Lanes.Odd(va, vb);
                 Vector256.Store(e, dst + q0);
                 Vector256.Store(o, dst + L + q0);
             }

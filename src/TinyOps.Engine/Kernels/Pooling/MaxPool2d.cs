@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TinyOps.Engine.Kernels.Nn;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Pooling;
 
@@ -116,8 +117,8 @@ internal static unsafe class MaxPool2d
         {
             var va = Vector256.Load(row + 2 * q);
             var vb = Vector256.Load(row + 2 * q + 8);
-            Vector256.Store(Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle(), even + q);
-            Vector256.Store(Avx2.Permute4x64(Avx.Shuffle(va, vb, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle(), odd + q);
+            Vector256.Store(Lanes.Even(va, vb), even + q);
+            Vector256.Store(Lanes.Odd(va, vb), odd + q);
         }
         for (; 2 * q < wp; q++)
         {
