@@ -103,9 +103,14 @@ public sealed partial class DeviceAgent
             FailedAttempts = 0,
         }, () => Reached(InstallStep.StateTempWritten));
         Reached(InstallStep.Switched);
-        Models.Activate(content, session);
+        // The served model and the standby description change together, so /status never pairs the new active
+        // model with the stale standby (which, until now, was the very slot being activated).
+        lock (_stateLock)
+        {
+            Models.Activate(content, session);
+            RefreshStandby();
+        }
         if (part is not null) File.Delete(part);
-        RefreshStandby();
         Reached(InstallStep.Activated);
         Log($"deployment {assignment.DeploymentId}: now serving {Describe(Models.ActiveModel)} from slot {target}");
     }
