@@ -6,7 +6,35 @@ using TinyOps.Engine.Tensors;
 
 // usage: dotnet run -c Release --project bench/TinyOps.Bench.Kernels [-- gemm M N K ...]
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- maxpool C H W K S CEIL
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- conv C H W M K S PAD GROUP [SAVE.onnx]
+//        (SAVE.onnx: also writes the one-layer model, so ../shared/peers/ort/bench.mjs can time the same layer)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
+if (args.Length is 9 or 10 && args[0] == "conv")
+{
+    int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), m = int.Parse(args[4]), k = int.Parse(args[5]);
+    int st = int.Parse(args[6]), pad = int.Parse(args[7]), g = int.Parse(args[8]);
+    var node = new Node { OpType = "Conv", Inputs = ["X", "W", "B"], Outputs = ["Y"] };
+    node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { k, k });
+    node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
+    node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { pad, pad, pad, pad });
+    node.Attributes["group"] = AttributeValue.Of("group", (long)g);
+    var wts = new float[m * (c / g) * k * k];
+    for (int i = 0; i < wts.Length; i++) wts[i] = (i * 7919 % 1000) / 1000f - 0.5f;
+    var graph = new Graph
+    {
+        Nodes = [node, new Node { OpType = "Relu", Inputs = ["Y"], Outputs = ["Z"] }],
+        Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(1), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+        Outputs = [new ValueInfo("Z", DataType.Float32, null)],
+        Initializers = { ["W"] = Tensor.FromArray(wts, m, c / g, k, k), ["B"] = Tensor.Zeros(DataType.Float32, m) },
+    };
+    if (args.Length == 10)
+        TinyOps.Engine.Onnx.OnnxWriter.WriteFile(new Model { Graph = graph, Opsets = { [""] = 13 } }, args[9]);
+    int oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
+    double flops = 2.0 * m * oh * ow * (c / g) * k * k;
+    var (p50, min) = TimeSingleNode(graph, c, h, w);
+    Console.WriteLine($"conv {c}x{h}x{w} -> {m} k{k} s{st} p{pad} g{g}: p50 {p50:F1} us ({flops / p50 / 1e3:F1} GFLOP/s), min {min:F1} us");
+    return;
+}
 if (args.Length == 7 && args[0] == "maxpool")
 {
     int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), k = int.Parse(args[4]), st = int.Parse(args[5]), ceil = int.Parse(args[6]);
@@ -20,18 +48,8 @@ if (args.Length == 7 && args[0] == "maxpool")
         Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(1), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
         Outputs = [new ValueInfo("Y", DataType.Float32, null)],
     };
-    var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 13 } });
-    var x = Tensor.Zeros(DataType.Float32, 1, c, h, w);
-    var xs = x.Span<float>();
-    for (int i = 0; i < xs.Length; i++) xs[i] = (i * 7919 % 1000) / 1000f;
-    var outs = new Tensor[1];
-    Tensor[] ins = [x];
-    var sw0 = Stopwatch.StartNew();
-    while (sw0.ElapsedMilliseconds < 500) session.Run(ins, outs);
-    var t = new double[200];
-    for (int i = 0; i < t.Length; i++) { long s0 = Stopwatch.GetTimestamp(); session.Run(ins, outs); t[i] = Stopwatch.GetElapsedTime(s0).TotalMicroseconds; }
-    Array.Sort(t);
-    Console.WriteLine($"maxpool {c}x{h}x{w} k{k} s{st} ceil{ceil}: p50 {t[100]:F1} us, min {t[0]:F1} us");
+    var (p50, min) = TimeSingleNode(graph, c, h, w);
+    Console.WriteLine($"maxpool {c}x{h}x{w} k{k} s{st} ceil{ceil}: p50 {p50:F1} us, min {min:F1} us");
     return;
 }
 var shapes = new List<(string Name, int M, int N, int K)>();
@@ -74,4 +92,21 @@ foreach (var (name, M, N, K) in shapes)
     Array.Sort(times);
     double med = times[times.Length / 2];
     Console.WriteLine($"{name,-26} M={M,5} N={N,6} K={K,5}  {med * 1e6,10:F1} us  {flops / med / 1e9,6:F1} GFLOP/s");
+}
+
+/// <summary>p50 and min microseconds of one run of a one-input graph on a [1, c, h, w] input, after 0.5 s of warm-up.</summary>
+static (double P50, double Min) TimeSingleNode(Graph graph, int c, int h, int w)
+{
+    var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 13 } });
+    var x = Tensor.Zeros(DataType.Float32, 1, c, h, w);
+    var xs = x.Span<float>();
+    for (int i = 0; i < xs.Length; i++) xs[i] = (i * 7919 % 1000) / 1000f;
+    var outs = new Tensor[1];
+    Tensor[] ins = [x];
+    var sw0 = Stopwatch.StartNew();
+    while (sw0.ElapsedMilliseconds < 500) session.Run(ins, outs);
+    var t = new double[200];
+    for (int i = 0; i < t.Length; i++) { long s0 = Stopwatch.GetTimestamp(); session.Run(ins, outs); t[i] = Stopwatch.GetElapsedTime(s0).TotalMicroseconds; }
+    Array.Sort(t);
+    return (t[100], t[0]);
 }

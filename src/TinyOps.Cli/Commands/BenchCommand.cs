@@ -191,6 +191,21 @@ internal static class BenchCommand
             w.WriteStartArray("output_head");
             foreach (var v in r.OutputHead) w.WriteNumberValue(v);
             w.WriteEndArray();
+            if (s.Profile)
+            {
+                // --profile with --json: every node's mean microseconds, in graph order.
+                w.WriteStartArray("nodes");
+                foreach (var n in r.Profile)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", n.Name);
+                    w.WriteString("op", n.OpType);
+                    w.WriteString("output", n.OutputShape);
+                    w.WriteNumber("us", Math.Round(n.MeanMicroseconds, 2));
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());

@@ -201,7 +201,12 @@ public class FastKernelTests
         { 1, 4, 8, 4, 9, 40, 3, 2, 2, 2 },      // depthwise with channel multiplier 2, dilation
         { 1, 5, 5, 5, 8, 7, 5, 3, 1, 2 },       // depthwise 5x5 stride 3
         { 1, 3, 3, 3, 7, 5, 3, 1, 1, 0 },       // depthwise, no padding
-        { 1, 5, 5, 5, 6, 61, 3, 1, 1, 1 },      // depthwise, wide rows (Vector512 path)
+        { 1, 5, 5, 5, 6, 61, 3, 1, 1, 1 },      // depthwise, wide rows
+        { 1, 7, 7, 7, 7, 7, 3, 1, 1, 1 },       // depthwise, a 7 x 7 plane (rows shorter than a vector)
+        { 1, 6, 6, 6, 14, 14, 3, 2, 1, 1 },     // depthwise, stride 2 on an even plane
+        { 1, 4, 4, 4, 11, 9, 5, 2, 1, 2 },      // depthwise 5x5 stride 2
+        { 1, 3, 3, 3, 10, 13, 3, 1, 3, 3 },     // depthwise, dilation 3
+        { 1, 2, 2, 2, 12, 12, 3, 3, 1, 0 },     // depthwise, stride 3
         { 2, 4, 4, 4, 5, 70, 3, 2, 1, 1 },      // depthwise, wide rows, stride 2
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN
         { 2, 17, 33, 1, 9, 9, 1, 1, 1, 0 },     // 1x1, odd channel counts
@@ -214,7 +219,51 @@ public class FastKernelTests
         { 2, 3, 8, 1, 9, 8, 7, 2, 1, 3 },       // implicit GEMM: 7x7 stride 2 (a ResNet stem)
         { 1, 32, 33, 1, 3, 3, 3, 1, 1, 1 },     // implicit GEMM: fewer pixels than a tile, two K blocks
         { 1, 24, 16, 1, 20, 21, 3, 1, 1, 1 },   // implicit GEMM: 70 pixel tiles (three chunks), two K blocks
+        { 1, 20, 70, 1, 17, 19, 3, 1, 1, 1 },   // implicit GEMM, 32-channel panels: ragged panel, 323 pixels (ragged 8-pixel tile), two K blocks
+        { 2, 16, 64, 1, 9, 9, 3, 2, 1, 1 },     // implicit GEMM, 32-channel panels: stride 2, 25 pixels
     };
+
+    [Fact]
+    public void DepthwiseConvVector256PathMatchesNaive()
+    {
+        // Where Vector512 is accelerated the depthwise filter uses it; this runs the Vector256 code there too.
+        DepthwiseConv.Force256 = true;
+        try
+        {
+            foreach (var row in ConvCases())
+            {
+                var a = row.Select(o => (int)o).ToArray();
+                if (a[3] == 1 || a[3] != a[1]) continue; // depthwise only
+                ConvWithFusedActivationMatchesNaive(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+            }
+        }
+        finally
+        {
+            DepthwiseConv.Force256 = false;
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ImplicitGemmConvMatchesNaiveWithEitherPanelWidth(bool wide)
+    {
+        // The 32-channel Vector512 panels run in software where AVX-512 is missing, so both widths are checked everywhere.
+        ImplicitGemmConv.Force512 = wide;
+        try
+        {
+            foreach (var row in ConvCases())
+            {
+                var a = row.Select(o => (int)o).ToArray();
+                if (a[3] != 1 || a[6] == 1) continue; // only dense convolutions wider than 1x1 take the implicit GEMM
+                ConvWithFusedActivationMatchesNaive(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+            }
+        }
+        finally
+        {
+            ImplicitGemmConv.Force512 = null;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(ConvCases))]

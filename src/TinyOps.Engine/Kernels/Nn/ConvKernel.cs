@@ -27,7 +27,7 @@ internal sealed class ConvKernel : Kernel
     /// <summary>Per group, <see cref="_constW"/> packed for the GEMM (built on the first run, reused after).</summary>
     private PackedMatrix?[]? _packedW;
     /// <summary><see cref="_constW"/> packed for <see cref="ImplicitGemmConv"/> (built on the first run, reused after).</summary>
-    private float[]? _implicitW;
+    private ImplicitGemmConv.PackedWeights? _implicitW;
 
     /// <summary>Tests and benchmarks turn this off to compare with the im2col + GEMM route.</summary>
     internal static bool UseImplicitGemm = Environment.GetEnvironmentVariable("TINYOPS_IMPLICIT_GEMM") != "0";
@@ -88,19 +88,20 @@ internal sealed class ConvKernel : Kernel
             _act.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
             return;
         }
-        if (UseImplicitGemm && SmallChannelConv.Supports(in s))
+        bool implicitGemm = UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW);
+        // On the Vector512 path the implicit GEMM's 32-channel panels outrun the AVX2 stem kernel.
+        if (UseImplicitGemm && SmallChannelConv.Supports(in s) && !(implicitGemm && ImplicitGemmConv.PanelFor(in s) == ImplicitGemmConv.Panel512))
         {
             SmallChannelConv.Run(x, w, bias, y, in s, in _act, threads,
                 ctx.Scratch<float>(SmallChannelConv.ScratchFloats(in s), 0), ctx.Scratch<float>(s.OutChannels, 2), ctx.Scratch<int>(s.Kernel[2], 1));
             return;
         }
-        if (UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW))
+        if (implicitGemm)
         {
             int kd = s.InChannels * s.KernelSize;
-            _implicitW ??= ImplicitGemmConv.Pack(w, s.OutChannels, s.InChannels, s.KernelSize);
-            int panels = (s.OutChannels + ImplicitGemmConv.Panel - 1) / ImplicitGemmConv.Panel;
+            _implicitW ??= ImplicitGemmConv.Pack(w, in s);
             ImplicitGemmConv.Run(x, _implicitW, bias, y, in s, in _act, threads,
-                ctx.Scratch<float>(ImplicitGemmConv.PaddedFloats(in s), 0), ctx.Scratch<int>(kd, 1), ctx.Scratch<float>(panels * ImplicitGemmConv.Panel, 2));
+                ctx.Scratch<float>(ImplicitGemmConv.PaddedFloats(in s), 0), ctx.Scratch<int>(kd, 1), ctx.Scratch<float>(ImplicitGemmConv.BiasFloats(in s), 2));
             return;
         }
         int mg = s.OutChannels / s.Group;

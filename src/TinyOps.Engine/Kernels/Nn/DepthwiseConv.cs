@@ -6,17 +6,22 @@ using TinyOps.Engine.Kernels.Common;
 namespace TinyOps.Engine.Kernels.Nn;
 
 /// <summary>
-/// Fast depthwise convolution (one input channel per group, any channel multiplier) for 1-D and 2-D shapes with
-/// Vector256. Each input plane is first copied into a zero-padded, stride-phase-split layout (for stride s, phase
-/// p holds padded columns p, p+s, p+2s, ...), so every kernel tap of a run of outputs is one contiguous vector
-/// load and borders need no tests. Bias and the fused activation are applied before the store. Channels split
-/// across <see cref="WorkerPool"/> threads. Work buffers are thread-static and grow-only.
+/// Fast depthwise convolution (one input channel per group, any channel multiplier, stride and dilation) for 1-D
+/// and 2-D shapes, as a flat filter over whole planes. Each input plane is first copied into SH x SW zero-padded
+/// stride-phase planes: phase (pr, pc) holds padded positions (i * SH + pr, j * SW + pc), rows Wq = OW + the widest
+/// column reach apart. Then kernel tap (kh, kw) of output (oh, ow) sits at one fixed offset from index oh * Wq + ow
+/// of its phase plane, so the whole output plane, taken as OH rows of Wq values (Wq - OW of them spare), is a sum of
+/// shifted vector loads times broadcast weights: no per-row setup, no border tests, full vectors even for 7 x 7
+/// planes. Bias and the fused activation are applied before the wide result is compacted into NCHW rows. Vector512
+/// where accelerated, else Vector256. Planes split across <see cref="WorkerPool"/> threads; work buffers are
+/// thread-static and grow-only.
 /// </summary>
 internal static unsafe class DepthwiseConv
 {
-    private const int V = 8;
+    [ThreadStatic] private static float[]? t_buffer;
 
-    [ThreadStatic] private static float[]? t_plane;
+    /// <summary>Tests set this to run the Vector256 code where Vector512 is accelerated.</summary>
+    internal static bool Force256;
 
     private struct State
     {
@@ -31,7 +36,8 @@ internal static unsafe class DepthwiseConv
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
         && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize <= 64
-        && s.Group > 1 && s.InChannels == s.Group;
+        && s.Group > 1 && s.InChannels == s.Group
+        && (long)s.Stride[1] * s.Stride[2] * (s.Out[1] + s.Kernel[1] * s.Dilation[1]) * (s.Out[2] + s.Kernel[2] * s.Dilation[2]) < int.MaxValue / 4;
 
     public static void Run(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, in ConvShape s, in FusedActivation act, int threads)
     {
@@ -62,196 +68,294 @@ internal static unsafe class DepthwiseConv
         Planes(in s_state, (int)((long)planes * part / parts), (int)((long)planes * (part + 1) / parts));
     }
 
-    /// <summary>Processes input planes [p0, p1) (plane = batch * InChannels + channel) and all their output channels.</summary>
     private static void Planes(in State st, int p0, int p1)
+    {
+        switch (st.Act.Kind)
+        {
+            case ActivationKind.None: Planes<NoActivation>(in st, p0, p1); break;
+            case ActivationKind.Relu: Planes<ReluActivation>(in st, p0, p1); break;
+            case ActivationKind.Clip: Planes<ClipActivation>(in st, p0, p1); break;
+            default: Planes<AnyActivation>(in st, p0, p1); break;
+        }
+    }
+
+    /// <summary>Geometry of the phase planes of one input plane.</summary>
+    private struct Layout
+    {
+        public int Hq, Wq, PhaseFloats, Wide;
+    }
+
+    /// <summary>Processes input planes [p0, p1) (plane = batch * InChannels + channel) and all their output channels.</summary>
+    private static void Planes<TAct>(in State st, int p0, int p1) where TAct : struct, IActivationOp
     {
         ref readonly ConvShape s = ref st.S;
         int IH = s.In[1], IW = s.In[2], KH = s.Kernel[1], KW = s.Kernel[2];
         int OH = s.Out[1], OW = s.Out[2];
         int SH = s.Stride[1], SW = s.Stride[2], DH = s.Dilation[1], DW = s.Dilation[2];
         int PH = s.PadBegin[1], PW = s.PadBegin[2];
-        bool wide = Vector512.IsHardwareAccelerated && OW >= 24 && KH == 3 && KW == 3;
-        int vw = wide ? 16 : V;
-        int owv = (OW + vw - 1) / vw * vw;
-        int maxQ = (KW - 1) * DW / SW + 1;
-        int L = owv + maxQ;                 // length of one phase row
-        int rb = SW * L;                    // floats per input row in the plane
-        int padLen = SW * L + 2 * 16 + 16;  // the padded source row (before phase split)
-        int kvol = KH * KW;
-        int mg = s.OutChannels / s.Group;
-        int inSize = s.InSize, outSize = s.OutSize;
-        long need = (long)(IH + 1) * rb + padLen + V;
-        if (t_plane is null || t_plane.Length < need) t_plane = GC.AllocateUninitializedArray<float>((int)Math.Max(need, 1024), pinned: true);
-        float* plane = (float*)Unsafe.AsPointer(ref t_plane[0]);
-        float* zero = plane + (long)IH * rb;
-        float* pad = zero + rb;
-        new Span<float>(zero, rb).Clear();
-        int* tap = stackalloc int[KW];
-        for (int kw = 0; kw < KW; kw++)
-        {
-            int off = kw * DW;
-            tap[kw] = off % SW * L + off / SW;
-        }
-        float** rows = stackalloc float*[KH];
-        float* tmp = stackalloc float[16];
-        var wv = stackalloc Vector256<float>[kvol];
+        bool wide = Vector512.IsHardwareAccelerated && !Force256;
+        int vw = wide ? 16 : 8;
+        var g = new Layout { Hq = OH + (KH - 1) * DH / SH, Wq = OW + (KW - 1) * DW / SW };
+        int n = (OH * g.Wq + 2 * vw - 1) / (2 * vw) * (2 * vw); // wide outputs computed, two vectors a step
+        // Reads reach n - 1 + the largest tap offset, which stays below Hq * Wq + 2 * vw + Wq.
+        g.PhaseFloats = g.Hq * g.Wq + g.Wq + 2 * vw + 16;
+        g.Wide = n;
+        int phases = SH * SW, kvol = KH * KW, mg = s.OutChannels / s.Group;
+        int rowPad = SW * g.Wq + 16;
+        long need = (long)phases * g.PhaseFloats + n + rowPad + 16;
+        if (t_buffer is null || t_buffer.Length < need) t_buffer = GC.AllocateArray<float>((int)Math.Max(need, 1024), pinned: true);
+        float* buf = (float*)Unsafe.AsPointer(ref t_buffer[0]);
+        float* wideOut = buf + (long)phases * g.PhaseFloats;
+        float* rowBuf = wideOut + n;
+        // The slack after each phase plane is only read for spare outputs; keep it zero so they stay finite.
+        for (int ph = 0; ph < phases; ph++)
+            new Span<float>(buf + (long)ph * g.PhaseFloats + g.Hq * g.Wq, g.PhaseFloats - g.Hq * g.Wq).Clear();
+        float** taps = stackalloc float*[kvol];
+        int* tapOffsets = stackalloc int[kvol];
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++)
+            {
+                int rh = kh * DH, rw = kw * DW;
+                int phase = rh % SH * SW + rw % SW;
+                tapOffsets[kh * KW + kw] = phase * g.PhaseFloats + rh / SH * g.Wq + rw / SW;
+            }
+        for (int i = 0; i < kvol; i++) taps[i] = buf + tapOffsets[i];
 
         for (int p = p0; p < p1; p++)
         {
-            int n = p / s.InChannels, c = p - n * s.InChannels;
-            float* xc = st.X + (long)p * inSize;
-            for (int ih = 0; ih < IH; ih++) BuildRow(xc + (long)ih * IW, IW, PW, SW, L, plane + (long)ih * rb, pad, padLen);
+            int b = p / s.InChannels, c = p - b * s.InChannels;
+            BuildPhases(st.X + (long)p * s.InSize, buf, in g, IH, IW, SH, SW, PH, PW, rowBuf);
             for (int mi = 0; mi < mg; mi++)
             {
                 int m = c * mg + mi;
                 float* wk = st.W + (long)m * kvol;
-                for (int i = 0; i < kvol; i++) wv[i] = Vector256.Create(wk[i]);
-                var bv = Vector256.Create(st.Bias != null ? st.Bias[m] : 0f);
-                float* yc = st.Y + ((long)n * s.OutChannels + m) * outSize;
-                for (int oh = 0; oh < OH; oh++)
+                float bias = st.Bias != null ? st.Bias[m] : 0f;
+                if (kvol == 9)
                 {
-                    for (int kh = 0; kh < KH; kh++)
-                    {
-                        int ih = oh * SH - PH + kh * DH;
-                        rows[kh] = (uint)ih < (uint)IH ? plane + (long)ih * rb : zero;
-                    }
-                    float* yrow = yc + (long)oh * OW;
-                    if (wide)
-                        Row3x3Wide(rows, tap, wk, st.Bias != null ? st.Bias[m] : 0f, yrow, OW, in st.Act, tmp);
-                    else if (KH == 3 && KW == 3)
-                        Row3x3(rows, tap, wv, bv, yrow, OW, in st.Act, tmp);
-                    else
-                        RowAny(rows, tap, wv, bv, KH, KW, yrow, OW, in st.Act, tmp);
-                    if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yrow, OW));
+                    if (wide) Filter9Wide<TAct>(taps, wk, bias, wideOut, n, in st.Act);
+                    else Filter9<TAct>(taps, wk, bias, wideOut, n, in st.Act);
                 }
+                else if (wide) FilterAnyWide<TAct>(taps, kvol, wk, bias, wideOut, n, in st.Act);
+                else FilterAny<TAct>(taps, kvol, wk, bias, wideOut, n, in st.Act);
+                float* yc = st.Y + ((long)b * s.OutChannels + m) * s.OutSize;
+                Compact(wideOut, g.Wq, yc, OH, OW);
+                if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yc, OH * OW));
             }
         }
     }
 
-    /// <summary>Writes one input row in phase-split form: dst[p * L + q] = x[q * SW + p - PW], zero outside.</summary>
-    private static void BuildRow(float* x, int IW, int PW, int SW, int L, float* dst, float* pad, int padLen)
+    /// <summary>
+    /// Writes the phase planes of one input plane: phase (pr, pc) row i, column j holds x[i * SH + pr - PH,
+    /// j * SW + pc - PW], zero outside the input. Stride 2 splits each source row straight into its two column
+    /// phases (one two-source permute per eight or sixteen values).
+    /// </summary>
+    private static void BuildPhases(float* x, float* buf, in Layout g, int IH, int IW, int SH, int SW, int PH, int PW, float* rowBuf)
     {
-        if (SW == 1)
-        {
-            // One phase: the padded row itself.
-            int lo = Math.Min(PW, L);
-            int n = Math.Max(0, Math.Min(IW, L - PW));
-            for (int i = 0; i < lo; i++) dst[i] = 0f;
-            Copy(x, dst + lo, n);
-            for (int i = lo + n; i < L; i++) dst[i] = 0f;
-            return;
-        }
-        // Padded row first (length SW * L), then split by phase.
-        int total = SW * L;
-        int a = Math.Min(PW, total);
-        int cnt = Math.Max(0, Math.Min(IW, total - PW));
-        for (int i = 0; i < a; i++) pad[i] = 0f;
-        Copy(x, pad + a, cnt);
-        // The phase split below reads pad[0, total) only.
-        for (int i = a + cnt; i < total; i++) pad[i] = 0f;
-        int q0 = 0;
-        if (SW == 2 && Avx2.IsSupported)
-        {
-            // 16 padded values -> 8 even and 8 odd.
-            for (; q0 + 8 <= L; q0 += 8)
+        int Wq = g.Wq, total = SW * Wq;
+        int lo = Math.Min(PW, total), cnt = Math.Max(0, Math.Min(IW, total - PW));
+        for (int pr = 0; pr < SH; pr++)
+            for (int i = 0; i < g.Hq; i++)
             {
-                var va = Vector256.Load(pad + 2 * q0);
-                var vb = Vector256.Load(pad + 2 * q0 + 8);
-                var e = Lanes.Even(va, vb);
-                var o = Lanes.Odd(va, vb);
-                Vector256.Store(e, dst + q0);
-                Vector256.Store(o, dst + L + q0);
+                int ih = i * SH + pr - PH;
+                float* row0 = buf + (long)(pr * SW) * g.PhaseFloats + (long)i * Wq; // phase (pr, 0); phase pc is pc planes on
+                if ((uint)ih >= (uint)IH)
+                {
+                    for (int pc = 0; pc < SW; pc++) new Span<float>(row0 + (long)pc * g.PhaseFloats, Wq).Clear();
+                    continue;
+                }
+                float* src = x + (long)ih * IW;
+                if (SW == 1)
+                {
+                    for (int q = 0; q < lo; q++) row0[q] = 0f;
+                    Copy(src, row0 + lo, cnt);
+                    for (int q = lo + cnt; q < Wq; q++) row0[q] = 0f;
+                }
+                else if (SW == 2) Split2(src, IW, PW, Wq, row0, row0 + g.PhaseFloats);
+                else
+                {
+                    for (int q = 0; q < lo; q++) rowBuf[q] = 0f;
+                    Copy(src, rowBuf + lo, cnt);
+                    for (int q = lo + cnt; q < total; q++) rowBuf[q] = 0f;
+                    for (int pc = 0; pc < SW; pc++)
+                    {
+                        float* d = row0 + (long)pc * g.PhaseFloats;
+                        for (int j = 0; j < Wq; j++) d[j] = rowBuf[j * SW + pc];
+                    }
+                }
+            }
+    }
+
+    /// <summary>
+    /// One source row into the two column phases of stride 2: padded column q = iw + PW goes to phase q % 2, index
+    /// q / 2; indices with no source column are zero.
+    /// </summary>
+    private static void Split2(float* src, int IW, int PW, int Wq, float* p0, float* p1)
+    {
+        // Source column iw lands in phase (iw + PW) % 2 at index (iw + PW) / 2; even columns of src share one phase.
+        float* evenDst = (PW & 1) == 0 ? p0 : p1, oddDst = (PW & 1) == 0 ? p1 : p0;
+        int evenOff = PW >> 1, oddOff = (PW + 1) >> 1;
+        // Zero the indices no source column reaches, in both phases.
+        int e0 = Math.Min(Wq, evenOff), e1 = Math.Clamp(evenOff + (IW + 1) / 2, e0, Wq);
+        int o0 = Math.Min(Wq, oddOff), o1 = Math.Clamp(oddOff + IW / 2, o0, Wq);
+        for (int j = 0; j < e0; j++) evenDst[j] = 0f;
+        for (int j = e1; j < Wq; j++) evenDst[j] = 0f;
+        for (int j = 0; j < o0; j++) oddDst[j] = 0f;
+        for (int j = o1; j < Wq; j++) oddDst[j] = 0f;
+        int t = 0; // source pairs (2t, 2t + 1) done
+        int pairs = Math.Min(IW / 2, Math.Min(Wq - evenOff, Wq - oddOff)); // whole pairs whose both ends fit
+        if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated)
+        {
+            var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            for (; t + 16 <= pairs; t += 16)
+            {
+                var a = Vector512.Load(src + 2 * t);
+                var b = Vector512.Load(src + 2 * t + 16);
+                Vector512.Store(Avx512F.PermuteVar16x32x2(a, ie, b), evenDst + evenOff + t);
+                Vector512.Store(Avx512F.PermuteVar16x32x2(a, io, b), oddDst + oddOff + t);
             }
         }
-        for (int ph = 0; ph < SW; ph++)
+        if (Avx2.IsSupported)
+            for (; t + 8 <= pairs; t += 8)
+            {
+                var a = Vector256.Load(src + 2 * t);
+                var b = Vector256.Load(src + 2 * t + 8);
+                Vector256.Store(Lanes.Even(a, b), evenDst + evenOff + t);
+                Vector256.Store(Lanes.Odd(a, b), oddDst + oddOff + t);
+            }
+        for (int iw = 2 * t; iw < IW; iw++)
         {
-            float* d = dst + ph * L;
-            for (int q = q0; q < L; q++) d[q] = pad[q * SW + ph];
+            int q = iw + PW;
+            if ((q >> 1) >= Wq) break;
+            ((q & 1) == 0 ? p0 : p1)[q >> 1] = src[iw];
         }
     }
 
     /// <summary>A short copy without a library call (rows here are tens of floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Copy(float* src, float* dst, int n)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.Load(src + i), dst + i);
         for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
         for (; i < n; i++) dst[i] = src[i];
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector256<float> acc, float* yrow, int ow, int OW, float* tmp)
+    /// <summary>
+    /// Copies the first OW of every Wq values into consecutive rows of y. A row's vector stores may run past its end
+    /// into the rows after it, which are written later; none runs past the plane.
+    /// </summary>
+    private static void Compact(float* wide, int Wq, float* y, int OH, int OW)
     {
-        if (ow + V <= OW) Vector256.Store(acc, yrow + ow);
-        else
+        long end = (long)OH * OW;
+        for (int oh = 0; oh < OH; oh++)
         {
-            Vector256.Store(acc, tmp);
-            for (int i = 0; ow + i < OW; i++) yrow[ow + i] = tmp[i];
+            float* src = wide + (long)oh * Wq;
+            long at = (long)oh * OW;
+            float* dst = y + at;
+            int i = 0;
+            for (; i < OW && at + i + 8 <= end; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
+            for (; i < OW; i++) dst[i] = src[i];
         }
     }
 
-    private static void Row3x3(float** rows, int* tap, Vector256<float>* wv, Vector256<float> bias, float* yrow, int OW, in FusedActivation act, float* tmp)
+    private static void Filter9Wide<TAct>(float** t, float* wk, float bias, float* o, int n, in FusedActivation act) where TAct : struct, IActivationOp
     {
-        float* r0 = rows[0], r1 = rows[1], r2 = rows[2];
-        int t0 = tap[0], t1 = tap[1], t2 = tap[2];
-        Vector256<float> w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3], w4 = wv[4], w5 = wv[5], w6 = wv[6], w7 = wv[7], w8 = wv[8];
-        for (int ow = 0; ow < OW; ow += V)
-        {
-            // One partial sum per kernel row: three short FMA chains instead of one nine long.
-            var a0 = Fma.MultiplyAdd(w0, Vector256.Load(r0 + t0 + ow), bias);
-            var a1 = Vector256.Load(r1 + t0 + ow) * w3;
-            var a2 = Vector256.Load(r2 + t0 + ow) * w6;
-            a0 = Fma.MultiplyAdd(w1, Vector256.Load(r0 + t1 + ow), a0);
-            a1 = Fma.MultiplyAdd(w4, Vector256.Load(r1 + t1 + ow), a1);
-            a2 = Fma.MultiplyAdd(w7, Vector256.Load(r2 + t1 + ow), a2);
-            a0 = Fma.MultiplyAdd(w2, Vector256.Load(r0 + t2 + ow), a0);
-            a1 = Fma.MultiplyAdd(w5, Vector256.Load(r1 + t2 + ow), a1);
-            a2 = Fma.MultiplyAdd(w8, Vector256.Load(r2 + t2 + ow), a2);
-            Store(act.Apply(a0 + (a1 + a2)), yrow, ow, OW, tmp);
-        }
-    }
-
-    private static void Row3x3Wide(float** rows, int* tap, float* wk, float bias, float* yrow, int OW, in FusedActivation act, float* tmp)
-    {
-        float* r0 = rows[0], r1 = rows[1], r2 = rows[2];
-        int t0 = tap[0], t1 = tap[1], t2 = tap[2];
+        float* t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5], t6 = t[6], t7 = t[7], t8 = t[8];
         var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
         var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
         var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
         var bv = Vector512.Create(bias);
-        for (int ow = 0; ow < OW; ow += 16)
+        for (int j = 0; j < n; j += 32)
         {
-            var acc = bv;
-            acc = Avx512F.FusedMultiplyAdd(w0, Vector512.Load(r0 + t0 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w1, Vector512.Load(r0 + t1 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w2, Vector512.Load(r0 + t2 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w3, Vector512.Load(r1 + t0 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w4, Vector512.Load(r1 + t1 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w5, Vector512.Load(r1 + t2 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w6, Vector512.Load(r2 + t0 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w7, Vector512.Load(r2 + t1 + ow), acc);
-            acc = Avx512F.FusedMultiplyAdd(w8, Vector512.Load(r2 + t2 + ow), acc);
-            acc = act.Apply(acc);
-            if (ow + 16 <= OW) Vector512.Store(acc, yrow + ow);
-            else
-            {
-                Vector512.Store(acc, tmp);
-                for (int i = 0; ow + i < OW; i++) yrow[ow + i] = tmp[i];
-            }
+            // Two outputs vectors, each as three partial sums (one per kernel row): six short chains.
+            var a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(t0 + j), bv);
+            var a1 = Vector512.Load(t3 + j) * w3;
+            var a2 = Vector512.Load(t6 + j) * w6;
+            var b0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(t0 + j + 16), bv);
+            var b1 = Vector512.Load(t3 + j + 16) * w3;
+            var b2 = Vector512.Load(t6 + j + 16) * w6;
+            a0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(t1 + j), a0);
+            a1 = Vector512.FusedMultiplyAdd(w4, Vector512.Load(t4 + j), a1);
+            a2 = Vector512.FusedMultiplyAdd(w7, Vector512.Load(t7 + j), a2);
+            b0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(t1 + j + 16), b0);
+            b1 = Vector512.FusedMultiplyAdd(w4, Vector512.Load(t4 + j + 16), b1);
+            b2 = Vector512.FusedMultiplyAdd(w7, Vector512.Load(t7 + j + 16), b2);
+            a0 = Vector512.FusedMultiplyAdd(w2, Vector512.Load(t2 + j), a0);
+            a1 = Vector512.FusedMultiplyAdd(w5, Vector512.Load(t5 + j), a1);
+            a2 = Vector512.FusedMultiplyAdd(w8, Vector512.Load(t8 + j), a2);
+            b0 = Vector512.FusedMultiplyAdd(w2, Vector512.Load(t2 + j + 16), b0);
+            b1 = Vector512.FusedMultiplyAdd(w5, Vector512.Load(t5 + j + 16), b1);
+            b2 = Vector512.FusedMultiplyAdd(w8, Vector512.Load(t8 + j + 16), b2);
+            Vector512.Store(TAct.Apply(a0 + (a1 + a2), in act), o + j);
+            Vector512.Store(TAct.Apply(b0 + (b1 + b2), in act), o + j + 16);
         }
     }
 
-    private static void RowAny(float** rows, int* tap, Vector256<float>* wv, Vector256<float> bias, int KH, int KW, float* yrow, int OW, in FusedActivation act, float* tmp)
+    private static void Filter9<TAct>(float** t, float* wk, float bias, float* o, int n, in FusedActivation act) where TAct : struct, IActivationOp
     {
-        for (int ow = 0; ow < OW; ow += V)
+        float* t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5], t6 = t[6], t7 = t[7], t8 = t[8];
+        var w0 = Vector256.Create(wk[0]); var w1 = Vector256.Create(wk[1]); var w2 = Vector256.Create(wk[2]);
+        var w3 = Vector256.Create(wk[3]); var w4 = Vector256.Create(wk[4]); var w5 = Vector256.Create(wk[5]);
+        var w6 = Vector256.Create(wk[6]); var w7 = Vector256.Create(wk[7]); var w8 = Vector256.Create(wk[8]);
+        var bv = Vector256.Create(bias);
+        for (int j = 0; j < n; j += 16)
         {
-            var acc = bias;
-            for (int kh = 0; kh < KH; kh++)
+            var a0 = Fma.MultiplyAdd(w0, Vector256.Load(t0 + j), bv);
+            var a1 = Vector256.Load(t3 + j) * w3;
+            var a2 = Vector256.Load(t6 + j) * w6;
+            var b0 = Fma.MultiplyAdd(w0, Vector256.Load(t0 + j + 8), bv);
+            var b1 = Vector256.Load(t3 + j + 8) * w3;
+            var b2 = Vector256.Load(t6 + j + 8) * w6;
+            a0 = Fma.MultiplyAdd(w1, Vector256.Load(t1 + j), a0);
+            a1 = Fma.MultiplyAdd(w4, Vector256.Load(t4 + j), a1);
+            a2 = Fma.MultiplyAdd(w7, Vector256.Load(t7 + j), a2);
+            b0 = Fma.MultiplyAdd(w1, Vector256.Load(t1 + j + 8), b0);
+            b1 = Fma.MultiplyAdd(w4, Vector256.Load(t4 + j + 8), b1);
+            b2 = Fma.MultiplyAdd(w7, Vector256.Load(t7 + j + 8), b2);
+            a0 = Fma.MultiplyAdd(w2, Vector256.Load(t2 + j), a0);
+            a1 = Fma.MultiplyAdd(w5, Vector256.Load(t5 + j), a1);
+            a2 = Fma.MultiplyAdd(w8, Vector256.Load(t8 + j), a2);
+            b0 = Fma.MultiplyAdd(w2, Vector256.Load(t2 + j + 8), b0);
+            b1 = Fma.MultiplyAdd(w5, Vector256.Load(t5 + j + 8), b1);
+            b2 = Fma.MultiplyAdd(w8, Vector256.Load(t8 + j + 8), b2);
+            Vector256.Store(TAct.Apply(a0 + (a1 + a2), in act), o + j);
+            Vector256.Store(TAct.Apply(b0 + (b1 + b2), in act), o + j + 8);
+        }
+    }
+
+    private static void FilterAnyWide<TAct>(float** t, int kvol, float* wk, float bias, float* o, int n, in FusedActivation act) where TAct : struct, IActivationOp
+    {
+        var bv = Vector512.Create(bias);
+        for (int j = 0; j < n; j += 32)
+        {
+            Vector512<float> a = bv, b = Vector512<float>.Zero;
+            for (int i = 0; i < kvol; i++)
             {
-                float* r = rows[kh] + ow;
-                Vector256<float>* wk = wv + kh * KW;
-                for (int kw = 0; kw < KW; kw++) acc = Fma.MultiplyAdd(wk[kw], Vector256.Load(r + tap[kw]), acc);
+                var wv = Vector512.Create(wk[i]);
+                a = Vector512.FusedMultiplyAdd(wv, Vector512.Load(t[i] + j), a);
+                b = Vector512.FusedMultiplyAdd(wv, Vector512.Load(t[i] + j + 16), b);
             }
-            Store(act.Apply(acc), yrow, ow, OW, tmp);
+            Vector512.Store(TAct.Apply(a, in act), o + j);
+            Vector512.Store(TAct.Apply(b + bv, in act), o + j + 16);
+        }
+    }
+
+    private static void FilterAny<TAct>(float** t, int kvol, float* wk, float bias, float* o, int n, in FusedActivation act) where TAct : struct, IActivationOp
+    {
+        var bv = Vector256.Create(bias);
+        for (int j = 0; j < n; j += 16)
+        {
+            Vector256<float> a = bv, b = Vector256<float>.Zero;
+            for (int i = 0; i < kvol; i++)
+            {
+                var wv = Vector256.Create(wk[i]);
+                a = Fma.MultiplyAdd(wv, Vector256.Load(t[i] + j), a);
+                b = Fma.MultiplyAdd(wv, Vector256.Load(t[i] + j + 8), b);
+            }
+            Vector256.Store(TAct.Apply(a, in act), o + j);
+            Vector256.Store(TAct.Apply(b + bv, in act), o + j + 8);
         }
     }
 }

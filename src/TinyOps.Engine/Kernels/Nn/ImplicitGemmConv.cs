@@ -12,25 +12,48 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// each step k = (kh, kw, channel) to its place in the padded copy, so consecutive steps read consecutive floats;
 /// pixels of a tile may span output rows. Bias and the fused
 /// activation are applied to the tile, which is then written back transposed into NCHW. Panels and pixel tiles
-/// split across <see cref="WorkerPool"/> threads.
+/// split across <see cref="WorkerPool"/> threads. Where Vector512 is accelerated and there are at least 32 output
+/// channels, panels are 32 channels wide (two Vector512 per step) and tiles 8 pixels, 16 accumulators.
 /// </summary>
 internal static unsafe class ImplicitGemmConv
 {
-    /// <summary>Output channels per weight panel.</summary>
+    /// <summary>Output channels per weight panel (AVX2 path).</summary>
     public const int Panel = 16;
     private const int Pixels = 6;
+    /// <summary>Output channels per weight panel and pixels per tile on the Vector512 path.</summary>
+    public const int Panel512 = 32;
+    private const int Pixels512 = 8;
+    /// <summary>Most K steps per block on the Vector512 path: 160 steps of a 32-channel panel are 20 KiB. K is cut into
+    /// equal blocks no longer than this, so no short tail block pays the partial-sum round trip for little work.</summary>
+    private const int KBlock512 = 160;
+
+    /// <summary>Tests set this to run the Vector512 path (in software where AVX-512 is missing) or to keep it off.</summary>
+    internal static bool? Force512;
+
+    /// <summary>Weights packed for one panel width.</summary>
+    public sealed class PackedWeights
+    {
+        public required float[] Data { get; init; }
+        public required int Panel { get; init; }
+    }
+
+    /// <summary>The panel width <see cref="Run"/> uses for this shape: 32 on the Vector512 path, else 16.</summary>
+    public static int PanelFor(in ConvShape s) =>
+        (Force512 ?? Vector512.IsHardwareAccelerated) && s.OutChannels >= Panel512 ? Panel512 : Panel;
     /// <summary>Pixel tiles that share one pass over a K block of a weight panel.</summary>
     private const int ChunkTiles = 32;
     /// <summary>K steps per block: 192 steps of a 16-channel panel are 12 KiB of weights, kept in L1 across a chunk.</summary>
     private const int KBlock = 192;
     /// <summary>Shallower convolutions (channels x taps below this, e.g. a 3x3 on one channel) stay on im2col + GEMM.</summary>
     private const int MinDepth = 32;
+    /// <summary>On the Vector512 path even a 3x3 over RGB (27 steps) gains over im2col and the AVX2 stem kernel.</summary>
+    private const int MinDepth512 = 16;
 
     private struct State
     {
         public float* X, W, Bias, Y;
         public int* Offsets;
-        public int K, M, P, OW, SH, SW, Wp, Panels, Tiles, Chunks;
+        public int K, M, P, OW, SH, SW, Wp, Panels, Tiles, Chunks, Width;
         public FusedActivation Act;
     }
 
@@ -40,7 +63,7 @@ internal static unsafe class ImplicitGemmConv
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
         && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
-        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= MinDepth
+        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= (PanelFor(in s) == Panel512 ? MinDepth512 : MinDepth)
         && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
 
     private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;
@@ -51,38 +74,44 @@ internal static unsafe class ImplicitGemmConv
     public static int PaddedFloats(in ConvShape s) => s.InChannels * PaddedHeight(in s) * PaddedWidth(in s);
 
     /// <summary>
-    /// Packs W [M, C, KH, KW] into panels [ceil(M/16)][K][16], zero-padded, with k = (kh * KW + kw) * C + c (the
-    /// order in which <see cref="Run"/> walks the channels-last input).
+    /// Packs W [M, C, KH, KW] into panels [ceil(M/width)][K][width] (width from <see cref="PanelFor"/>), zero-padded,
+    /// with k = (kh * KW + kw) * C + c (the order in which <see cref="Run"/> walks the channels-last input).
     /// </summary>
-    public static float[] Pack(ReadOnlySpan<float> w, int M, int C, int taps)
+    public static PackedWeights Pack(ReadOnlySpan<float> w, in ConvShape s)
     {
+        int M = s.OutChannels, C = s.InChannels, taps = s.KernelSize, width = PanelFor(in s);
         int K = C * taps;
-        int panels = (M + Panel - 1) / Panel;
-        var p = GC.AllocateArray<float>(Math.Max(1, panels * K * Panel), pinned: true);
+        int panels = (M + width - 1) / width;
+        var p = GC.AllocateArray<float>(Math.Max(1, panels * K * width), pinned: true);
         for (int m = 0; m < M; m++)
         {
-            int pi = m / Panel, lane = m % Panel;
+            int pi = m / width, lane = m % width;
             for (int c = 0; c < C; c++)
                 for (int t = 0; t < taps; t++)
-                    p[((long)pi * K + t * C + c) * Panel + lane] = w[(m * C + c) * taps + t];
+                    p[((long)pi * K + t * C + c) * width + lane] = w[(m * C + c) * taps + t];
         }
-        return p;
+        return new PackedWeights { Data = p, Panel = width };
     }
 
-    public static void Run(ReadOnlySpan<float> x, float[] packedW, ReadOnlySpan<float> bias, Span<float> y, in ConvShape s,
+    /// <summary>Floats of scratch for the bias, padded to whole panels.</summary>
+    public static int BiasFloats(in ConvShape s) => (s.OutChannels + Panel512 - 1) / Panel512 * Panel512;
+
+    public static void Run(ReadOnlySpan<float> x, PackedWeights packed, ReadOnlySpan<float> bias, Span<float> y, in ConvShape s,
         in FusedActivation act, int threads, Span<float> padded, Span<int> offsets, Span<float> biasPanels)
     {
         int C = s.InChannels, M = s.OutChannels, KH = s.Kernel[1], KW = s.Kernel[2];
         int IH = s.In[1], IW = s.In[2], OH = s.Out[1], OW = s.Out[2];
         int Hp = PaddedHeight(in s), Wp = PaddedWidth(in s);
-        int K = C * KH * KW, P = OH * OW, panels = (M + Panel - 1) / Panel;
-        if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * Panel || packedW.Length < panels * K * Panel)
+        int width = packed.Panel, pixels = width == Panel512 ? Pixels512 : Pixels;
+        float[] packedW = packed.Data;
+        int K = C * KH * KW, P = OH * OW, panels = (M + width - 1) / width;
+        if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * width || packedW.Length < panels * K * width)
             throw new ArgumentException("ImplicitGemmConv: buffers too small for the convolution shape");
         for (int kh = 0, k = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++)
                 for (int c = 0; c < C; c++, k++)
                     offsets[k] = (kh * s.Dilation[1] * Wp + kw * s.Dilation[2]) * C + c;
-        biasPanels.Slice(0, panels * Panel).Clear();
+        biasPanels.Slice(0, panels * width).Clear();
         if (!bias.IsEmpty) bias.Slice(0, M).CopyTo(biasPanels);
         fixed (float* px = x, pw = packedW, pb = biasPanels, py = y, pp = padded)
         fixed (int* po = offsets)
@@ -94,7 +123,7 @@ internal static unsafe class ImplicitGemmConv
                 {
                     X = pp, W = pw, Bias = pb, Y = py + (long)n * M * P, Offsets = po,
                     K = K, M = M, P = P, OW = OW, SH = s.Stride[1] * C, SW = s.Stride[2] * C, Wp = Wp,
-                    Panels = panels, Tiles = (P + Pixels - 1) / Pixels, Act = act,
+                    Panels = panels, Tiles = (P + pixels - 1) / pixels, Act = act, Width = width,
                 };
                 st.Chunks = (st.Tiles + ChunkTiles - 1) / ChunkTiles;
                 long work = (long)M * P * K;
@@ -146,6 +175,17 @@ internal static unsafe class ImplicitGemmConv
 
     private static void Units(in State st, int u0, int u1)
     {
+        if (st.Width == Panel512)
+        {
+            switch (st.Act.Kind)
+            {
+                case ActivationKind.None: Units512<NoActivation>(in st, u0, u1); break;
+                case ActivationKind.Relu: Units512<ReluActivation>(in st, u0, u1); break;
+                case ActivationKind.Clip: Units512<ClipActivation>(in st, u0, u1); break;
+                default: Units512<AnyActivation>(in st, u0, u1); break;
+            }
+            return;
+        }
         switch (st.Act.Kind)
         {
             case ActivationKind.None: Units<NoActivation>(in st, u0, u1); break;
@@ -175,6 +215,109 @@ internal static unsafe class ImplicitGemmConv
                 for (int t = 0; t < nt; t++)
                     Tile<TAct>(in st, panel, (t0 + t) * Pixels, bases + t * Pixels, k0, k1, partial + t * Pixels * Panel, tile);
             }
+        }
+    }
+
+    /// <summary>As <see cref="Units{TAct}"/> for 32-channel panels and 8-pixel tiles.</summary>
+    private static void Units512<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
+    {
+        float* tile = stackalloc float[Pixels512 * Panel512];
+        float* partial = stackalloc float[ChunkTiles * Pixels512 * Panel512];
+        float** bases = stackalloc float*[ChunkTiles * Pixels512];
+        for (int u = u0; u < u1; u++)
+        {
+            int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
+            int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
+            for (int i = 0; i < nt * Pixels512; i++) bases[i] = Base(in st, t0 * Pixels512 + i);
+            int blocks = (st.K + KBlock512 - 1) / KBlock512, kb = (st.K + blocks - 1) / blocks;
+            for (int k0 = 0; k0 < st.K; k0 += kb)
+            {
+                int k1 = Math.Min(st.K, k0 + kb);
+                for (int t = 0; t < nt; t++)
+                    Tile512<TAct>(in st, panel, (t0 + t) * Pixels512, bases + t * Pixels512, k0, k1, partial + t * Pixels512 * Panel512, tile);
+            }
+        }
+    }
+
+    /// <summary>Steps [k0, k1) of one 8-pixel tile of a 32-channel panel.</summary>
+    private static void Tile512<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+    {
+        float* x0 = xb[0], x1 = xb[1], x2 = xb[2], x3 = xb[3], x4 = xb[4], x5 = xb[5], x6 = xb[6], x7 = xb[7];
+        float* w = st.W + ((long)panel * st.K + k0) * Panel512;
+        int* offs = st.Offsets;
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (k0 == 0)
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = default;
+        }
+        else
+        {
+            c00 = Vector512.Load(acc); c01 = Vector512.Load(acc + 16); c10 = Vector512.Load(acc + 32); c11 = Vector512.Load(acc + 48);
+            c20 = Vector512.Load(acc + 64); c21 = Vector512.Load(acc + 80); c30 = Vector512.Load(acc + 96); c31 = Vector512.Load(acc + 112);
+            c40 = Vector512.Load(acc + 128); c41 = Vector512.Load(acc + 144); c50 = Vector512.Load(acc + 160); c51 = Vector512.Load(acc + 176);
+            c60 = Vector512.Load(acc + 192); c61 = Vector512.Load(acc + 208); c70 = Vector512.Load(acc + 224); c71 = Vector512.Load(acc + 240);
+        }
+        for (int k = k0; k < k1; k++, w += Panel512)
+        {
+            int o = offs[k];
+            var w0 = Vector512.Load(w);
+            var w1 = Vector512.Load(w + 16);
+            var v = Vector512.Create(x0[o]);
+            c00 = Vector512.FusedMultiplyAdd(v, w0, c00); c01 = Vector512.FusedMultiplyAdd(v, w1, c01);
+            v = Vector512.Create(x1[o]);
+            c10 = Vector512.FusedMultiplyAdd(v, w0, c10); c11 = Vector512.FusedMultiplyAdd(v, w1, c11);
+            v = Vector512.Create(x2[o]);
+            c20 = Vector512.FusedMultiplyAdd(v, w0, c20); c21 = Vector512.FusedMultiplyAdd(v, w1, c21);
+            v = Vector512.Create(x3[o]);
+            c30 = Vector512.FusedMultiplyAdd(v, w0, c30); c31 = Vector512.FusedMultiplyAdd(v, w1, c31);
+            v = Vector512.Create(x4[o]);
+            c40 = Vector512.FusedMultiplyAdd(v, w0, c40); c41 = Vector512.FusedMultiplyAdd(v, w1, c41);
+            v = Vector512.Create(x5[o]);
+            c50 = Vector512.FusedMultiplyAdd(v, w0, c50); c51 = Vector512.FusedMultiplyAdd(v, w1, c51);
+            v = Vector512.Create(x6[o]);
+            c60 = Vector512.FusedMultiplyAdd(v, w0, c60); c61 = Vector512.FusedMultiplyAdd(v, w1, c61);
+            v = Vector512.Create(x7[o]);
+            c70 = Vector512.FusedMultiplyAdd(v, w0, c70); c71 = Vector512.FusedMultiplyAdd(v, w1, c71);
+        }
+        if (k1 < st.K)
+        {
+            Vector512.Store(c00, acc); Vector512.Store(c01, acc + 16); Vector512.Store(c10, acc + 32); Vector512.Store(c11, acc + 48);
+            Vector512.Store(c20, acc + 64); Vector512.Store(c21, acc + 80); Vector512.Store(c30, acc + 96); Vector512.Store(c31, acc + 112);
+            Vector512.Store(c40, acc + 128); Vector512.Store(c41, acc + 144); Vector512.Store(c50, acc + 160); Vector512.Store(c51, acc + 176);
+            Vector512.Store(c60, acc + 192); Vector512.Store(c61, acc + 208); Vector512.Store(c70, acc + 224); Vector512.Store(c71, acc + 240);
+            return;
+        }
+        var b0 = Vector512.Load(st.Bias + panel * Panel512);
+        var b1 = Vector512.Load(st.Bias + panel * Panel512 + 16);
+        ref readonly var act = ref st.Act;
+        Vector512.Store(TAct.Apply(c00 + b0, in act), tile); Vector512.Store(TAct.Apply(c01 + b1, in act), tile + 16);
+        Vector512.Store(TAct.Apply(c10 + b0, in act), tile + 32); Vector512.Store(TAct.Apply(c11 + b1, in act), tile + 48);
+        Vector512.Store(TAct.Apply(c20 + b0, in act), tile + 64); Vector512.Store(TAct.Apply(c21 + b1, in act), tile + 80);
+        Vector512.Store(TAct.Apply(c30 + b0, in act), tile + 96); Vector512.Store(TAct.Apply(c31 + b1, in act), tile + 112);
+        Vector512.Store(TAct.Apply(c40 + b0, in act), tile + 128); Vector512.Store(TAct.Apply(c41 + b1, in act), tile + 144);
+        Vector512.Store(TAct.Apply(c50 + b0, in act), tile + 160); Vector512.Store(TAct.Apply(c51 + b1, in act), tile + 176);
+        Vector512.Store(TAct.Apply(c60 + b0, in act), tile + 192); Vector512.Store(TAct.Apply(c61 + b1, in act), tile + 208);
+        Vector512.Store(TAct.Apply(c70 + b0, in act), tile + 224); Vector512.Store(TAct.Apply(c71 + b1, in act), tile + 240);
+        int npix = Math.Min(Pixels512, st.P - pix0);
+        int m0 = panel * Panel512, mc = Math.Min(Panel512, st.M - m0);
+        float* y = st.Y + (long)m0 * st.P + pix0;
+        if (npix == Pixels512)
+        {
+            for (int m = 0; m < mc; m++, y += st.P)
+            {
+                y[0] = tile[m]; y[1] = tile[32 + m]; y[2] = tile[64 + m]; y[3] = tile[96 + m];
+                y[4] = tile[128 + m]; y[5] = tile[160 + m]; y[6] = tile[192 + m]; y[7] = tile[224 + m];
+            }
+        }
+        else
+        {
+            for (int m = 0; m < mc; m++, y += st.P)
+                for (int i = 0; i < npix; i++) y[i] = tile[i * Panel512 + m];
+        }
+        if (st.Act.NeedsRowPass)
+        {
+            float* yr = st.Y + (long)m0 * st.P + pix0;
+            for (int m = 0; m < mc; m++, yr += st.P) st.Act.Apply(new Span<float>(yr, npix));
         }
     }
 
