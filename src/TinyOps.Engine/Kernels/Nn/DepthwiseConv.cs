@@ -64,9 +64,25 @@ internal static unsafe class DepthwiseConv
 
     private static void Part(int part, int parts)
     {
+        // Cut at whole channel blocks so the blocked path keeps full blocks.
         int planes = s_state.S.Batch * s_state.S.InChannels;
-        Planes(in s_state, (int)((long)planes * part / parts), (int)((long)planes * (part + 1) / parts));
+        int blocks = (planes + Block - 1) / Block;
+        int b0 = (int)((long)blocks * part / parts), b1 = (int)((long)blocks * (part + 1) / parts);
+        Planes(in s_state, Math.Min(planes, b0 * Block), Math.Min(planes, b1 * Block));
     }
+
+    /// <summary>Channels per block on the channels-last path for small planes (one Vector512).</summary>
+    private const int Block = 16;
+
+    /// <summary>
+    /// Small planes (rows shorter than a vector) with one output per input channel go channels-last: 16 channels
+    /// side by side in a Vector512, so each output pixel is one FMA per tap whatever the plane size.
+    /// </summary>
+    private static bool UseBlocked(in ConvShape s) =>
+        Vector512.IsHardwareAccelerated && !Force256 && s.OutChannels == s.InChannels && s.InChannels >= Block && s.Out[2] <= MaxBlockedWidth;
+
+    /// <summary>Widest output row the channels-last path takes; wider planes keep full vectors along rows.</summary>
+    internal static int MaxBlockedWidth = 16;
 
     private static void Planes(in State st, int p0, int p1)
     {
@@ -100,6 +116,15 @@ internal static unsafe class DepthwiseConv
         // Reads reach n - 1 + the largest tap offset, which stays below Hq * Wq + 2 * vw + Wq.
         g.PhaseFloats = g.Hq * g.Wq + g.Wq + 2 * vw + 16;
         g.Wide = n;
+        // Stride 2 along rows with a 3-wide kernel on Vector512: the columns stay together (rows of 2 * Wq padded
+        // values) and the filter splits even and odd columns with a permute, instead of building column phases.
+        bool pairs = wide && Avx512F.IsSupported && SW == 2 && DW == 1 && KW == 3;
+        var gp = new Layout { Hq = g.Hq, Wq = 2 * g.Wq, PhaseFloats = g.Hq * 2 * g.Wq + 2 * g.Wq + 128, Wide = n };
+        if (pairs)
+        {
+            BlockedOrPairs<TAct>(in st, p0, p1, in gp, g.Wq, n);
+            return;
+        }
         int phases = SH * SW, kvol = KH * KW, mg = s.OutChannels / s.Group;
         int rowPad = SW * g.Wq + 16;
         long need = (long)phases * g.PhaseFloats + n + rowPad + 16;
@@ -121,9 +146,16 @@ internal static unsafe class DepthwiseConv
             }
         for (int i = 0; i < kvol; i++) taps[i] = buf + tapOffsets[i];
 
+        bool blocked = UseBlocked(in s);
         for (int p = p0; p < p1; p++)
         {
             int b = p / s.InChannels, c = p - b * s.InChannels;
+            if (blocked && c % Block == 0 && c + Block <= s.InChannels && p + Block <= p1)
+            {
+                BlockedChannels<TAct>(in st, b, c);
+                p += Block - 1;
+                continue;
+            }
             BuildPhases(st.X + (long)p * s.InSize, buf, in g, IH, IW, SH, SW, PH, PW, rowBuf);
             for (int mi = 0; mi < mg; mi++)
             {
@@ -142,6 +174,207 @@ internal static unsafe class DepthwiseConv
                 if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yc, OH * OW));
             }
         }
+    }
+
+    /// <summary>The stride-2, 3-wide path of <see cref="Planes{TAct}"/> (row phases only), with small planes channels-last.</summary>
+    private static void BlockedOrPairs<TAct>(in State st, int p0, int p1, in Layout gp, int wq, int n) where TAct : struct, IActivationOp
+    {
+        ref readonly ConvShape s = ref st.S;
+        int IH = s.In[1], IW = s.In[2], KH = s.Kernel[1], OH = s.Out[1], OW = s.Out[2];
+        int SH = s.Stride[1], DH = s.Dilation[1], PH = s.PadBegin[1], PW = s.PadBegin[2];
+        int mg = s.OutChannels / s.Group;
+        long need = (long)SH * gp.PhaseFloats + n + 16;
+        if (t_buffer is null || t_buffer.Length < need) t_buffer = GC.AllocateArray<float>((int)Math.Max(need, 1024), pinned: true);
+        float* buf = (float*)Unsafe.AsPointer(ref t_buffer[0]);
+        float* wideOut = buf + (long)SH * gp.PhaseFloats;
+        for (int ph = 0; ph < SH; ph++)
+            new Span<float>(buf + (long)ph * gp.PhaseFloats + gp.Hq * gp.Wq, gp.PhaseFloats - gp.Hq * gp.Wq).Clear();
+        float** rows = stackalloc float*[KH];
+        for (int kh = 0; kh < KH; kh++) rows[kh] = buf + (long)(kh * DH % SH) * gp.PhaseFloats + (long)(kh * DH / SH) * gp.Wq;
+        bool blocked = UseBlocked(in s);
+        for (int p = p0; p < p1; p++)
+        {
+            int b = p / s.InChannels, c = p - b * s.InChannels;
+            if (blocked && c % Block == 0 && c + Block <= s.InChannels && p + Block <= p1)
+            {
+                BlockedChannels<TAct>(in st, b, c);
+                p += Block - 1;
+                continue;
+            }
+            BuildPhases(st.X + (long)p * s.InSize, buf, in gp, IH, IW, SH, 1, PH, PW, null);
+            for (int mi = 0; mi < mg; mi++)
+            {
+                int m = c * mg + mi;
+                FilterPairs<TAct>(rows, KH, st.W + (long)m * KH * 3, st.Bias != null ? st.Bias[m] : 0f, wideOut, n, in st.Act);
+                float* yc = st.Y + ((long)b * s.OutChannels + m) * s.OutSize;
+                Compact(wideOut, wq, yc, OH, OW);
+                if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yc, OH * OW));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stride 2, kernel width 3: output j of a kernel row r takes r[2j], r[2j + 1], r[2j + 2]; the even and odd
+    /// values of two vector loads are one permute each.
+    /// </summary>
+    private static void FilterPairs<TAct>(float** rows, int KH, float* wk, float bias, float* o, int n, in FusedActivation act) where TAct : struct, IActivationOp
+    {
+        var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        var bv = Vector512.Create(bias);
+        if (KH == 3)
+        {
+            float* r0 = rows[0], r1 = rows[1], r2 = rows[2];
+            var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
+            var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
+            var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
+            for (int j = 0; j < n; j += 16)
+            {
+                float* q0 = r0 + 2 * j, q1 = r1 + 2 * j, q2 = r2 + 2 * j;
+                var a = Vector512.Load(q0); var b = Vector512.Load(q0 + 16); var c = Vector512.Load(q0 + 2); var d = Vector512.Load(q0 + 18);
+                var acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
+                acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, io, b), acc0);
+                acc0 = Vector512.FusedMultiplyAdd(w2, Avx512F.PermuteVar16x32x2(c, ie, d), acc0);
+                a = Vector512.Load(q1); b = Vector512.Load(q1 + 16); c = Vector512.Load(q1 + 2); d = Vector512.Load(q1 + 18);
+                var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w3;
+                acc1 = Vector512.FusedMultiplyAdd(w4, Avx512F.PermuteVar16x32x2(a, io, b), acc1);
+                acc1 = Vector512.FusedMultiplyAdd(w5, Avx512F.PermuteVar16x32x2(c, ie, d), acc1);
+                a = Vector512.Load(q2); b = Vector512.Load(q2 + 16); c = Vector512.Load(q2 + 2); d = Vector512.Load(q2 + 18);
+                var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w6;
+                acc2 = Vector512.FusedMultiplyAdd(w7, Avx512F.PermuteVar16x32x2(a, io, b), acc2);
+                acc2 = Vector512.FusedMultiplyAdd(w8, Avx512F.PermuteVar16x32x2(c, ie, d), acc2);
+                Vector512.Store(TAct.Apply(acc0 + (acc1 + acc2), in act), o + j);
+            }
+            return;
+        }
+        for (int j = 0; j < n; j += 16)
+        {
+            var acc = bv;
+            for (int kh = 0; kh < KH; kh++)
+            {
+                float* q = rows[kh] + 2 * j;
+                var a = Vector512.Load(q); var b = Vector512.Load(q + 16); var c = Vector512.Load(q + 2); var d = Vector512.Load(q + 18);
+                acc = Vector512.FusedMultiplyAdd(Vector512.Create(wk[kh * 3]), Avx512F.PermuteVar16x32x2(a, ie, b), acc);
+                acc = Vector512.FusedMultiplyAdd(Vector512.Create(wk[kh * 3 + 1]), Avx512F.PermuteVar16x32x2(a, io, b), acc);
+                acc = Vector512.FusedMultiplyAdd(Vector512.Create(wk[kh * 3 + 2]), Avx512F.PermuteVar16x32x2(c, ie, d), acc);
+            }
+            Vector512.Store(TAct.Apply(acc, in act), o + j);
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_blocked;
+
+    /// <summary>
+    /// Channels [c0, c0 + 16) of image b, channels-last: the planes are transposed into a zero-padded [Hp][Wp][16]
+    /// copy, each output pixel sums its taps as whole vectors (one FMA per tap for 16 channels), and the [OH*OW][16]
+    /// result is transposed back into the NCHW planes.
+    /// </summary>
+    private static void BlockedChannels<TAct>(in State st, int b, int c0) where TAct : struct, IActivationOp
+    {
+        ref readonly ConvShape s = ref st.S;
+        int IH = s.In[1], IW = s.In[2], KH = s.Kernel[1], KW = s.Kernel[2];
+        int OH = s.Out[1], OW = s.Out[2];
+        int SH = s.Stride[1], SW = s.Stride[2], DH = s.Dilation[1], DW = s.Dilation[2];
+        int PH = s.PadBegin[1], PW = s.PadBegin[2];
+        int Hp = (OH - 1) * SH + (KH - 1) * DH + 1, Wp = (OW - 1) * SW + (KW - 1) * DW + 1;
+        int kvol = KH * KW, P = OH * OW;
+        long need = ((long)Hp * Wp + P + kvol + 2) * Block;
+        if (t_blocked is null || t_blocked.Length < need) t_blocked = GC.AllocateArray<float>((int)Math.Max(need, 1024), pinned: true);
+        float* pad = (float*)Unsafe.AsPointer(ref t_blocked[0]);
+        float* outT = pad + (long)Hp * Wp * Block;
+        float* wT = outT + (long)P * Block;
+        float* bT = wT + (long)kvol * Block;
+        // Weights [tap][16] and bias for the block.
+        for (int ci = 0; ci < Block; ci++)
+        {
+            float* wk = st.W + (long)(c0 + ci) * kvol;
+            for (int t = 0; t < kvol; t++) wT[t * Block + ci] = wk[t];
+            bT[ci] = st.Bias != null ? st.Bias[c0 + ci] : 0f;
+        }
+        // Transpose in: zero the copy, then move 16 pixels x 16 channels at a time through registers; a pixel the
+        // window never reaches (rows or columns past Hp, Wp) goes to a spare vector.
+        new Span<float>(pad, Hp * Wp * Block).Clear();
+        float* xc0 = st.X + ((long)b * s.InChannels + c0) * s.InSize;
+        float* spare = bT + Block;
+        float** dst = stackalloc float*[Block];
+        int plane = IH * IW, f = 0, ih0 = 0, iw0 = 0;
+        if (Avx512F.IsSupported)
+            for (; f + Block <= plane; f += Block)
+            {
+                for (int j = 0; j < Block; j++)
+                {
+                    int rr = ih0 + PH, qq = iw0 + PW;
+                    dst[j] = rr < Hp && qq < Wp ? pad + ((long)rr * Wp + qq) * Block : spare;
+                    if (++iw0 == IW) { iw0 = 0; ih0++; }
+                }
+                Transpose16.Run(xc0 + f, s.InSize, dst);
+            }
+        for (; f < plane; f++)
+        {
+            int rr = ih0 + PH, qq = iw0 + PW;
+            if (rr < Hp && qq < Wp)
+            {
+                float* d = pad + ((long)rr * Wp + qq) * Block;
+                for (int ci = 0; ci < Block; ci++) d[ci] = xc0[(long)ci * s.InSize + f];
+            }
+            if (++iw0 == IW) { iw0 = 0; ih0++; }
+        }
+        var bv = Vector512.Load(bT);
+        ref readonly var act = ref st.Act;
+        if (kvol == 9)
+        {
+            var w0 = Vector512.Load(wT); var w1 = Vector512.Load(wT + 16); var w2 = Vector512.Load(wT + 32);
+            var w3 = Vector512.Load(wT + 48); var w4 = Vector512.Load(wT + 64); var w5 = Vector512.Load(wT + 80);
+            var w6 = Vector512.Load(wT + 96); var w7 = Vector512.Load(wT + 112); var w8 = Vector512.Load(wT + 128);
+            long c1 = (long)DW * Block, c2 = 2 * c1, rs = (long)DH * Wp * Block;
+            for (int oh = 0; oh < OH; oh++)
+            {
+                float* row = pad + (long)oh * SH * Wp * Block;
+                float* o = outT + (long)oh * OW * Block;
+                for (int ow = 0; ow < OW; ow++)
+                {
+                    float* q = row + (long)ow * SW * Block;
+                    var a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(q), bv);
+                    var a1 = Vector512.Load(q + rs) * w3;
+                    var a2 = Vector512.Load(q + 2 * rs) * w6;
+                    a0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(q + c1), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w4, Vector512.Load(q + rs + c1), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w7, Vector512.Load(q + 2 * rs + c1), a2);
+                    a0 = Vector512.FusedMultiplyAdd(w2, Vector512.Load(q + c2), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w5, Vector512.Load(q + rs + c2), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w8, Vector512.Load(q + 2 * rs + c2), a2);
+                    Vector512.Store(TAct.Apply(a0 + (a1 + a2), in act), o + (long)ow * Block);
+                }
+            }
+        }
+        else
+        {
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++)
+                {
+                    var a = bv;
+                    for (int kh = 0; kh < KH; kh++)
+                    {
+                        float* q = pad + ((long)(oh * SH + kh * DH) * Wp + ow * SW) * Block;
+                        for (int kw = 0; kw < KW; kw++)
+                            a = Vector512.FusedMultiplyAdd(Vector512.Load(wT + (kh * KW + kw) * Block), Vector512.Load(q + (long)kw * DW * Block), a);
+                    }
+                    Vector512.Store(TAct.Apply(a, in act), outT + ((long)oh * OW + ow) * Block);
+                }
+        }
+        // Transpose out: 16 pixels x 16 channels at a time into the NCHW planes.
+        float* yc0 = st.Y + ((long)b * s.OutChannels + c0) * s.OutSize;
+        int fo = 0;
+        if (Avx512F.IsSupported)
+            for (; fo + Block <= P; fo += Block)
+            {
+                for (int j = 0; j < Block; j++) dst[j] = yc0 + (long)j * s.OutSize + fo;
+                Transpose16.Run(outT + (long)fo * Block, Block, dst);
+            }
+        for (; fo < P; fo++)
+            for (int ci = 0; ci < Block; ci++) yc0[(long)ci * s.OutSize + fo] = outT[(long)fo * Block + ci];
+        if (act.NeedsRowPass)
+            for (int ci = 0; ci < Block; ci++) act.Apply(new Span<float>(yc0 + (long)ci * s.OutSize, P));
     }
 
     /// <summary>
