@@ -209,6 +209,8 @@ public class FastKernelTests
         { 1, 2, 2, 2, 12, 12, 3, 3, 1, 0 },     // depthwise, stride 3
         { 2, 4, 4, 4, 5, 70, 3, 2, 1, 1 },      // depthwise, wide rows, stride 2
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN
+        { 1, 3, 17, 1, 40, 75, 3, 2, 1, 0 },    // stem: 37 outputs a row (a ragged 32-output step), 17 channels (ragged group)
+        { 2, 2, 9, 1, 23, 30, 5, 1, 2, 2 },     // stem: two channels, 5x5 dilated, stride 1
         { 2, 17, 33, 1, 9, 9, 1, 1, 1, 0 },     // 1x1, odd channel counts
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated
         { 1, 8, 35, 1, 6, 5, 2, 2, 1, 1 },      // even kernel, stride 2
@@ -224,22 +226,25 @@ public class FastKernelTests
     };
 
     [Fact]
-    public void DepthwiseConvVector256PathMatchesNaive()
+    public void DepthwiseAndStemConvVector256PathsMatchNaive()
     {
-        // Where Vector512 is accelerated the depthwise filter uses it; this runs the Vector256 code there too.
+        // Where Vector512 is accelerated the depthwise and stem kernels use it; this runs their Vector256 code there too.
         DepthwiseConv.Force256 = true;
+        SmallChannelConv.Force256 = true;
         try
         {
             foreach (var row in ConvCases())
             {
                 var a = row.Select(o => (int)o).ToArray();
-                if (a[3] == 1 || a[3] != a[1]) continue; // depthwise only
+                bool depthwise = a[3] > 1 && a[3] == a[1], stem = a[3] == 1 && a[1] <= SmallChannelConv.MaxChannels && a[6] > 1;
+                if (!depthwise && !stem) continue;
                 ConvWithFusedActivationMatchesNaive(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
             }
         }
         finally
         {
             DepthwiseConv.Force256 = false;
+            SmallChannelConv.Force256 = false;
         }
     }
 

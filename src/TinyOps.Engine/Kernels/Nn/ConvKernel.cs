@@ -89,8 +89,7 @@ internal sealed class ConvKernel : Kernel
             return;
         }
         bool implicitGemm = UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW);
-        // On the Vector512 path the implicit GEMM's 32-channel panels outrun the AVX2 stem kernel.
-        if (UseImplicitGemm && SmallChannelConv.Supports(in s) && !(implicitGemm && ImplicitGemmConv.PanelFor(in s) == ImplicitGemmConv.Panel512))
+        if (UseImplicitGemm && SmallChannelConv.Supports(in s))
         {
             SmallChannelConv.Run(x, w, bias, y, in s, in _act, threads,
                 ctx.Scratch<float>(SmallChannelConv.ScratchFloats(in s), 0), ctx.Scratch<float>(s.OutChannels, 2), ctx.Scratch<int>(s.Kernel[2], 1));

@@ -46,8 +46,6 @@ internal static unsafe class ImplicitGemmConv
     private const int KBlock = 192;
     /// <summary>Shallower convolutions (channels x taps below this, e.g. a 3x3 on one channel) stay on im2col + GEMM.</summary>
     private const int MinDepth = 32;
-    /// <summary>On the Vector512 path even a 3x3 over RGB (27 steps) gains over im2col and the AVX2 stem kernel.</summary>
-    private const int MinDepth512 = 16;
 
     private struct State
     {
@@ -63,7 +61,7 @@ internal static unsafe class ImplicitGemmConv
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
         && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
-        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= (PanelFor(in s) == Panel512 ? MinDepth512 : MinDepth)
+        && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= MinDepth
         && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
 
     private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;

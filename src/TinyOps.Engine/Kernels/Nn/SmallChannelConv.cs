@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -26,11 +27,20 @@ internal static unsafe class SmallChannelConv
     {
         public float* Planes, Zero, W, Bias, Y;
         public int* Taps;
-        public int C, M, KH, KW, OH, OW, IH, SH, DH, PH, L, RowFloats;
+        public int C, M, KH, KW, OH, OW, IH, SH, DH, PH, L, RowFloats, GroupSize;
+        public float* Packed;
         public FusedActivation Act;
     }
 
     private static State s_state;
+
+    /// <summary>Output channels per group on the Vector512 path (8 channels x 2 vectors = 16 accumulators).</summary>
+    private const int Group512 = 8;
+
+    /// <summary>Tests set this to run the Vector256 code where Vector512 is accelerated.</summary>
+    internal static bool Force256;
+
+    [ThreadStatic] private static float[]? t_packed;
 
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported && Avx.IsSupported
@@ -39,7 +49,7 @@ internal static unsafe class SmallChannelConv
 
     private static int RowLength(in ConvShape s)
     {
-        int owv = (s.Out[2] + 2 * V - 1) / (2 * V) * (2 * V);
+        int owv = (s.Out[2] + 4 * V - 1) / (4 * V) * (4 * V); // whole 32-output steps of the Vector512 path
         return owv + ((s.Kernel[2] - 1) * s.Dilation[2]) / s.Stride[2] + 1;
     }
 
@@ -75,13 +85,16 @@ internal static unsafe class SmallChannelConv
                 for (int c = 0; c < C; c++)
                     for (int ih = 0; ih < IH; ih++)
                         SplitRow(xn + ((long)c * IH + ih) * IW, IW, PW, SW, L, ps + ((long)c * IH + ih) * rowFloats);
+                bool wide = Vector512.IsHardwareAccelerated && !Force256;
+                int gs = wide ? Group512 : Group;
+                float* packed = wide ? PackGroups(pw, M, C * KH * KW) : null;
                 var st = new State
                 {
                     Planes = ps, Zero = zero, W = pw, Bias = pb, Y = py + (long)n * M * s.OutSize, Taps = pt,
                     C = C, M = M, KH = KH, KW = KW, OH = s.Out[1], OW = s.Out[2], IH = IH, SH = s.Stride[1], DH = s.Dilation[1],
-                    PH = s.PadBegin[1], L = L, RowFloats = rowFloats, Act = act,
+                    PH = s.PadBegin[1], L = L, RowFloats = rowFloats, Act = act, GroupSize = gs, Packed = packed,
                 };
-                int groups = (M + Group - 1) / Group;
+                int groups = (M + gs - 1) / gs;
                 long work = (long)M * s.OutSize * C * KH * KW;
                 if (threads > 1 && groups > 1 && work >= 256 * 1024 && WorkerPool.TryEnter())
                 {
@@ -102,13 +115,43 @@ internal static unsafe class SmallChannelConv
 
     private static void Part(int part, int parts)
     {
-        int groups = (s_state.M + Group - 1) / Group;
+        int groups = (s_state.M + s_state.GroupSize - 1) / s_state.GroupSize;
         Groups(in s_state, (int)((long)groups * part / parts), (int)((long)groups * (part + 1) / parts));
+    }
+
+    /// <summary>Weights [M][K] as groups of 8 channels [M / 8][K][8], missing channels zero (pinned, grow-only).</summary>
+    private static float* PackGroups(float* w, int M, int K)
+    {
+        int groups = (M + Group512 - 1) / Group512;
+        int need = groups * K * Group512;
+        if (t_packed is null || t_packed.Length < need) t_packed = GC.AllocateArray<float>(Math.Max(need, 256), pinned: true);
+        float* p = (float*)Unsafe.AsPointer(ref t_packed[0]);
+        for (int g = 0; g < groups; g++)
+            for (int k = 0; k < K; k++)
+                for (int i = 0; i < Group512; i++)
+                {
+                    int m = g * Group512 + i;
+                    p[((long)g * K + k) * Group512 + i] = m < M ? w[(long)m * K + k] : 0f;
+                }
+        return p;
     }
 
     /// <summary>One input row in phase-split form: dst[p * L + q] = x[q * SW + p - PW], zero outside the input.</summary>
     private static void SplitRow(float* x, int IW, int PW, int SW, int L, float* dst)
     {
+        if (SW == 1)
+        {
+            int lo = Math.Min(PW, L), n = Math.Max(0, Math.Min(IW, L - PW));
+            for (int q = 0; q < lo; q++) dst[q] = 0f;
+            new ReadOnlySpan<float>(x, n).CopyTo(new Span<float>(dst + lo, n));
+            for (int q = lo + n; q < L; q++) dst[q] = 0f;
+            return;
+        }
+        if (SW == 2 && Avx2.IsSupported)
+        {
+            Lanes.Split2(x, IW, PW, L, dst, dst + L);
+            return;
+        }
         for (int p = 0; p < SW; p++)
         {
             float* d = dst + p * L;
@@ -122,6 +165,17 @@ internal static unsafe class SmallChannelConv
 
     private static void Groups(in State st, int g0, int g1)
     {
+        if (st.GroupSize == Group512)
+        {
+            switch (st.Act.Kind)
+            {
+                case ActivationKind.None: Groups512<NoActivation>(in st, g0, g1); break;
+                case ActivationKind.Relu: Groups512<ReluActivation>(in st, g0, g1); break;
+                case ActivationKind.Clip: Groups512<ClipActivation>(in st, g0, g1); break;
+                default: Groups512<AnyActivation>(in st, g0, g1); break;
+            }
+            return;
+        }
         switch (st.Act.Kind)
         {
             case ActivationKind.None: Groups<NoActivation>(in st, g0, g1); break;
@@ -188,6 +242,97 @@ internal static unsafe class SmallChannelConv
                 if (st.Act.NeedsRowPass)
                     for (int j = 0; j < mc; j++) st.Act.Apply(new Span<float>(y0 + (long)j * outSize, st.OW));
             }
+        }
+    }
+
+    /// <summary>
+    /// Vector512: 32 outputs of a row (two vectors) for 8 output channels, 16 accumulators; the weights of a tap
+    /// for the 8 channels sit side by side in the packed copy, so each is one broadcast load.
+    /// </summary>
+    private static void Groups512<TAct>(in State st, int g0, int g1) where TAct : struct, IActivationOp
+    {
+        int taps = st.KH * st.KW, K = st.C * taps, outSize = st.OH * st.OW;
+        float** rows = stackalloc float*[st.C * st.KH];
+        float* tmp = stackalloc float[16];
+        int* tapOff = st.Taps;
+        ref readonly var act = ref st.Act;
+        for (int g = g0; g < g1; g++)
+        {
+            int m0 = g * Group512, mc = Math.Min(Group512, st.M - m0);
+            float* wg = st.Packed + (long)g * K * Group512;
+            for (int oh = 0; oh < st.OH; oh++)
+            {
+                for (int c = 0; c < st.C; c++)
+                    for (int kh = 0; kh < st.KH; kh++)
+                    {
+                        int ih = oh * st.SH - st.PH + kh * st.DH;
+                        rows[c * st.KH + kh] = (uint)ih < (uint)st.IH ? st.Planes + ((long)c * st.IH + ih) * st.RowFloats : st.Zero;
+                    }
+                float* y0 = st.Y + (long)m0 * outSize + (long)oh * st.OW;
+                for (int ow = 0; ow < st.OW; ow += 32)
+                {
+                    Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                    Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default, e4 = default, e5 = default, e6 = default, e7 = default;
+                    float* wk = wg;
+                    for (int r = 0; r < st.C * st.KH; r++)
+                    {
+                        float* row = rows[r] + ow;
+                        for (int kw = 0; kw < st.KW; kw++, wk += Group512)
+                        {
+                            float* src = row + tapOff[kw];
+                            var v = Vector512.Load(src);
+                            var u = Vector512.Load(src + 16);
+                            var c = Vector512.Create(wk[0]);
+                            a0 = Vector512.FusedMultiplyAdd(c, v, a0); e0 = Vector512.FusedMultiplyAdd(c, u, e0);
+                            c = Vector512.Create(wk[1]);
+                            a1 = Vector512.FusedMultiplyAdd(c, v, a1); e1 = Vector512.FusedMultiplyAdd(c, u, e1);
+                            c = Vector512.Create(wk[2]);
+                            a2 = Vector512.FusedMultiplyAdd(c, v, a2); e2 = Vector512.FusedMultiplyAdd(c, u, e2);
+                            c = Vector512.Create(wk[3]);
+                            a3 = Vector512.FusedMultiplyAdd(c, v, a3); e3 = Vector512.FusedMultiplyAdd(c, u, e3);
+                            c = Vector512.Create(wk[4]);
+                            a4 = Vector512.FusedMultiplyAdd(c, v, a4); e4 = Vector512.FusedMultiplyAdd(c, u, e4);
+                            c = Vector512.Create(wk[5]);
+                            a5 = Vector512.FusedMultiplyAdd(c, v, a5); e5 = Vector512.FusedMultiplyAdd(c, u, e5);
+                            c = Vector512.Create(wk[6]);
+                            a6 = Vector512.FusedMultiplyAdd(c, v, a6); e6 = Vector512.FusedMultiplyAdd(c, u, e6);
+                            c = Vector512.Create(wk[7]);
+                            a7 = Vector512.FusedMultiplyAdd(c, v, a7); e7 = Vector512.FusedMultiplyAdd(c, u, e7);
+                        }
+                    }
+                    int n0 = Math.Min(16, st.OW - ow), n1 = Math.Min(16, st.OW - ow - 16);
+                    float* yo = y0 + ow;
+                    Store512<TAct>(a0, e0, st.Bias[m0], yo, n0, n1, in act, tmp);
+                    if (mc > 1) Store512<TAct>(a1, e1, st.Bias[m0 + 1], yo + outSize, n0, n1, in act, tmp);
+                    if (mc > 2) Store512<TAct>(a2, e2, st.Bias[m0 + 2], yo + 2L * outSize, n0, n1, in act, tmp);
+                    if (mc > 3) Store512<TAct>(a3, e3, st.Bias[m0 + 3], yo + 3L * outSize, n0, n1, in act, tmp);
+                    if (mc > 4) Store512<TAct>(a4, e4, st.Bias[m0 + 4], yo + 4L * outSize, n0, n1, in act, tmp);
+                    if (mc > 5) Store512<TAct>(a5, e5, st.Bias[m0 + 5], yo + 5L * outSize, n0, n1, in act, tmp);
+                    if (mc > 6) Store512<TAct>(a6, e6, st.Bias[m0 + 6], yo + 6L * outSize, n0, n1, in act, tmp);
+                    if (mc > 7) Store512<TAct>(a7, e7, st.Bias[m0 + 7], yo + 7L * outSize, n0, n1, in act, tmp);
+                }
+                if (st.Act.NeedsRowPass)
+                    for (int j = 0; j < mc; j++) st.Act.Apply(new Span<float>(y0 + (long)j * outSize, st.OW));
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512<TAct>(Vector512<float> v, Vector512<float> u, float bias, float* y, int n0, int n1, in FusedActivation act, float* tmp) where TAct : struct, IActivationOp
+    {
+        var b = Vector512.Create(bias);
+        Put(TAct.Apply(v + b, in act), y, n0, tmp);
+        if (n1 > 0) Put(TAct.Apply(u + b, in act), y + 16, n1, tmp);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(Vector512<float> v, float* y, int n, float* tmp)
+    {
+        if (n == 16) Vector512.Store(v, y);
+        else
+        {
+            Vector512.Store(v, tmp);
+            for (int i = 0; i < n; i++) y[i] = tmp[i];
         }
     }
 
