@@ -497,6 +497,8 @@ public class FastKernelTests
     // c, h, w, kernel, stride, dilation, pads (top, left, bottom, right), ceil mode
     [InlineData(3, 112, 112, 3, 2, 1, 1, 1, 1, 1, 0)]   // ResNet-18
     [InlineData(2, 111, 111, 3, 2, 1, 0, 0, 0, 0, 1)]   // SqueezeNet, ceil mode
+    [InlineData(3, 27, 27, 3, 2, 1, 0, 0, 0, 0, 1)]     // SqueezeNet's second pool: 13 outputs a row, less than a vector
+    [InlineData(2, 30, 70, 4, 2, 1, 1, 1, 1, 1, 0)]     // even kernel, stride 2, 35 outputs a row
     [InlineData(2, 13, 17, 3, 1, 1, 1, 1, 1, 1, 0)]
     [InlineData(1, 20, 9, 2, 3, 2, 0, 1, 1, 0, 1)]
     [InlineData(2, 7, 33, 5, 2, 1, 2, 2, 2, 2, 0)]
@@ -533,16 +535,21 @@ public class FastKernelTests
             expected = RunModel(graph, feeds)["Y"].ToArray<float>();
         }
         finally { TinyOps.Engine.Kernels.Pooling.MaxPoolKernel.UseReference = false; }
-        foreach (bool scalar in new[] { false, true })
+        foreach (var (scalar, narrow) in new[] { (false, false), (false, true), (true, false) })
         {
             try
             {
                 SGemm.ForceScalar = scalar;
+                TinyOps.Engine.Kernels.Pooling.MaxPool2d.Force256 = narrow;
                 var y = RunModel(graph, feeds)["Y"].ToArray<float>();
                 Assert.Equal(expected.Length, y.Length);
-                for (int i = 0; i < y.Length; i++) Assert.True(expected[i] == y[i], $"scalar={scalar} element {i}: expected {expected[i]}, got {y[i]}");
+                for (int i = 0; i < y.Length; i++) Assert.True(expected[i] == y[i], $"scalar={scalar} vector256={narrow} element {i}: expected {expected[i]}, got {y[i]}");
             }
-            finally { SGemm.ForceScalar = false; }
+            finally
+            {
+                SGemm.ForceScalar = false;
+                TinyOps.Engine.Kernels.Pooling.MaxPool2d.Force256 = false;
+            }
         }
     }
 }

@@ -71,7 +71,7 @@ internal sealed class MaxPoolKernel : Kernel
         }
         if (!UseReference)
         {
-            var scratch = ctx.Scratch<float>(MaxPool2d.ScratchFloats(out2, k2, s2, d2));
+            var scratch = ctx.Scratch<float>(MaxPool2d.ScratchFloats(out1, out2, k2, s2, d2), 7);
             fixed (float* px = x, py = y, ps = scratch)
                 MaxPool2d.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, ps);
             return;
