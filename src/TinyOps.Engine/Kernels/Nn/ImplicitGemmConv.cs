@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -219,7 +220,9 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>As <see cref="Units{TAct}"/> for 32-channel panels and 8-pixel tiles.</summary>
     private static void Units512<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
     {
-        float* tile = stackalloc float[Pixels512 * Panel512];
+        // The tile, its transpose and 16 row pointers (see Tile512); 64-byte aligned for whole-vector stores.
+        float* tileRaw = stackalloc float[2 * Pixels512 * Panel512 + 32 + 16];
+        float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
         float* partial = stackalloc float[ChunkTiles * Pixels512 * Panel512];
         float** bases = stackalloc float*[ChunkTiles * Pixels512];
         for (int u = u0; u < u1; u++)
@@ -288,6 +291,35 @@ internal static unsafe class ImplicitGemmConv
         var b0 = Vector512.Load(st.Bias + panel * Panel512);
         var b1 = Vector512.Load(st.Bias + panel * Panel512 + 16);
         ref readonly var act = ref st.Act;
+        int npix = Math.Min(Pixels512, st.P - pix0);
+        int m0 = panel * Panel512, mc = Math.Min(Panel512, st.M - m0);
+        float* y = st.Y + (long)m0 * st.P + pix0;
+        if (npix == Pixels512 && mc == Panel512 && Avx512F.IsSupported)
+        {
+            // Rows 0-7: channels 0-15 of pixels 0-7; rows 8-15: channels 16-31. One 16 x 16 transpose turns them into
+            // 16 rows holding the 8 pixels of channel j (low half) and of channel 16 + j (high half).
+            Vector512.Store(TAct.Apply(c00 + b0, in act), tile); Vector512.Store(TAct.Apply(c10 + b0, in act), tile + 16);
+            Vector512.Store(TAct.Apply(c20 + b0, in act), tile + 32); Vector512.Store(TAct.Apply(c30 + b0, in act), tile + 48);
+            Vector512.Store(TAct.Apply(c40 + b0, in act), tile + 64); Vector512.Store(TAct.Apply(c50 + b0, in act), tile + 80);
+            Vector512.Store(TAct.Apply(c60 + b0, in act), tile + 96); Vector512.Store(TAct.Apply(c70 + b0, in act), tile + 112);
+            Vector512.Store(TAct.Apply(c01 + b1, in act), tile + 128); Vector512.Store(TAct.Apply(c11 + b1, in act), tile + 144);
+            Vector512.Store(TAct.Apply(c21 + b1, in act), tile + 160); Vector512.Store(TAct.Apply(c31 + b1, in act), tile + 176);
+            Vector512.Store(TAct.Apply(c41 + b1, in act), tile + 192); Vector512.Store(TAct.Apply(c51 + b1, in act), tile + 208);
+            Vector512.Store(TAct.Apply(c61 + b1, in act), tile + 224); Vector512.Store(TAct.Apply(c71 + b1, in act), tile + 240);
+            float* t2 = tile + 256;
+            float** rowsT = (float**)(t2 + 256);
+            for (int j = 0; j < 16; j++) rowsT[j] = t2 + 16 * j;
+            Transpose16.Run(tile, 16, rowsT);
+            long P = st.P;
+            for (int j = 0; j < 16; j++)
+            {
+                Vector256.Store(Vector256.Load(t2 + 16 * j), y + j * P);
+                Vector256.Store(Vector256.Load(t2 + 16 * j + 8), y + (16 + j) * P);
+            }
+            if (st.Act.NeedsRowPass)
+                for (int m = 0; m < mc; m++) st.Act.Apply(new Span<float>(y + m * P, npix));
+            return;
+        }
         Vector512.Store(TAct.Apply(c00 + b0, in act), tile); Vector512.Store(TAct.Apply(c01 + b1, in act), tile + 16);
         Vector512.Store(TAct.Apply(c10 + b0, in act), tile + 32); Vector512.Store(TAct.Apply(c11 + b1, in act), tile + 48);
         Vector512.Store(TAct.Apply(c20 + b0, in act), tile + 64); Vector512.Store(TAct.Apply(c21 + b1, in act), tile + 80);
@@ -296,9 +328,6 @@ internal static unsafe class ImplicitGemmConv
         Vector512.Store(TAct.Apply(c50 + b0, in act), tile + 160); Vector512.Store(TAct.Apply(c51 + b1, in act), tile + 176);
         Vector512.Store(TAct.Apply(c60 + b0, in act), tile + 192); Vector512.Store(TAct.Apply(c61 + b1, in act), tile + 208);
         Vector512.Store(TAct.Apply(c70 + b0, in act), tile + 224); Vector512.Store(TAct.Apply(c71 + b1, in act), tile + 240);
-        int npix = Math.Min(Pixels512, st.P - pix0);
-        int m0 = panel * Panel512, mc = Math.Min(Panel512, st.M - m0);
-        float* y = st.Y + (long)m0 * st.P + pix0;
         if (npix == Pixels512)
         {
             for (int m = 0; m < mc; m++, y += st.P)
