@@ -223,6 +223,8 @@ public class FastKernelTests
         { 1, 24, 16, 1, 20, 21, 3, 1, 1, 1 },   // implicit GEMM: 70 pixel tiles (three chunks), two K blocks
         { 1, 20, 70, 1, 17, 19, 3, 1, 1, 1 },   // implicit GEMM, 32-channel panels: ragged panel, 323 pixels (ragged 8-pixel tile), two K blocks
         { 2, 16, 64, 1, 9, 9, 3, 2, 1, 1 },     // implicit GEMM, 32-channel panels: stride 2, 25 pixels
+        { 1, 5, 16, 1, 9, 10, 3, 1, 1, 1 },     // implicit GEMM, 16-channel panels: odd depth (45 steps), ragged 8-pixel tile
+        { 3, 8, 16, 1, 14, 14, 3, 1, 1, 1 },    // implicit GEMM: fmnist_cnn's second layer, batch 3
     };
 
     [Fact]

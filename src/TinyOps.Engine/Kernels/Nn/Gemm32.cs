@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -254,6 +255,16 @@ internal static class SGemm
     /// <summary>C += alpha * A * B^T: both operands contiguous along K, so each element is a dot product; 4 columns share A loads.</summary>
     private static void MultiplyNT(int M, int N, int K, float alpha, ref float a, int lda, ref float b, int ldb, ref float c, int ldc)
     {
+        if (M >= 4 && N >= 4 && !ForceScalar && Vector512.IsHardwareAccelerated)
+        {
+            // Blocks of 4 rows x 4 columns: each B row is read once per 4 rows of A instead of once per row.
+            int m4 = M / 4 * 4;
+            MultiplyNT4x4(m4, N, K, alpha, ref a, lda, ref b, ldb, ref c, ldc);
+            if (m4 == M) return;
+            a = ref Unsafe.Add(ref a, m4 * lda);
+            c = ref Unsafe.Add(ref c, m4 * ldc);
+            M -= m4;
+        }
         int V = Vector<float>.Count;
         for (int i = 0; i < M; i++)
         {
@@ -301,5 +312,88 @@ internal static class SGemm
                 Unsafe.Add(ref ci, j) += alpha * t;
             }
         }
+    }
+
+    /// <summary>
+    /// C[i, j] += alpha * dot(A row i, B row j) for M a multiple of 4, in 4 x 4 blocks of Vector512 accumulators (16
+    /// FMAs per 8 loads); columns past the last block of 4 take one dot product each.
+    /// </summary>
+    private static void MultiplyNT4x4(int M, int N, int K, float alpha, ref float a, int lda, ref float b, int ldb, ref float c, int ldc)
+    {
+        int n4 = N / 4 * 4;
+        for (int i = 0; i < M; i += 4)
+        {
+            ref float a0 = ref Unsafe.Add(ref a, i * lda);
+            ref float a1 = ref Unsafe.Add(ref a0, lda);
+            ref float a2 = ref Unsafe.Add(ref a0, 2 * lda);
+            ref float a3 = ref Unsafe.Add(ref a0, 3 * lda);
+            for (int j = 0; j < n4; j += 4)
+            {
+                ref float b0 = ref Unsafe.Add(ref b, j * ldb);
+                ref float b1 = ref Unsafe.Add(ref b0, ldb);
+                ref float b2 = ref Unsafe.Add(ref b0, 2 * ldb);
+                ref float b3 = ref Unsafe.Add(ref b0, 3 * ldb);
+                Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
+                Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+                int k = 0;
+                for (; k + 16 <= K; k += 16)
+                {
+                    var w0 = Vector512.LoadUnsafe(ref b0, (nuint)k);
+                    var w1 = Vector512.LoadUnsafe(ref b1, (nuint)k);
+                    var w2 = Vector512.LoadUnsafe(ref b2, (nuint)k);
+                    var w3 = Vector512.LoadUnsafe(ref b3, (nuint)k);
+                    var x = Vector512.LoadUnsafe(ref a0, (nuint)k);
+                    s00 = Vector512.FusedMultiplyAdd(x, w0, s00); s01 = Vector512.FusedMultiplyAdd(x, w1, s01);
+                    s02 = Vector512.FusedMultiplyAdd(x, w2, s02); s03 = Vector512.FusedMultiplyAdd(x, w3, s03);
+                    x = Vector512.LoadUnsafe(ref a1, (nuint)k);
+                    s10 = Vector512.FusedMultiplyAdd(x, w0, s10); s11 = Vector512.FusedMultiplyAdd(x, w1, s11);
+                    s12 = Vector512.FusedMultiplyAdd(x, w2, s12); s13 = Vector512.FusedMultiplyAdd(x, w3, s13);
+                    x = Vector512.LoadUnsafe(ref a2, (nuint)k);
+                    s20 = Vector512.FusedMultiplyAdd(x, w0, s20); s21 = Vector512.FusedMultiplyAdd(x, w1, s21);
+                    s22 = Vector512.FusedMultiplyAdd(x, w2, s22); s23 = Vector512.FusedMultiplyAdd(x, w3, s23);
+                    x = Vector512.LoadUnsafe(ref a3, (nuint)k);
+                    s30 = Vector512.FusedMultiplyAdd(x, w0, s30); s31 = Vector512.FusedMultiplyAdd(x, w1, s31);
+                    s32 = Vector512.FusedMultiplyAdd(x, w2, s32); s33 = Vector512.FusedMultiplyAdd(x, w3, s33);
+                }
+                Finish4(ref Unsafe.Add(ref c, i * ldc + j), alpha, k, K, ref a0, ref b0, ref b1, ref b2, ref b3, s00, s01, s02, s03);
+                Finish4(ref Unsafe.Add(ref c, (i + 1) * ldc + j), alpha, k, K, ref a1, ref b0, ref b1, ref b2, ref b3, s10, s11, s12, s13);
+                Finish4(ref Unsafe.Add(ref c, (i + 2) * ldc + j), alpha, k, K, ref a2, ref b0, ref b1, ref b2, ref b3, s20, s21, s22, s23);
+                Finish4(ref Unsafe.Add(ref c, (i + 3) * ldc + j), alpha, k, K, ref a3, ref b0, ref b1, ref b2, ref b3, s30, s31, s32, s33);
+            }
+            for (int r = 0; r < 4; r++)
+            {
+                ref float ar = ref Unsafe.Add(ref a, (i + r) * lda);
+                for (int j = n4; j < N; j++)
+                {
+                    ref float bj = ref Unsafe.Add(ref b, j * ldb);
+                    var s = Vector512<float>.Zero;
+                    int k = 0;
+                    for (; k + 16 <= K; k += 16) s = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref ar, (nuint)k), Vector512.LoadUnsafe(ref bj, (nuint)k), s);
+                    float t = Vector512.Sum(s);
+                    for (; k < K; k++) t += Unsafe.Add(ref ar, k) * Unsafe.Add(ref bj, k);
+                    Unsafe.Add(ref c, (i + r) * ldc + j) += alpha * t;
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds the four sums of one A row against four B rows (plus the k tail) into C[j .. j + 3].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish4(ref float c, float alpha, int k0, int K, ref float ar, ref float b0, ref float b1, ref float b2, ref float b3,
+        Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3)
+    {
+        float t0 = Vector512.Sum(s0), t1 = Vector512.Sum(s1), t2 = Vector512.Sum(s2), t3 = Vector512.Sum(s3);
+        for (int k = k0; k < K; k++)
+        {
+            float x = Unsafe.Add(ref ar, k);
+            t0 += x * Unsafe.Add(ref b0, k);
+            t1 += x * Unsafe.Add(ref b1, k);
+            t2 += x * Unsafe.Add(ref b2, k);
+            t3 += x * Unsafe.Add(ref b3, k);
+        }
+        c += alpha * t0;
+        Unsafe.Add(ref c, 1) += alpha * t1;
+        Unsafe.Add(ref c, 2) += alpha * t2;
+        Unsafe.Add(ref c, 3) += alpha * t3;
     }
 }

@@ -31,6 +31,9 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>Tests set this to run the Vector512 path (in software where AVX-512 is missing) or to keep it off.</summary>
     internal static bool? Force512;
 
+    /// <summary>16-channel panels (fewer than 32 output channels) take one Vector512 per step, 8 pixels a tile.</summary>
+    private static bool Narrow512 => (Force512 ?? Vector512.IsHardwareAccelerated) && Avx512F.IsSupported;
+
     /// <summary>Weights packed for one panel width.</summary>
     public sealed class PackedWeights
     {
@@ -101,7 +104,7 @@ internal static unsafe class ImplicitGemmConv
         int C = s.InChannels, M = s.OutChannels, KH = s.Kernel[1], KW = s.Kernel[2];
         int IH = s.In[1], IW = s.In[2], OH = s.Out[1], OW = s.Out[2];
         int Hp = PaddedHeight(in s), Wp = PaddedWidth(in s);
-        int width = packed.Panel, pixels = width == Panel512 ? Pixels512 : Pixels;
+        int width = packed.Panel, pixels = width == Panel512 || Narrow512 ? Pixels512 : Pixels;
         float[] packedW = packed.Data;
         int K = C * KH * KW, P = OH * OW, panels = (M + width - 1) / width;
         if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * width || packedW.Length < panels * K * width)
@@ -185,6 +188,17 @@ internal static unsafe class ImplicitGemmConv
             }
             return;
         }
+        if (Narrow512)
+        {
+            switch (st.Act.Kind)
+            {
+                case ActivationKind.None: Units16x8<NoActivation>(in st, u0, u1); break;
+                case ActivationKind.Relu: Units16x8<ReluActivation>(in st, u0, u1); break;
+                case ActivationKind.Clip: Units16x8<ClipActivation>(in st, u0, u1); break;
+                default: Units16x8<AnyActivation>(in st, u0, u1); break;
+            }
+            return;
+        }
         switch (st.Act.Kind)
         {
             case ActivationKind.None: Units<NoActivation>(in st, u0, u1); break;
@@ -214,6 +228,114 @@ internal static unsafe class ImplicitGemmConv
                 for (int t = 0; t < nt; t++)
                     Tile<TAct>(in st, panel, (t0 + t) * Pixels, bases + t * Pixels, k0, k1, partial + t * Pixels * Panel, tile);
             }
+        }
+    }
+
+    /// <summary>As <see cref="Units{TAct}"/> for 16-channel panels on Vector512: 8-pixel tiles, one vector per pixel.</summary>
+    private static void Units16x8<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
+    {
+        float* tileRaw = stackalloc float[2 * 16 * 16 + 32 + 16];
+        float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
+        float* partial = stackalloc float[ChunkTiles * Pixels512 * Panel];
+        float** bases = stackalloc float*[ChunkTiles * Pixels512];
+        for (int u = u0; u < u1; u++)
+        {
+            int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
+            int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
+            for (int i = 0; i < nt * Pixels512; i++) bases[i] = Base(in st, t0 * Pixels512 + i);
+            for (int k0 = 0; k0 < st.K; k0 += KBlock)
+            {
+                int k1 = Math.Min(st.K, k0 + KBlock);
+                for (int t = 0; t < nt; t++)
+                    Tile16x8<TAct>(in st, panel, (t0 + t) * Pixels512, bases + t * Pixels512, k0, k1, partial + t * Pixels512 * Panel, tile);
+            }
+        }
+    }
+
+    /// <summary>Steps [k0, k1) of one 8-pixel tile of a 16-channel panel, one Vector512 accumulator per pixel.</summary>
+    private static void Tile16x8<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+    {
+        float* x0 = xb[0], x1 = xb[1], x2 = xb[2], x3 = xb[3], x4 = xb[4], x5 = xb[5], x6 = xb[6], x7 = xb[7];
+        float* w = st.W + ((long)panel * st.K + k0) * Panel;
+        int* offs = st.Offsets;
+        Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
+        if (k0 == 0) c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = default;
+        else
+        {
+            c0 = Vector512.Load(acc); c1 = Vector512.Load(acc + 16); c2 = Vector512.Load(acc + 32); c3 = Vector512.Load(acc + 48);
+            c4 = Vector512.Load(acc + 64); c5 = Vector512.Load(acc + 80); c6 = Vector512.Load(acc + 96); c7 = Vector512.Load(acc + 112);
+        }
+        // Two k steps at a time into separate sums, so 16 FMA chains are in flight instead of 8.
+        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default, d6 = default, d7 = default;
+        int k = k0;
+        for (; k + 2 <= k1; k += 2, w += 2 * Panel)
+        {
+            int o = offs[k], q = offs[k + 1];
+            var wv = Vector512.Load(w);
+            var wu = Vector512.Load(w + Panel);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[o]), wv, c0);
+            d0 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[q]), wu, d0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[o]), wv, c1);
+            d1 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[q]), wu, d1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[o]), wv, c2);
+            d2 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[q]), wu, d2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[o]), wv, c3);
+            d3 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[q]), wu, d3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[o]), wv, c4);
+            d4 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[q]), wu, d4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[o]), wv, c5);
+            d5 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[q]), wu, d5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[o]), wv, c6);
+            d6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[q]), wu, d6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), wv, c7);
+            d7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[q]), wu, d7);
+        }
+        if (k < k1)
+        {
+            int o = offs[k];
+            var wv = Vector512.Load(w);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[o]), wv, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[o]), wv, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[o]), wv, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[o]), wv, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[o]), wv, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[o]), wv, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(x6[o]), wv, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(x7[o]), wv, c7);
+        }
+        c0 += d0; c1 += d1; c2 += d2; c3 += d3; c4 += d4; c5 += d5; c6 += d6; c7 += d7;
+        if (k1 < st.K)
+        {
+            Vector512.Store(c0, acc); Vector512.Store(c1, acc + 16); Vector512.Store(c2, acc + 32); Vector512.Store(c3, acc + 48);
+            Vector512.Store(c4, acc + 64); Vector512.Store(c5, acc + 80); Vector512.Store(c6, acc + 96); Vector512.Store(c7, acc + 112);
+            return;
+        }
+        var b = Vector512.Load(st.Bias + panel * Panel);
+        ref readonly var act = ref st.Act;
+        Vector512.Store(TAct.Apply(c0 + b, in act), tile); Vector512.Store(TAct.Apply(c1 + b, in act), tile + 16);
+        Vector512.Store(TAct.Apply(c2 + b, in act), tile + 32); Vector512.Store(TAct.Apply(c3 + b, in act), tile + 48);
+        Vector512.Store(TAct.Apply(c4 + b, in act), tile + 64); Vector512.Store(TAct.Apply(c5 + b, in act), tile + 80);
+        Vector512.Store(TAct.Apply(c6 + b, in act), tile + 96); Vector512.Store(TAct.Apply(c7 + b, in act), tile + 112);
+        int npix = Math.Min(Pixels512, st.P - pix0);
+        int m0 = panel * Panel, mc = Math.Min(Panel, st.M - m0);
+        float* y = st.Y + (long)m0 * st.P + pix0;
+        long P = st.P;
+        if (npix == Pixels512 && mc == Panel && Avx512F.IsSupported)
+        {
+            // Rows 8-15 of the transpose input are spare; row j of the result holds channel j's 8 pixels in its low half.
+            float* t2 = tile + 256;
+            float** rowsT = (float**)(t2 + 256);
+            for (int j = 0; j < 16; j++) rowsT[j] = t2 + 16 * j;
+            Transpose16.Run(tile, 16, rowsT);
+            for (int j = 0; j < 16; j++) Vector256.Store(Vector256.Load(t2 + 16 * j), y + j * P);
+        }
+        else
+            for (int m = 0; m < mc; m++, y += P)
+                for (int i = 0; i < npix; i++) y[i] = tile[i * 16 + m];
+        if (st.Act.NeedsRowPass)
+        {
+            float* yr = st.Y + (long)m0 * st.P + pix0;
+            for (int m = 0; m < mc; m++, yr += st.P) st.Act.Apply(new Span<float>(yr, npix));
         }
     }
 

@@ -329,6 +329,8 @@ internal static unsafe class SmallChannelConv
     private static void Put(Vector512<float> v, float* y, int n, float* tmp)
     {
         if (n == 16) Vector512.Store(v, y);
+        else if (Avx512F.IsSupported)
+            Avx512F.MaskStore(y, Vector512.LessThan(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create((float)n)), v);
         else
         {
             Vector512.Store(v, tmp);
