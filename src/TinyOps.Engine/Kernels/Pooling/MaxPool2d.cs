@@ -100,6 +100,7 @@ internal static unsafe class MaxPool2d
     /// wq - out2 spare outputs a row are dropped when the rows are copied out). No per-row window setup, so small
     /// planes (13 x 13) cost little more than their values.
     /// </summary>
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void RunStride2Planes(float* x, float* y, int channels, int in1, int in2, int out1, int out2,
         int k1, int k2, int s1, int d1, int p1, int p2, float* scratch)
@@ -274,8 +275,11 @@ internal static unsafe class MaxPool2d
         }
     }
 
+    /// <summary>a &gt; b ? a : b without a branch (maxss): on real activations the comparison is a coin toss, and the
+    /// mispredicted branches of the scalar row tails cost more than the vector work.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Max(float a, float b) => a > b ? a : b;
+    private static float Max(float a, float b) =>
+        Sse.IsSupported ? Sse.MaxScalar(Vector128.CreateScalarUnsafe(a), Vector128.CreateScalarUnsafe(b)).ToScalar() : a > b ? a : b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Avx512F.Max(a, b); // a > b ? a : b, as maxps
