@@ -116,6 +116,14 @@ internal static unsafe class SmallChannelConv
     private static void Part(int part, int parts)
     {
         int groups = (s_state.M + s_state.GroupSize - 1) / s_state.GroupSize;
+        if (s_state.GroupSize == Group512)
+        {
+            // Vector512: every part takes all channel groups over a band of output rows (measured faster here than
+            // splitting the groups, which had each thread at under half speed).
+            int oh = s_state.OH;
+            Groups(in s_state, 0, groups, (int)((long)oh * part / parts), (int)((long)oh * (part + 1) / parts));
+            return;
+        }
         Groups(in s_state, (int)((long)groups * part / parts), (int)((long)groups * (part + 1) / parts));
     }
 
@@ -163,16 +171,17 @@ internal static unsafe class SmallChannelConv
         }
     }
 
-    private static void Groups(in State st, int g0, int g1)
+    private static void Groups(in State st, int g0, int g1, int oh0 = 0, int oh1 = -1)
     {
         if (st.GroupSize == Group512)
         {
+            if (oh1 < 0) oh1 = st.OH;
             switch (st.Act.Kind)
             {
-                case ActivationKind.None: Groups512<NoActivation>(in st, g0, g1); break;
-                case ActivationKind.Relu: Groups512<ReluActivation>(in st, g0, g1); break;
-                case ActivationKind.Clip: Groups512<ClipActivation>(in st, g0, g1); break;
-                default: Groups512<AnyActivation>(in st, g0, g1); break;
+                case ActivationKind.None: Groups512<NoActivation>(in st, g0, g1, oh0, oh1); break;
+                case ActivationKind.Relu: Groups512<ReluActivation>(in st, g0, g1, oh0, oh1); break;
+                case ActivationKind.Clip: Groups512<ClipActivation>(in st, g0, g1, oh0, oh1); break;
+                default: Groups512<AnyActivation>(in st, g0, g1, oh0, oh1); break;
             }
             return;
         }
@@ -249,7 +258,7 @@ internal static unsafe class SmallChannelConv
     /// Vector512: 32 outputs of a row (two vectors) for 8 output channels, 16 accumulators; the weights of a tap
     /// for the 8 channels sit side by side in the packed copy, so each is one broadcast load.
     /// </summary>
-    private static void Groups512<TAct>(in State st, int g0, int g1) where TAct : struct, IActivationOp
+    private static void Groups512<TAct>(in State st, int g0, int g1, int oh0, int oh1) where TAct : struct, IActivationOp
     {
         int taps = st.KH * st.KW, K = st.C * taps, outSize = st.OH * st.OW;
         float** rows = stackalloc float*[st.C * st.KH];
@@ -260,7 +269,7 @@ internal static unsafe class SmallChannelConv
         {
             int m0 = g * Group512, mc = Math.Min(Group512, st.M - m0);
             float* wg = st.Packed + (long)g * K * Group512;
-            for (int oh = 0; oh < st.OH; oh++)
+            for (int oh = oh0; oh < oh1; oh++)
             {
                 for (int c = 0; c < st.C; c++)
                     for (int kh = 0; kh < st.KH; kh++)
