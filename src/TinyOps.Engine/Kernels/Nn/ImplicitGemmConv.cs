@@ -161,12 +161,32 @@ internal static unsafe class ImplicitGemmConv
     {
         new Span<float>(dst, C * Hp * Wp).Clear();
         int q0 = Math.Max(0, PW), q1 = Math.Min(Wp, PW + IW);
+        long plane = (long)IH * IW;
+        float** rows = stackalloc float*[16];
         for (int r = 0; r < Hp; r++)
         {
             int ih = r - PH;
             if ((uint)ih >= (uint)IH) continue;
             float* drow = dst + (long)r * Wp * C;
-            for (int c = 0; c < C; c++)
+            int c = 0;
+            if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated && q1 - q0 >= 16)
+            {
+                // 16 channels x 16 columns at a time through an in-register transpose.
+                for (; c + 16 <= C; c += 16)
+                {
+                    float* src = x + c * plane + (long)ih * IW - PW;
+                    int q = q0;
+                    for (; q + 16 <= q1; q += 16)
+                    {
+                        float* d = drow + (long)q * C + c;
+                        for (int j = 0; j < 16; j++) rows[j] = d + (long)j * C;
+                        Transpose16.Run(src + q, plane, rows);
+                    }
+                    for (; q < q1; q++)
+                        for (int ci = 0; ci < 16; ci++) drow[(long)q * C + c + ci] = src[ci * plane + q];
+                }
+            }
+            for (; c < C; c++)
             {
                 float* src = x + ((long)c * IH + ih) * IW - PW;
                 float* d = drow + c;
