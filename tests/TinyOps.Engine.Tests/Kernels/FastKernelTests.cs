@@ -80,6 +80,7 @@ public class FastKernelTests
         [
             [1, 1, 1], [4, 5, 3], [8, 32, 16], [9, 33, 17], [17, 31, 300], [6, 16, 7], [13, 70, 513], [40, 100, 5],
             [129, 65, 257], [7, 1030, 9], [33, 2100, 3], [300, 49, 40], [16, 3, 1], [20, 17, 0], [12, 64, 600], [24, 48, 16],
+            [2, 300, 1000], [9, 129, 2100], // few rows, enough columns to split across threads
         ];
         var rnd = new Random(5);
         SGemm.ForceScalar = scalar;

@@ -85,11 +85,14 @@ internal static class SGemm
             {
                 if (!accumulate)
                     for (int i = 0; i < M; i++) C.Slice(i * ldc, N).Clear();
-                ref float a = ref MemoryMarshal.GetReference(A);
-                ref float b = ref MemoryMarshal.GetReference(B);
-                ref float c = ref MemoryMarshal.GetReference(C);
-                if (transB) MultiplyNT(M, N, K, alpha, ref a, lda, ref b, ldb, ref c, ldc);
-                else MultiplyNN(M, N, K, alpha, ref a, lda, 1, ref b, ldb, ref c, ldc);
+                s_small = new SmallJob { A = pa, B = pb, C = pc, M = M, N = N, K = K, Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = alpha, TransB = transB };
+                // Matrix-vector shapes stream B once: with threads, each part takes a band of its columns.
+                if (threads > 1 && N >= 64 && (long)N * K >= 256 * 1024 && WorkerPool.TryEnter())
+                {
+                    try { WorkerPool.Run(&SmallPart, Math.Min(threads, N / 32)); }
+                    finally { WorkerPool.Exit(); }
+                }
+                else SmallPart(0, 1);
                 if (job.RowBias != null || job.ColBias != null || act.Kind != ActivationKind.None)
                 {
                     job.Accumulate = true;
@@ -100,6 +103,28 @@ internal static class SGemm
             if (threads > 1) GemmThreads.Run(in job, threads);
             else PackedGemm.Run(in job, 0, M, 0, N);
         }
+    }
+
+    private unsafe struct SmallJob
+    {
+        public float* A, B, C;
+        public int M, N, K, Lda, Ldb, Ldc;
+        public float Alpha;
+        public bool TransB;
+    }
+
+    private static SmallJob s_small;
+
+    /// <summary>Columns [N * part / parts, N * (part + 1) / parts) of the few-row product in <see cref="s_small"/>.</summary>
+    private static unsafe void SmallPart(int part, int parts)
+    {
+        ref readonly SmallJob j = ref s_small;
+        int n0 = (int)((long)j.N * part / parts), n1 = (int)((long)j.N * (part + 1) / parts);
+        if (n1 <= n0) return;
+        ref float a = ref *j.A;
+        ref float c = ref *(j.C + n0);
+        if (j.TransB) MultiplyNT(j.M, n1 - n0, j.K, j.Alpha, ref a, j.Lda, ref *(j.B + (long)n0 * j.Ldb), j.Ldb, ref c, j.Ldc);
+        else MultiplyNN(j.M, n1 - n0, j.K, j.Alpha, ref a, j.Lda, 1, ref *(j.B + n0), j.Ldb, ref c, j.Ldc);
     }
 
     /// <summary>The plain reference GEMM (vector loops, no packing), for tests and as a baseline.</summary>

@@ -4,7 +4,10 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// A small process-wide pool of background threads for intra-operator parallelism, used without allocation:
 /// the caller takes the pool with <see cref="TryEnter"/> (false when another session holds it: run serially),
 /// stores its state in static fields, calls <see cref="Run"/> with a static function pointer and releases it with
-/// <see cref="Exit"/>. Part 0 runs on the calling thread, parts 1.. on workers, which spin briefly then sleep.
+/// <see cref="Exit"/>. Part 0 runs on the calling thread, parts 1.. on workers. A worker keeps spinning for
+/// <see cref="SpinMicroseconds"/> after its last part before it sleeps, so the operators of one inference, often tens
+/// of microseconds each, hand work over without a thread wake-up (which costs as much as a small operator).
+/// TINYOPS_SPIN_US overrides the spin (0: sleep at once, for devices where a spinning core costs battery).
 /// </summary>
 internal static unsafe class WorkerPool
 {
@@ -16,11 +19,21 @@ internal static unsafe class WorkerPool
     private static delegate*<int, int, void> s_body;
     private static int s_parts;
     private static int s_pending;
+    private static long s_generation;
+
+    /// <summary>How long an idle worker spins, watching for the next operation, before it blocks.</summary>
+    public const int SpinMicroseconds = 200;
+    private static readonly long s_spinTicks = System.Diagnostics.Stopwatch.Frequency
+        * int.Parse(Environment.GetEnvironmentVariable("TINYOPS_SPIN_US") ?? SpinMicroseconds.ToString()) / 1_000_000;
 
     private sealed class Worker
     {
         public readonly SemaphoreSlim Go = new(0);
         public int Part;
+        /// <summary>1 while the worker is blocked (or about to block) on <see cref="Go"/>.</summary>
+        public int Sleeping;
+        /// <summary>The last generation this worker has handled (or skipped).</summary>
+        public long Seen;
     }
 
     /// <summary>Takes the pool for one parallel operation; false when it is busy (the caller then runs serially).</summary>
@@ -40,10 +53,12 @@ internal static unsafe class WorkerPool
         s_body = body;
         s_parts = parts;
         Volatile.Write(ref s_pending, parts - 1);
+        for (int p = 1; p < parts; p++) s_workers[p] ??= Start(p);
+        Interlocked.Increment(ref s_generation); // publishes body and parts; spinning workers start now
         for (int p = 1; p < parts; p++)
         {
-            var w = s_workers[p] ??= Start(p);
-            w.Go.Release();
+            var w = s_workers[p]!;
+            if (Interlocked.Exchange(ref w.Sleeping, 0) == 1) w.Go.Release();
         }
         Exception? error = null;
         try
@@ -61,7 +76,7 @@ internal static unsafe class WorkerPool
 
     private static Worker Start(int part)
     {
-        var w = new Worker { Part = part };
+        var w = new Worker { Part = part, Seen = Volatile.Read(ref s_generation) };
         var t = new Thread(Loop, 256 * 1024) { IsBackground = true, Name = $"TinyOps worker {part}" };
         t.Start(w);
         return w;
@@ -72,7 +87,9 @@ internal static unsafe class WorkerPool
         var w = (Worker)state!;
         while (true)
         {
-            w.Go.Wait();
+            WaitForWork(w);
+            w.Seen = Volatile.Read(ref s_generation);
+            if (w.Part >= s_parts) continue; // an operation with fewer parts: not ours
             try
             {
                 s_body(w.Part, s_parts);
@@ -85,6 +102,30 @@ internal static unsafe class WorkerPool
             {
                 Interlocked.Decrement(ref s_pending);
             }
+        }
+    }
+
+    /// <summary>Spins until the generation moves past <see cref="Worker.Seen"/>; after the spin budget, sleeps.</summary>
+    private static void WaitForWork(Worker w)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        int n = 0;
+        while (Volatile.Read(ref s_generation) == w.Seen)
+        {
+            if ((++n & 63) != 0 || System.Diagnostics.Stopwatch.GetTimestamp() - start < s_spinTicks)
+            {
+                Thread.SpinWait(4);
+                continue;
+            }
+            Interlocked.Exchange(ref w.Sleeping, 1); // a full fence: the generation read below must not pass this store
+            if (Volatile.Read(ref s_generation) != w.Seen)
+            {
+                // Work arrived while going to sleep: take the flag back, or consume the release Run already made.
+                if (Interlocked.CompareExchange(ref w.Sleeping, 0, 1) != 1) w.Go.Wait();
+                return;
+            }
+            w.Go.Wait();
+            return;
         }
     }
 }
