@@ -283,6 +283,12 @@ internal static unsafe class SmallChannelConv
                 float* y0 = st.Y + (long)m0 * outSize + (long)oh * st.OW;
                 for (int ow = 0; ow < st.OW; ow += 32)
                 {
+                    if (st.OW - ow <= 16)
+                    {
+                        // The row's last 16 or fewer outputs: one vector, so no half-empty second one is computed.
+                        Tail16<TAct>(in st, rows, wg, ow, y0 + ow, outSize, m0, mc, tmp);
+                        break;
+                    }
                     Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
                     Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default, e4 = default, e5 = default, e6 = default, e7 = default;
                     float* wk = wg;
@@ -327,6 +333,40 @@ internal static unsafe class SmallChannelConv
                     for (int j = 0; j < mc; j++) st.Act.Apply(new Span<float>(y0 + (long)j * outSize, st.OW));
             }
         }
+    }
+
+    /// <summary>Outputs [ow, OW) of a row (at most 16) for the 8 channels of group weights <paramref name="wg"/>.</summary>
+    private static void Tail16<TAct>(in State st, float** rows, float* wg, int ow, float* yo, int outSize, int m0, int mc, float* tmp) where TAct : struct, IActivationOp
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        float* wk = wg;
+        int* tapOff = st.Taps;
+        for (int r = 0; r < st.C * st.KH; r++)
+        {
+            float* row = rows[r] + ow;
+            for (int kw = 0; kw < st.KW; kw++, wk += Group512)
+            {
+                var v = Vector512.Load(row + tapOff[kw]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[0]), v, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[1]), v, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[2]), v, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[3]), v, a3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[4]), v, a4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[5]), v, a5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[6]), v, a6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Create(wk[7]), v, a7);
+            }
+        }
+        int n = st.OW - ow;
+        ref readonly var act = ref st.Act;
+        Put(TAct.Apply(a0 + Vector512.Create(st.Bias[m0]), in act), yo, n, tmp);
+        if (mc > 1) Put(TAct.Apply(a1 + Vector512.Create(st.Bias[m0 + 1]), in act), yo + outSize, n, tmp);
+        if (mc > 2) Put(TAct.Apply(a2 + Vector512.Create(st.Bias[m0 + 2]), in act), yo + 2L * outSize, n, tmp);
+        if (mc > 3) Put(TAct.Apply(a3 + Vector512.Create(st.Bias[m0 + 3]), in act), yo + 3L * outSize, n, tmp);
+        if (mc > 4) Put(TAct.Apply(a4 + Vector512.Create(st.Bias[m0 + 4]), in act), yo + 4L * outSize, n, tmp);
+        if (mc > 5) Put(TAct.Apply(a5 + Vector512.Create(st.Bias[m0 + 5]), in act), yo + 5L * outSize, n, tmp);
+        if (mc > 6) Put(TAct.Apply(a6 + Vector512.Create(st.Bias[m0 + 6]), in act), yo + 6L * outSize, n, tmp);
+        if (mc > 7) Put(TAct.Apply(a7 + Vector512.Create(st.Bias[m0 + 7]), in act), yo + 7L * outSize, n, tmp);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
