@@ -85,14 +85,19 @@ internal static class SGemm
             {
                 if (!accumulate)
                     for (int i = 0; i < M; i++) C.Slice(i * ldc, N).Clear();
-                s_small = new SmallJob { A = pa, B = pb, C = pc, M = M, N = N, K = K, Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = alpha, TransB = transB };
-                // Matrix-vector shapes stream B once: with threads, each part takes a band of its columns.
+                var few = new SmallJob { A = pa, B = pb, C = pc, M = M, N = N, K = K, Lda = lda, Ldb = ldb, Ldc = ldc, Alpha = alpha, TransB = transB };
+                // Matrix-vector shapes stream B once: with threads, each part takes a band of its columns. The shared
+                // static is written only while this session holds the pool.
                 if (threads > 1 && N >= 64 && (long)N * K >= 256 * 1024 && WorkerPool.TryEnter())
                 {
-                    try { WorkerPool.Run(&SmallPart, Math.Min(threads, N / 32)); }
+                    try
+                    {
+                        s_small = few;
+                        WorkerPool.Run(&SmallPart, Math.Min(threads, N / 32));
+                    }
                     finally { WorkerPool.Exit(); }
                 }
-                else SmallPart(0, 1);
+                else SmallColumns(in few, 0, 1);
                 if (job.RowBias != null || job.ColBias != null || act.Kind != ActivationKind.None)
                 {
                     job.Accumulate = true;
@@ -115,10 +120,11 @@ internal static class SGemm
 
     private static SmallJob s_small;
 
-    /// <summary>Columns [N * part / parts, N * (part + 1) / parts) of the few-row product in <see cref="s_small"/>.</summary>
-    private static unsafe void SmallPart(int part, int parts)
+    private static void SmallPart(int part, int parts) => SmallColumns(in s_small, part, parts);
+
+    /// <summary>Columns [N * part / parts, N * (part + 1) / parts) of the few-row product <paramref name="j"/>.</summary>
+    private static unsafe void SmallColumns(in SmallJob j, int part, int parts)
     {
-        ref readonly SmallJob j = ref s_small;
         int n0 = (int)((long)j.N * part / parts), n1 = (int)((long)j.N * (part + 1) / parts);
         if (n1 <= n0) return;
         ref float a = ref *j.A;
