@@ -82,7 +82,7 @@ internal static unsafe class DepthwiseConv
         Vector512.IsHardwareAccelerated && !Force256 && s.OutChannels == s.InChannels && s.InChannels >= Block && s.Out[2] <= MaxBlockedWidth;
 
     /// <summary>Widest output row the channels-last path takes; wider planes keep full vectors along rows.</summary>
-    internal static int MaxBlockedWidth = 16;
+    private const int MaxBlockedWidth = 16;
 
     private static void Planes(in State st, int p0, int p1)
     {
@@ -98,7 +98,7 @@ internal static unsafe class DepthwiseConv
     /// <summary>Geometry of the phase planes of one input plane.</summary>
     private struct Layout
     {
-        public int Hq, Wq, PhaseFloats, Wide;
+        public int Hq, Wq, PhaseFloats;
     }
 
     /// <summary>Processes input planes [p0, p1) (plane = batch * InChannels + channel) and all their output channels.</summary>
@@ -111,22 +111,19 @@ internal static unsafe class DepthwiseConv
         int PH = s.PadBegin[1], PW = s.PadBegin[2];
         bool wide = Vector512.IsHardwareAccelerated && !Force256;
         int vw = wide ? 16 : 8;
-        var g = new Layout { Hq = OH + (KH - 1) * DH / SH, Wq = OW + (KW - 1) * DW / SW };
-        int n = (OH * g.Wq + 2 * vw - 1) / (2 * vw) * (2 * vw); // wide outputs computed, two vectors a step
-        // Reads reach n - 1 + the largest tap offset, which stays below Hq * Wq + 2 * vw + Wq.
-        g.PhaseFloats = g.Hq * g.Wq + g.Wq + 2 * vw + 16;
-        g.Wide = n;
-        // Stride 2 along rows with a 3-wide kernel on Vector512: the columns stay together (rows of 2 * Wq padded
-        // values) and the filter splits even and odd columns with a permute, instead of building column phases.
+        int hq = OH + (KH - 1) * DH / SH, wq = OW + (KW - 1) * DW / SW; // wq: the row width of the wide output
+        int n = (OH * wq + 2 * vw - 1) / (2 * vw) * (2 * vw); // wide outputs computed, two vectors a step
+        // Stride 2 along rows with a 3-wide kernel on Vector512: the columns stay together (rows of 2 * wq padded
+        // values, row phases only) and the filter splits even and odd columns with a permute, instead of building
+        // column phases. Otherwise: SH x SW phase planes of rows wq; reads reach n - 1 + the largest tap offset,
+        // which stays below Hq * Wq + 2 * vw + Wq.
         bool pairs = wide && Avx512F.IsSupported && SW == 2 && DW == 1 && KW == 3;
-        var gp = new Layout { Hq = g.Hq, Wq = 2 * g.Wq, PhaseFloats = g.Hq * 2 * g.Wq + 2 * g.Wq + 128, Wide = n };
-        if (pairs)
-        {
-            BlockedOrPairs<TAct>(in st, p0, p1, in gp, g.Wq, n);
-            return;
-        }
-        int phases = SH * SW, kvol = KH * KW, mg = s.OutChannels / s.Group;
-        int rowPad = SW * g.Wq + 16;
+        int colPhases = pairs ? 1 : SW, phases = SH * colPhases;
+        var g = pairs
+            ? new Layout { Hq = hq, Wq = 2 * wq, PhaseFloats = hq * 2 * wq + 2 * wq + 128 }
+            : new Layout { Hq = hq, Wq = wq, PhaseFloats = hq * wq + wq + 2 * vw + 16 };
+        int kvol = KH * KW, mg = s.OutChannels / s.Group;
+        int rowPad = SW * wq + 16;
         long need = (long)phases * g.PhaseFloats + n + rowPad + 16;
         if (t_buffer is null || t_buffer.Length < need) t_buffer = GC.AllocateArray<float>((int)Math.Max(need, 1024), pinned: true);
         float* buf = (float*)Unsafe.AsPointer(ref t_buffer[0]);
@@ -135,16 +132,16 @@ internal static unsafe class DepthwiseConv
         // The slack after each phase plane is only read for spare outputs; keep it zero so they stay finite.
         for (int ph = 0; ph < phases; ph++)
             new Span<float>(buf + (long)ph * g.PhaseFloats + g.Hq * g.Wq, g.PhaseFloats - g.Hq * g.Wq).Clear();
+        // Filter inputs: one pointer per kernel tap, or with pairs one per kernel row.
         float** taps = stackalloc float*[kvol];
-        int* tapOffsets = stackalloc int[kvol];
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++)
             {
                 int rh = kh * DH, rw = kw * DW;
-                int phase = rh % SH * SW + rw % SW;
-                tapOffsets[kh * KW + kw] = phase * g.PhaseFloats + rh / SH * g.Wq + rw / SW;
+                taps[kh * KW + kw] = buf + (rh % SH * colPhases + rw % colPhases) * (long)g.PhaseFloats + rh / SH * g.Wq + rw / colPhases;
             }
-        for (int i = 0; i < kvol; i++) taps[i] = buf + tapOffsets[i];
+        if (pairs)
+            for (int kh = 0; kh < KH; kh++) taps[kh] = buf + (long)(kh * DH % SH) * g.PhaseFloats + (long)(kh * DH / SH) * g.Wq;
 
         bool blocked = UseBlocked(in s);
         for (int p = p0; p < p1; p++)
@@ -156,56 +153,20 @@ internal static unsafe class DepthwiseConv
                 p += Block - 1;
                 continue;
             }
-            BuildPhases(st.X + (long)p * s.InSize, buf, in g, IH, IW, SH, SW, PH, PW, rowBuf);
+            BuildPhases(st.X + (long)p * s.InSize, buf, in g, IH, IW, SH, colPhases, PH, PW, rowBuf);
             for (int mi = 0; mi < mg; mi++)
             {
                 int m = c * mg + mi;
                 float* wk = st.W + (long)m * kvol;
                 float bias = st.Bias != null ? st.Bias[m] : 0f;
-                if (kvol == 9)
+                if (pairs) FilterPairs<TAct>(taps, KH, wk, bias, wideOut, n, in st.Act);
+                else if (kvol == 9)
                 {
                     if (wide) Filter9Wide<TAct>(taps, wk, bias, wideOut, n, in st.Act);
                     else Filter9<TAct>(taps, wk, bias, wideOut, n, in st.Act);
                 }
                 else if (wide) FilterAnyWide<TAct>(taps, kvol, wk, bias, wideOut, n, in st.Act);
                 else FilterAny<TAct>(taps, kvol, wk, bias, wideOut, n, in st.Act);
-                float* yc = st.Y + ((long)b * s.OutChannels + m) * s.OutSize;
-                Compact(wideOut, g.Wq, yc, OH, OW);
-                if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yc, OH * OW));
-            }
-        }
-    }
-
-    /// <summary>The stride-2, 3-wide path of <see cref="Planes{TAct}"/> (row phases only), with small planes channels-last.</summary>
-    private static void BlockedOrPairs<TAct>(in State st, int p0, int p1, in Layout gp, int wq, int n) where TAct : struct, IActivationOp
-    {
-        ref readonly ConvShape s = ref st.S;
-        int IH = s.In[1], IW = s.In[2], KH = s.Kernel[1], OH = s.Out[1], OW = s.Out[2];
-        int SH = s.Stride[1], DH = s.Dilation[1], PH = s.PadBegin[1], PW = s.PadBegin[2];
-        int mg = s.OutChannels / s.Group;
-        long need = (long)SH * gp.PhaseFloats + n + 16;
-        if (t_buffer is null || t_buffer.Length < need) t_buffer = GC.AllocateArray<float>((int)Math.Max(need, 1024), pinned: true);
-        float* buf = (float*)Unsafe.AsPointer(ref t_buffer[0]);
-        float* wideOut = buf + (long)SH * gp.PhaseFloats;
-        for (int ph = 0; ph < SH; ph++)
-            new Span<float>(buf + (long)ph * gp.PhaseFloats + gp.Hq * gp.Wq, gp.PhaseFloats - gp.Hq * gp.Wq).Clear();
-        float** rows = stackalloc float*[KH];
-        for (int kh = 0; kh < KH; kh++) rows[kh] = buf + (long)(kh * DH % SH) * gp.PhaseFloats + (long)(kh * DH / SH) * gp.Wq;
-        bool blocked = UseBlocked(in s);
-        for (int p = p0; p < p1; p++)
-        {
-            int b = p / s.InChannels, c = p - b * s.InChannels;
-            if (blocked && c % Block == 0 && c + Block <= s.InChannels && p + Block <= p1)
-            {
-                BlockedChannels<TAct>(in st, b, c);
-                p += Block - 1;
-                continue;
-            }
-            BuildPhases(st.X + (long)p * s.InSize, buf, in gp, IH, IW, SH, 1, PH, PW, null);
-            for (int mi = 0; mi < mg; mi++)
-            {
-                int m = c * mg + mi;
-                FilterPairs<TAct>(rows, KH, st.W + (long)m * KH * 3, st.Bias != null ? st.Bias[m] : 0f, wideOut, n, in st.Act);
                 float* yc = st.Y + ((long)b * s.OutChannels + m) * s.OutSize;
                 Compact(wideOut, wq, yc, OH, OW);
                 if (st.Act.NeedsRowPass) st.Act.Apply(new Span<float>(yc, OH * OW));

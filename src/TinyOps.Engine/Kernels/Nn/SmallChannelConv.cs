@@ -79,15 +79,15 @@ internal static unsafe class SmallChannelConv
         {
             float* zero = ps + (long)C * IH * rowFloats;
             new Span<float>(zero, rowFloats).Clear();
+            bool wide = Vector512.IsHardwareAccelerated && !Force256;
+            int gs = wide ? Group512 : Group;
+            float* packed = wide ? PackGroups(pw, M, C * KH * KW) : null; // once per run, shared by the images of the batch
             for (int n = 0; n < s.Batch; n++)
             {
                 float* xn = px + (long)n * C * IH * IW;
                 for (int c = 0; c < C; c++)
                     for (int ih = 0; ih < IH; ih++)
                         SplitRow(xn + ((long)c * IH + ih) * IW, IW, PW, SW, L, ps + ((long)c * IH + ih) * rowFloats);
-                bool wide = Vector512.IsHardwareAccelerated && !Force256;
-                int gs = wide ? Group512 : Group;
-                float* packed = wide ? PackGroups(pw, M, C * KH * KW) : null;
                 var st = new State
                 {
                     Planes = ps, Zero = zero, W = pw, Bias = pb, Y = py + (long)n * M * s.OutSize, Taps = pt,
