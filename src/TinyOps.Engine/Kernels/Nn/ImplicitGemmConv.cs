@@ -197,83 +197,95 @@ internal static unsafe class ImplicitGemmConv
 
     private static void Units(in State st, int u0, int u1)
     {
-        if (st.Width == Panel512)
-        {
-            switch (st.Act.Kind)
-            {
-                case ActivationKind.None: Units512<NoActivation>(in st, u0, u1); break;
-                case ActivationKind.Relu: Units512<ReluActivation>(in st, u0, u1); break;
-                case ActivationKind.Clip: Units512<ClipActivation>(in st, u0, u1); break;
-                default: Units512<AnyActivation>(in st, u0, u1); break;
-            }
-            return;
-        }
-        if (Narrow512)
-        {
-            switch (st.Act.Kind)
-            {
-                case ActivationKind.None: Units16x8<NoActivation>(in st, u0, u1); break;
-                case ActivationKind.Relu: Units16x8<ReluActivation>(in st, u0, u1); break;
-                case ActivationKind.Clip: Units16x8<ClipActivation>(in st, u0, u1); break;
-                default: Units16x8<AnyActivation>(in st, u0, u1); break;
-            }
-            return;
-        }
+        if (st.Width == Panel512) Units<Tile32x8>(in st, u0, u1);
+        else if (Narrow512) Units<Tile16x8>(in st, u0, u1);
+        else Units<Tile16x6>(in st, u0, u1);
+    }
+
+    private static void Units<TTile>(in State st, int u0, int u1) where TTile : struct, ITile
+    {
         switch (st.Act.Kind)
         {
-            case ActivationKind.None: Units<NoActivation>(in st, u0, u1); break;
-            case ActivationKind.Relu: Units<ReluActivation>(in st, u0, u1); break;
-            case ActivationKind.Clip: Units<ClipActivation>(in st, u0, u1); break;
-            default: Units<AnyActivation>(in st, u0, u1); break;
+            case ActivationKind.None: Units<NoActivation, TTile>(in st, u0, u1); break;
+            case ActivationKind.Relu: Units<ReluActivation, TTile>(in st, u0, u1); break;
+            case ActivationKind.Clip: Units<ClipActivation, TTile>(in st, u0, u1); break;
+            default: Units<AnyActivation, TTile>(in st, u0, u1); break;
         }
+    }
+
+    /// <summary>A register tile of the implicit GEMM: its shape, its K step and the kernel that computes it.</summary>
+    private interface ITile
+    {
+        static abstract int Pixels { get; }
+        static abstract int Width { get; }
+        /// <summary>K steps per block for a depth of <paramref name="K"/>.</summary>
+        static abstract int KStep(int K);
+        static abstract void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp;
+    }
+
+    /// <summary>AVX2: 16 channels x 6 pixels.</summary>
+    private struct Tile16x6 : ITile
+    {
+        public static int Pixels => ImplicitGemmConv.Pixels;
+        public static int Width => Panel;
+        public static int KStep(int K) => KBlock;
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+            => Tile<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
+    }
+
+    /// <summary>Vector512 with fewer than 32 output channels: 16 channels x 8 pixels.</summary>
+    private struct Tile16x8 : ITile
+    {
+        public static int Pixels => Pixels512;
+        public static int Width => Panel;
+        public static int KStep(int K) => KBlock;
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+            => Tile16x8Kernel<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
+    }
+
+    /// <summary>Vector512: 32 channels x 8 pixels; K in equal blocks of at most <see cref="KBlock512"/>.</summary>
+    private struct Tile32x8 : ITile
+    {
+        public static int Pixels => Pixels512;
+        public static int Width => Panel512;
+        public static int KStep(int K)
+        {
+            int blocks = (K + KBlock512 - 1) / KBlock512;
+            return (K + blocks - 1) / blocks;
+        }
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+            => Tile512<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
 
     /// <summary>
     /// Work units [u0, u1), panel-major: unit u is chunk u % Chunks (up to <see cref="ChunkTiles"/> pixel tiles) of
-    /// weight panel u / Chunks. K runs in blocks; between blocks each tile's 12 accumulators wait in a small buffer.
+    /// weight panel u / Chunks. K runs in blocks; between blocks each tile's accumulators wait in a small buffer.
     /// </summary>
-    private static void Units<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
+    private static void Units<TAct, TTile>(in State st, int u0, int u1) where TAct : struct, IActivationOp where TTile : struct, ITile
     {
-        float* tile = stackalloc float[Pixels * Panel];
-        float* partial = stackalloc float[ChunkTiles * Pixels * Panel];
-        float** bases = stackalloc float*[ChunkTiles * Pixels];
-        for (int u = u0; u < u1; u++)
-        {
-            int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
-            int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
-            for (int i = 0; i < nt * Pixels; i++) bases[i] = Base(in st, t0 * Pixels + i);
-            for (int k0 = 0; k0 < st.K; k0 += KBlock)
-            {
-                int k1 = Math.Min(st.K, k0 + KBlock);
-                for (int t = 0; t < nt; t++)
-                    Tile<TAct>(in st, panel, (t0 + t) * Pixels, bases + t * Pixels, k0, k1, partial + t * Pixels * Panel, tile);
-            }
-        }
-    }
-
-    /// <summary>As <see cref="Units{TAct}"/> for 16-channel panels on Vector512: 8-pixel tiles, one vector per pixel.</summary>
-    private static void Units16x8<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
-    {
-        float* tileRaw = stackalloc float[2 * 16 * 16 + 32 + 16];
+        // The tile, its transpose and 16 row pointers (see Tile512); 64-byte aligned for whole-vector stores.
+        float* tileRaw = stackalloc float[2 * Pixels512 * Panel512 + 32 + 16];
         float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
-        float* partial = stackalloc float[ChunkTiles * Pixels512 * Panel];
-        float** bases = stackalloc float*[ChunkTiles * Pixels512];
+        int px = TTile.Pixels;
+        float* partial = stackalloc float[ChunkTiles * px * TTile.Width];
+        float** bases = stackalloc float*[ChunkTiles * px];
+        int kb = TTile.KStep(st.K);
         for (int u = u0; u < u1; u++)
         {
             int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
             int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
-            for (int i = 0; i < nt * Pixels512; i++) bases[i] = Base(in st, t0 * Pixels512 + i);
-            for (int k0 = 0; k0 < st.K; k0 += KBlock)
+            for (int i = 0; i < nt * px; i++) bases[i] = Base(in st, t0 * px + i);
+            for (int k0 = 0; k0 < st.K; k0 += kb)
             {
-                int k1 = Math.Min(st.K, k0 + KBlock);
+                int k1 = Math.Min(st.K, k0 + kb);
                 for (int t = 0; t < nt; t++)
-                    Tile16x8<TAct>(in st, panel, (t0 + t) * Pixels512, bases + t * Pixels512, k0, k1, partial + t * Pixels512 * Panel, tile);
+                    TTile.Run<TAct>(in st, panel, (t0 + t) * px, bases + t * px, k0, k1, partial + t * px * TTile.Width, tile);
             }
         }
     }
 
     /// <summary>Steps [k0, k1) of one 8-pixel tile of a 16-channel panel, one Vector512 accumulator per pixel.</summary>
-    private static void Tile16x8<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+    private static void Tile16x8Kernel<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
     {
         float* x0 = xb[0], x1 = xb[1], x2 = xb[2], x3 = xb[3], x4 = xb[4], x5 = xb[5], x6 = xb[6], x7 = xb[7];
         float* w = st.W + ((long)panel * st.K + k0) * Panel;
@@ -356,29 +368,6 @@ internal static unsafe class ImplicitGemmConv
         {
             float* yr = st.Y + (long)m0 * st.P + pix0;
             for (int m = 0; m < mc; m++, yr += st.P) st.Act.Apply(new Span<float>(yr, npix));
-        }
-    }
-
-    /// <summary>As <see cref="Units{TAct}"/> for 32-channel panels and 8-pixel tiles.</summary>
-    private static void Units512<TAct>(in State st, int u0, int u1) where TAct : struct, IActivationOp
-    {
-        // The tile, its transpose and 16 row pointers (see Tile512); 64-byte aligned for whole-vector stores.
-        float* tileRaw = stackalloc float[2 * Pixels512 * Panel512 + 32 + 16];
-        float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
-        float* partial = stackalloc float[ChunkTiles * Pixels512 * Panel512];
-        float** bases = stackalloc float*[ChunkTiles * Pixels512];
-        for (int u = u0; u < u1; u++)
-        {
-            int panel = u / st.Chunks, chunk = u - panel * st.Chunks;
-            int t0 = chunk * ChunkTiles, nt = Math.Min(ChunkTiles, st.Tiles - t0);
-            for (int i = 0; i < nt * Pixels512; i++) bases[i] = Base(in st, t0 * Pixels512 + i);
-            int blocks = (st.K + KBlock512 - 1) / KBlock512, kb = (st.K + blocks - 1) / blocks;
-            for (int k0 = 0; k0 < st.K; k0 += kb)
-            {
-                int k1 = Math.Min(st.K, k0 + kb);
-                for (int t = 0; t < nt; t++)
-                    Tile512<TAct>(in st, panel, (t0 + t) * Pixels512, bases + t * Pixels512, k0, k1, partial + t * Pixels512 * Panel512, tile);
-            }
         }
     }
 
