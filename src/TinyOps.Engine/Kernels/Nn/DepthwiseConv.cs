@@ -64,11 +64,11 @@ internal static unsafe class DepthwiseConv
 
     private static void Part(int part, int parts)
     {
-        // Cut at whole channel blocks so the blocked path keeps full blocks.
-        int planes = s_state.S.Batch * s_state.S.InChannels;
-        int blocks = (planes + Block - 1) / Block;
+        // On the blocked path, cut at whole channel blocks so every part keeps full blocks.
+        int planes = s_state.S.Batch * s_state.S.InChannels, unit = UseBlocked(in s_state.S) ? Block : 1;
+        int blocks = (planes + unit - 1) / unit;
         int b0 = (int)((long)blocks * part / parts), b1 = (int)((long)blocks * (part + 1) / parts);
-        Planes(in s_state, Math.Min(planes, b0 * Block), Math.Min(planes, b1 * Block));
+        Planes(in s_state, Math.Min(planes, b0 * unit), Math.Min(planes, b1 * unit));
     }
 
     /// <summary>Channels per block on the channels-last path for small planes (one Vector512).</summary>
