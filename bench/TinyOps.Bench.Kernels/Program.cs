@@ -7,6 +7,7 @@ using TinyOps.Engine.Tensors;
 // usage: dotnet run -c Release --project bench/TinyOps.Bench.Kernels [-- gemm M N K ...]
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- maxpool C H W K S CEIL
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- conv C H W M K S PAD GROUP [SAVE.onnx]
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qconv C H W M K S PAD GROUP   (QLinearConv, uint8 x, int8 per-channel w)
 //        (SAVE.onnx: also writes the one-layer model, so ../shared/peers/ort/bench.mjs can time the same layer)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
 if (args.Length is 9 or 10 && args[0] == "conv")
@@ -33,6 +34,38 @@ if (args.Length is 9 or 10 && args[0] == "conv")
     double flops = 2.0 * m * oh * ow * (c / g) * k * k;
     var (p50, min) = TimeSingleNode(graph, c, h, w);
     Console.WriteLine($"conv {c}x{h}x{w} -> {m} k{k} s{st} p{pad} g{g}: p50 {p50:F1} us ({flops / p50 / 1e3:F1} GFLOP/s), min {min:F1} us");
+    return;
+}
+if (args.Length == 9 && args[0] == "qconv")
+{
+    // QLinearConv as the static int8 quantizer writes it: uint8 activations, int8 per-channel weights, int32 bias
+    int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), m = int.Parse(args[4]), k = int.Parse(args[5]);
+    int st = int.Parse(args[6]), pad = int.Parse(args[7]), g = int.Parse(args[8]);
+    var node = new Node { OpType = "QLinearConv", Inputs = ["X", "xs", "xz", "W", "ws", "wz", "ys", "yz", "B"], Outputs = ["Y"] };
+    node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { k, k });
+    node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
+    node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { pad, pad, pad, pad });
+    node.Attributes["group"] = AttributeValue.Of("group", (long)g);
+    var wq = new sbyte[m * (c / g) * k * k];
+    for (int i = 0; i < wq.Length; i++) wq[i] = (sbyte)(i * 7919 % 255 - 127);
+    var scales = new float[m];
+    for (int i = 0; i < m; i++) scales[i] = 0.001f + 0.0001f * (i % 7);
+    var graph = new Graph
+    {
+        Nodes = [node],
+        Inputs = [new ValueInfo("X", DataType.UInt8, [Dim.Of(1), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+        Outputs = [new ValueInfo("Y", DataType.UInt8, null)],
+        Initializers =
+        {
+            ["xs"] = Tensor.Scalar(0.02f), ["xz"] = Tensor.Scalar((byte)3), ["W"] = Tensor.FromArray(wq, m, c / g, k, k),
+            ["ws"] = Tensor.FromArray(scales, m), ["wz"] = Tensor.FromArray(new sbyte[m], m), ["ys"] = Tensor.Scalar(0.05f),
+            ["yz"] = Tensor.Scalar((byte)0), ["B"] = Tensor.FromArray(Enumerable.Range(0, m).Select(i => i * 37 - 500).ToArray(), m),
+        },
+    };
+    int oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
+    double macs = (double)m * oh * ow * (c / g) * k * k;
+    var (p50, min) = TimeSingleNode(graph, c, h, w, DataType.UInt8);
+    Console.WriteLine($"qconv {c}x{h}x{w} -> {m} k{k} s{st} p{pad} g{g}: p50 {p50:F1} us ({macs / p50 / 1e3:F1} GMAC/s), min {min:F1} us");
     return;
 }
 if (args.Length == 7 && args[0] == "maxpool")
@@ -95,11 +128,16 @@ foreach (var (name, M, N, K) in shapes)
 }
 
 /// <summary>p50 and min microseconds of one run of a one-input graph on a [1, c, h, w] input, after 0.5 s of warm-up.</summary>
-static (double P50, double Min) TimeSingleNode(Graph graph, int c, int h, int w)
+static (double P50, double Min) TimeSingleNode(Graph graph, int c, int h, int w, DataType type = DataType.Float32)
 {
     var session = new InferenceSession(new Model { Graph = graph, Opsets = { [""] = 13 } });
-    var x = Tensor.Zeros(DataType.Float32, 1, c, h, w);
-    var xs = x.Span<float>();
+    var x = Tensor.Zeros(type, 1, c, h, w);
+    if (type == DataType.UInt8)
+    {
+        var xb = x.Span<byte>();
+        for (int i = 0; i < xb.Length; i++) xb[i] = (byte)(i * 7919 % 251);
+    }
+    var xs = type == DataType.Float32 ? x.Span<float>() : default;
     for (int i = 0; i < xs.Length; i++) xs[i] = (i * 7919 % 1000) / 1000f;
     // TINYOPS_BENCH_INPUT=FILE: raw little-endian float32 input values instead of the synthetic ones.
     if (Environment.GetEnvironmentVariable("TINYOPS_BENCH_INPUT") is { Length: > 0 } file)

@@ -9,8 +9,8 @@ namespace TinyOps.Engine.Tests.Kernels;
 /// <summary>The fast int8 routines (every instruction-set path) against the plain reference, bit for bit.</summary>
 public class FastIntKernelTests
 {
-    /// <summary>Forced paths, as ints of <see cref="IntGemmPath"/> (an internal type): Scalar, Avx2, AvxVnni.</summary>
-    public static TheoryData<int> Paths => new() { (int)IntGemmPath.Scalar, (int)IntGemmPath.Avx2, (int)IntGemmPath.AvxVnni };
+    /// <summary>Forced paths, as ints of <see cref="IntGemmPath"/> (an internal type): Scalar, Avx2, AvxVnni, AvxVnniWide.</summary>
+    public static TheoryData<int> Paths => new() { (int)IntGemmPath.Scalar, (int)IntGemmPath.Avx2, (int)IntGemmPath.AvxVnni, (int)IntGemmPath.AvxVnniWide };
 
     private static T WithPath<T>(IntGemmPath path, Func<T> f)
     {

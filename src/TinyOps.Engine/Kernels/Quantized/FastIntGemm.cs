@@ -18,6 +18,8 @@ internal enum IntGemmPath
     Avx2,
     /// <summary>AVX-VNNI: vpdpbusd (unsigned × signed bytes, four products per int32 lane).</summary>
     AvxVnni,
+    /// <summary>AVX-VNNI where AVX-512 is present too: the 4 × 24 tiles of <see cref="WideIntGemm"/> for requantized products; elsewhere as <see cref="AvxVnni"/>.</summary>
+    AvxVnniWide,
 }
 
 /// <summary>
@@ -55,6 +57,7 @@ internal static class FastIntGemm
             var f = Forced;
             if (f is IntGemmPath.Scalar or IntGemmPath.Reference) return IntGemmPath.Scalar;
             if (f == IntGemmPath.Avx2) return Avx2.IsSupported ? f : IntGemmPath.Scalar;
+            if (f != IntGemmPath.AvxVnni && WideIntGemm.HardwareSupported) return IntGemmPath.AvxVnniWide;
             if (AvxVnni.IsSupported) return IntGemmPath.AvxVnni;
             return Avx2.IsSupported ? IntGemmPath.Avx2 : IntGemmPath.Scalar;
         }
@@ -83,6 +86,7 @@ internal static class FastIntGemm
     /// </summary>
     public static void PackA(ReadOnlySpan<byte> a, int m, int k, int lda, bool flip, bool signedAfter, Span<byte> dst, Span<int> rowSums)
     {
+        const int mr = MR;
         int kq = Quads(k);
         dst.Slice(0, PackedASize(m, k)).Clear();
         byte x = flip ? (byte)0x80 : (byte)0;
@@ -90,14 +94,14 @@ internal static class FastIntGemm
         for (int i = 0; i < m; i++)
         {
             var row = a.Slice(i * lda, k);
-            int block = i / MR, r = i % MR;
-            int baseOff = block * kq * MR * 4 + r * 4;
+            int block = i / mr, r = i % mr;
+            int baseOff = block * kq * mr * 4 + r * 4;
             int sum = 0;
             int p = 0;
             for (; p + 4 <= k; p += 4)
             {
                 uint v = Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in row[p])) ^ (x * 0x01010101u);
-                Unsafe.WriteUnaligned(ref Unsafe.Add(ref d0, baseOff + (p >> 2) * MR * 4), v);
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref d0, baseOff + (p >> 2) * mr * 4), v);
                 sum += signedAfter
                     ? (sbyte)v + (sbyte)(v >> 8) + (sbyte)(v >> 16) + (sbyte)(v >> 24)
                     : (int)(v & 0xFF) + (int)((v >> 8) & 0xFF) + (int)((v >> 16) & 0xFF) + (int)(v >> 24);
@@ -105,7 +109,7 @@ internal static class FastIntGemm
             for (; p < k; p++)
             {
                 byte v = (byte)(row[p] ^ x);
-                Unsafe.Add(ref d0, baseOff + (p >> 2) * MR * 4 + (p & 3)) = v;
+                Unsafe.Add(ref d0, baseOff + (p >> 2) * mr * 4 + (p & 3)) = v;
                 sum += signedAfter ? (sbyte)v : v;
             }
             rowSums[i] = sum;
@@ -264,7 +268,7 @@ internal static class FastIntGemm
         zbFull.Slice(n).Clear();
         colAdj.Slice(n).Clear();
         var path = Active;
-        if (path == IntGemmPath.AvxVnni)
+        if (path is IntGemmPath.AvxVnni or IntGemmPath.AvxVnniWide)
         {
             if (aUnsigned) Run<AUnsigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
             else Run<ASigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
@@ -366,7 +370,7 @@ internal static class FastIntGemm
         ref byte b0 = ref MemoryMarshal.GetReference(bp);
         bool zaPerRow = za.Length > 1;
         int zaShared = za.Length == 0 ? 0 : za[0];
-        bool fastQ = q.Kind != 0 && Avx.IsSupported && !IntRequantize.ForceScalar && AllFinite(q.RowMult.Slice(0, m));
+        bool fastQ = q.Kind != 0 && Avx2.IsSupported && !IntRequantize.ForceScalar && AllFinite(q.RowMult.Slice(0, m));
         for (int pn = 0; pn < panels; pn++)
         {
             int j0 = pn * NR, nc = Math.Min(NR, n - j0);

@@ -108,6 +108,19 @@ internal sealed class IntConvKernel : Kernel
         _packedPairsFit = wType == DataType.Int8 && xType == DataType.UInt8 && FastIntGemm.PairsFitInt16(wb, g.OutChannels, kc, kc);
     }
 
+    /// <summary>True when a QLinearConv on this thread takes <see cref="WideIntGemm"/> (the choice can change per thread in tests).</summary>
+    private static bool Wide(bool qlinear) => qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
+
+    /// <summary>x_scale·w_scale/y_scale is finite for every channel (the scalar route defines the other cases).</summary>
+    private static bool MultipliersFinite(RunContext ctx)
+    {
+        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
+        foreach (float w in ctx.Input(4).ReadOnlySpan<float>())
+            if (!float.IsFinite(xs * w / ys)) return false;
+        return true;
+    }
+
     /// <summary>One output channel per group (depthwise): the row-wise routine beats packing a 1-row matrix.</summary>
     private bool UsesRows => _geo.Group > 1 && _geo.OutChannels == _geo.Group;
 
@@ -238,6 +251,7 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<byte> wPacked = default;
         ReadOnlySpan<int> wRowSums = default;
         bool pairsFit = false;
+        bool wide = !rows && Wide(_qlinear) && MultipliersFinite(ctx);
         int perGroup = FastIntGemm.PackedASize(mg, kc);
         if (!rows)
         {
@@ -262,6 +276,12 @@ internal sealed class IntConvKernel : Kernel
         if (rows && _qlinear && IntDepthwise3x3.Supports(g))
         {
             RunDepthwise(ctx, x, xSigned, xZero, w, wSigned, wZero);
+            return;
+        }
+
+        if (wide)
+        {
+            RunWide(ctx, x, xSigned, xZero, wPacked, wRowSums, wZero, aUnsigned);
             return;
         }
 
@@ -333,6 +353,63 @@ internal sealed class IntConvKernel : Kernel
                     if (yt.Type == DataType.UInt8) IntRequantize.Row(arow, b, mult[ch], yZero, yt.Span<byte>().Slice(o, outSize));
                     else IntRequantize.Row(arow, b, mult[ch], yZero, yt.Span<sbyte>().Slice(o, outSize));
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// QLinearConv through <see cref="WideIntGemm"/>: per image and group, B is the input (1×1, stride 1, no padding)
+    /// or its im2col matrix, packed in 24-column panels; the products are requantized straight into y.
+    /// </summary>
+    private void RunWide(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> wPacked,
+        ReadOnlySpan<int> wRowSums, ReadOnlySpan<int> wZero, bool aUnsigned)
+    {
+        var g = _geo;
+        int groups = g.Group, cg = g.InChannels / groups, mg = g.OutChannels / groups;
+        int kc = g.ColRows, outSize = g.OutSize;
+        int perGroup = FastIntGemm.PackedASize(mg, kc);
+        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
+        var wsc = ctx.Input(4).ReadOnlySpan<float>();
+        var mult = ctx.Scratch<float>(g.OutChannels, 3);
+        for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+        int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+        var bt = ctx.OptionalInput(8);
+        ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
+        bool anyZa = false;
+        foreach (int z in wZero) anyZa |= z != 0;
+        // row constants: bias − zb·Σ_k A'; with a nonzero za the per-column term comes from the column sums
+        var ints = ctx.Scratch<int>(g.OutChannels + (anyZa ? 2 * outSize + g.OutChannels : 0), 1);
+        var rowInit = ints.Slice(0, g.OutChannels);
+        for (int m = 0; m < g.OutChannels; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * wRowSums[m];
+        var za = anyZa ? ints.Slice(g.OutChannels, g.OutChannels) : default;
+        if (anyZa) for (int m = 0; m < g.OutChannels; m++) za[m] = wZero[wZero.Length == 1 ? 0 : m];
+        var colSums = anyZa ? ints.Slice(2 * g.OutChannels, outSize) : default;
+        var colAdj = anyZa ? ints.Slice(2 * g.OutChannels + outSize, outSize) : default;
+        var yt = ctx.Output(0);
+        bool ySigned = yt.Type == DataType.Int8;
+        var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
+        Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(kc * outSize, 0);
+        var bPacked = ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, outSize), 4);
+        byte pad = (byte)xZero;
+        for (int n = 0; n < g.Batch; n++)
+        {
+            for (int gi = 0; gi < groups; gi++)
+            {
+                var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
+                ReadOnlySpan<byte> bMat;
+                if (g.IsPointwise) bMat = xg;
+                else
+                {
+                    g.Im2Col<byte>(xg, cg, col, pad);
+                    bMat = col;
+                }
+                WideIntGemm.PackB(bMat, kc, outSize, outSize, xSigned, bPacked, colSums);
+                if (anyZa) for (int j = 0; j < outSize; j++) colAdj[j] = colSums[j] - kc * xZero;
+                int outOffset = (n * g.OutChannels + gi * mg) * outSize;
+                var e = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), anyZa ? za.Slice(gi * mg, mg) : default,
+                    colAdj, yZero, ySigned, y.Slice(outOffset, mg * outSize), outSize);
+                WideIntGemm.MultiplyRequantize(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
             }
         }
     }

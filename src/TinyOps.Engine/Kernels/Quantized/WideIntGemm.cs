@@ -1,0 +1,267 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TinyOps.Engine.Kernels.Quantized;
+
+/// <summary>
+/// Integer GEMM with fused requantization for machines with AVX-VNNI and AVX-512 (the wide path of
+/// <see cref="FastIntGemm"/>, <see cref="IntGemmPath.AvxVnniWide"/>):
+/// y[i, j] = requantize(Σ_k (A[i, k] − za[i]) · (B[k, j] − zb) + bias[i], mult[i]), bit-identical to
+/// <see cref="QuantMath.Requantize"/> on the reference sums.
+/// <para>
+/// Register tile: <see cref="MR"/> = 4 rows of A × up to 3 ymm vectors of B (24 columns), 12 int32 accumulators
+/// (vpdpbusd is VEX-encoded in .NET, so it reaches only 16 registers). Each step of k handles a quad of four k:
+/// three loads of B, four broadcasts of one row's four bytes of A, 12 vpdpbusd. Accumulators start at the row constant
+/// bias[i] − zb·Σ_k A'[i, k] (+ K·za[i]·zb), so the zero points cost nothing per element when A's zero point is 0;
+/// otherwise za[i]·(Σ_k B[k, j] − K·zb) is subtracted per column in the epilogue. All int32 arithmetic wraps, as in
+/// the reference.
+/// </para>
+/// <para>
+/// Requantization as <see cref="IntRequantize"/>: 16 sums of a row at a time are converted to float, multiplied by
+/// mult[i], converted back with round-half-to-even (vcvtps2dq under the default rounding mode), offset by the zero
+/// point and narrowed with saturation. The clamp to ±2³⁰ before the conversion is skipped when the scaled sums cannot
+/// reach it (checked per call from K, the row constants and the multipliers).
+/// </para>
+/// <para>
+/// Packed A is <see cref="FastIntGemm.PackA"/>'s layout: [block][quad][4 rows][4 bytes].
+/// Packed B (<see cref="PackB"/>): panels of 24 columns (the last one 8 or 16 wide, zero padded),
+/// [panel][quad][column][4 bytes]. The operand that vpdpbusd reads as unsigned is chosen by <c>aUnsigned</c> as in
+/// <see cref="FastIntGemm"/>.
+/// </para>
+/// </summary>
+internal static class WideIntGemm
+{
+    public const int MR = FastIntGemm.MR;
+    public const int NR = 24;
+
+    /// <summary>True when this machine has the instructions of the wide path.</summary>
+    public static bool HardwareSupported => AvxVnni.IsSupported && Avx512F.VL.IsSupported && Avx512BW.VL.IsSupported;
+
+    public static int PackedBSize(int k, int n) => (n + 7) / 8 * 8 * FastIntGemm.Quads(k) * 4;
+
+    /// <summary>
+    /// Packs B (k × n, row stride ldb) into panels of 24 columns (<see cref="PackedBSize"/> bytes). When
+    /// <paramref name="colSums"/> is not empty, it receives Σ_k B[k, j] (signed when <paramref name="signed"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackB(ReadOnlySpan<byte> b, int k, int n, int ldb, bool signed, Span<byte> dst, Span<int> colSums)
+    {
+        int kq = FastIntGemm.Quads(k);
+        ref byte s0 = ref MemoryMarshal.GetReference(b);
+        ref byte d0 = ref MemoryMarshal.GetReference(dst);
+        for (int j0 = 0; j0 < n; j0 += NR)
+        {
+            int width = Math.Min(NR, (n - j0 + 7) & ~7);
+            int stride = width * 4;
+            ref byte panel = ref Unsafe.Add(ref d0, j0 * kq * 4);
+            for (int c0 = 0; c0 < width; c0 += 8)
+            {
+                int j = j0 + c0, valid = Math.Min(8, n - j);
+                for (int q = 0; q < kq; q++)
+                {
+                    int p = q * 4;
+                    ref byte d = ref Unsafe.Add(ref panel, q * stride + c0 * 4);
+                    if (valid == 8 && p + 4 <= k)
+                    {
+                        ref byte r = ref Unsafe.Add(ref s0, p * ldb + j);
+                        var r0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref r)).AsByte();
+                        var r1 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, ldb))).AsByte();
+                        var r2 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, 2 * ldb))).AsByte();
+                        var r3 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, 3 * ldb))).AsByte();
+                        var t01 = Sse2.UnpackLow(r0, r1).AsInt16();
+                        var t23 = Sse2.UnpackLow(r2, r3).AsInt16();
+                        Sse2.UnpackLow(t01, t23).AsByte().StoreUnsafe(ref d);
+                        Sse2.UnpackHigh(t01, t23).AsByte().StoreUnsafe(ref d, 16);
+                        continue;
+                    }
+                    for (int c = 0; c < 8; c++)
+                        for (int t = 0; t < 4; t++)
+                            Unsafe.Add(ref d, c * 4 + t) = c < valid && p + t < k ? Unsafe.Add(ref s0, (p + t) * ldb + j + c) : (byte)0;
+                }
+            }
+        }
+        if (colSums.IsEmpty) return;
+        colSums.Slice(0, n).Clear();
+        for (int p = 0; p < k; p++)
+        {
+            var row = b.Slice(p * ldb, n);
+            if (signed) for (int j = 0; j < n; j++) colSums[j] += (sbyte)row[j];
+            else for (int j = 0; j < n; j++) colSums[j] += row[j];
+        }
+    }
+
+    /// <summary>What the epilogue needs: per-row constants and multipliers, the output and its zero point.</summary>
+    internal readonly ref struct Epilogue
+    {
+        public readonly ReadOnlySpan<int> RowInit;   // bias − zb·rowSum (+ K·za·zb), per row
+        public readonly ReadOnlySpan<float> RowMult;
+        public readonly ReadOnlySpan<int> RowZa;      // empty when every za is 0
+        public readonly ReadOnlySpan<int> ColAdj;     // Σ_k B[k, j] − K·zb, used with RowZa
+        public readonly int YZero;
+        public readonly bool Signed;
+        public readonly Span<byte> Y;
+        public readonly int Ldy;
+
+        public Epilogue(ReadOnlySpan<int> rowInit, ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowZa, ReadOnlySpan<int> colAdj,
+            int yZero, bool signed, Span<byte> y, int ldy)
+        {
+            RowInit = rowInit; RowMult = rowMult; RowZa = rowZa; ColAdj = colAdj; YZero = yZero; Signed = signed; Y = y; Ldy = ldy;
+        }
+    }
+
+    /// <summary>
+    /// Multiplies packed A (m × k) by packed B (k × n) and requantizes into the epilogue's output. The caller has
+    /// checked <see cref="HardwareSupported"/> and that every multiplier is finite.
+    /// </summary>
+    public static void MultiplyRequantize(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> bp, in Epilogue e)
+    {
+        if (m == 0 || n == 0) return;
+        // can a scaled sum leave ±2³⁰? |sum| ≤ 4·kq·255·255 + |row constant| (wrapped to int32 at most 2³¹)
+        int kq = FastIntGemm.Quads(k);
+        bool intClamp = true;
+        for (int i = 0; i < m; i++)
+        {
+            double bound = Math.Min(2147483648.0, 4.0 * kq * 65025 + Math.Abs((double)e.RowInit[i]));
+            if (e.RowZa.Length > 0) bound = 2147483648.0;
+            if (bound * Math.Abs((double)e.RowMult[i]) >= 1 << 29) { intClamp = false; break; }
+        }
+        if (aUnsigned)
+        {
+            if (intClamp) Run<AUnsigned, InRange>(m, n, kq, ap, bp, e);
+            else Run<AUnsigned, Clamped>(m, n, kq, ap, bp, e);
+        }
+        else
+        {
+            if (intClamp) Run<ASigned, InRange>(m, n, kq, ap, bp, e);
+            else Run<ASigned, Clamped>(m, n, kq, ap, bp, e);
+        }
+    }
+
+    private interface ISign { static abstract bool AIsUnsigned { get; } }
+    private struct AUnsigned : ISign { public static bool AIsUnsigned => true; }
+    private struct ASigned : ISign { public static bool AIsUnsigned => false; }
+    /// <summary>Whether scaled sums are clamped to ±2³⁰ before the conversion to int32 (needed only when they could leave it).</summary>
+    private interface IClamp { static abstract bool Clamps { get; } }
+    private struct InRange : IClamp { public static bool Clamps => false; }
+    private struct Clamped : IClamp { public static bool Clamps => true; }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp
+    {
+        int blocks = (m + MR - 1) / MR;
+        ref byte a0 = ref MemoryMarshal.GetReference(ap);
+        ref byte b0 = ref MemoryMarshal.GetReference(bp);
+        for (int j0 = 0; j0 < n; j0 += NR)
+        {
+            int cols = Math.Min(NR, n - j0);
+            ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
+            for (int bl = 0; bl < blocks; bl++)
+            {
+                int i0 = bl * MR;
+                ref byte ablock = ref Unsafe.Add(ref a0, i0 * kq * 4);
+                if (cols > 16) Tile<TS, TC, V3>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
+                else if (cols > 8) Tile<TS, TC, V2>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
+                else Tile<TS, TC, V1>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
+            }
+        }
+    }
+
+    private interface IVectors { static abstract int Count { get; } }
+    private struct V1 : IVectors { public static int Count => 1; }
+    private struct V2 : IVectors { public static int Count => 2; }
+    private struct V3 : IVectors { public static int Count => 3; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Dot<TS>(Vector256<int> acc, Vector256<byte> b, Vector256<byte> a) where TS : struct, ISign
+        => TS.AIsUnsigned ? AvxVnni.MultiplyWideningAndAdd(acc, a, b.AsSByte()) : AvxVnni.MultiplyWideningAndAdd(acc, b, a.AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Broadcast(ref byte a, int offset) => Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TS, TC, TV>(ref byte ap, ref byte bp, int kq, int i0, int rows, int j0, int cols, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp where TV : struct, IVectors
+    {
+        ref int init = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowInit), i0);
+        int last = e.RowInit.Length - 1 - i0; // rows past m start from any value: they are never stored
+        var c00 = Vector256.Create(init); var c01 = c00; var c02 = c00;
+        var c10 = Vector256.Create(Unsafe.Add(ref init, Math.Min(1, last))); var c11 = c10; var c12 = c10;
+        var c20 = Vector256.Create(Unsafe.Add(ref init, Math.Min(2, last))); var c21 = c20; var c22 = c20;
+        var c30 = Vector256.Create(Unsafe.Add(ref init, Math.Min(3, last))); var c31 = c30; var c32 = c30;
+        const int aStep = MR * 4;
+        int bStep = TV.Count * 32;
+        for (int q = 0; q < kq; q++)
+        {
+            var b0 = Vector256.LoadUnsafe(ref bp);
+            var b1 = TV.Count > 1 ? Vector256.LoadUnsafe(ref bp, 32) : default;
+            var b2 = TV.Count > 2 ? Vector256.LoadUnsafe(ref bp, 64) : default;
+            var a = Broadcast(ref ap, 0);
+            c00 = Dot<TS>(c00, b0, a); if (TV.Count > 1) c01 = Dot<TS>(c01, b1, a); if (TV.Count > 2) c02 = Dot<TS>(c02, b2, a);
+            a = Broadcast(ref ap, 4);
+            c10 = Dot<TS>(c10, b0, a); if (TV.Count > 1) c11 = Dot<TS>(c11, b1, a); if (TV.Count > 2) c12 = Dot<TS>(c12, b2, a);
+            a = Broadcast(ref ap, 8);
+            c20 = Dot<TS>(c20, b0, a); if (TV.Count > 1) c21 = Dot<TS>(c21, b1, a); if (TV.Count > 2) c22 = Dot<TS>(c22, b2, a);
+            a = Broadcast(ref ap, 12);
+            c30 = Dot<TS>(c30, b0, a); if (TV.Count > 1) c31 = Dot<TS>(c31, b1, a); if (TV.Count > 2) c32 = Dot<TS>(c32, b2, a);
+            ap = ref Unsafe.Add(ref ap, aStep);
+            bp = ref Unsafe.Add(ref bp, bStep);
+        }
+        StoreRow<TC, TV>(c00, c01, c02, i0, j0, cols, e);
+        if (rows > 1) StoreRow<TC, TV>(c10, c11, c12, i0 + 1, j0, cols, e);
+        if (rows > 2) StoreRow<TC, TV>(c20, c21, c22, i0 + 2, j0, cols, e);
+        if (rows > 3) StoreRow<TC, TV>(c30, c31, c32, i0 + 3, j0, cols, e);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TC, TV>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, int i, int j0, int cols, in Epilogue e)
+        where TC : struct, IClamp where TV : struct, IVectors
+    {
+        float mult = e.RowMult[i];
+        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i * e.Ldy + j0);
+        if (e.RowZa.Length > 0)
+        {
+            var za = Vector256.Create(e.RowZa[i]);
+            ref int adj = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0);
+            v0 -= za * Vector256.LoadUnsafe(ref adj);
+            if (TV.Count > 1) v1 -= za * Vector256.LoadUnsafe(ref adj, 8);
+            if (TV.Count > 2) v2 -= za * Vector256.LoadUnsafe(ref adj, 16);
+        }
+        if (TV.Count == 1)
+        {
+            Emit8<TC>(v0, mult, e, ref y, cols);
+            return;
+        }
+        // the first 16 columns as one zmm
+        var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Vector512.Create(v0, v1)), Vector512.Create(mult));
+        if (TC.Clamps) f = Avx512F.Min(Avx512F.Max(f, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
+        var r = Avx512F.ConvertToVector512Int32(f) + Vector512.Create(e.YZero);
+        var b = e.Signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
+                         : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
+        if (cols >= 16) b.StoreUnsafe(ref y);
+        else
+        {
+            Unsafe.WriteUnaligned(ref y, b.AsUInt64().ToScalar());
+            ulong hi = b.AsUInt64().GetElement(1);
+            for (int t = 8; t < cols; t++) Unsafe.Add(ref y, t) = (byte)(hi >> (8 * (t - 8)));
+        }
+        if (TV.Count > 2) Emit8<TC>(v2, mult, e, ref Unsafe.Add(ref y, 16), cols - 16);
+    }
+
+    /// <summary>Clamp for scaled sums that might leave int32 (<see cref="Clamped"/>'s case): any such value saturates.</summary>
+    private const float Clamp = 1 << 30;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Emit8<TC>(Vector256<int> acc, float mult, in Epilogue e, ref byte dst, int valid) where TC : struct, IClamp
+    {
+        var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), Vector256.Create(mult));
+        if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
+        var r = Avx.ConvertToVector256Int32(f) + Vector256.Create(e.YZero);
+        ulong bytes = e.Signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
+                               : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
+        if (valid >= 8) Unsafe.WriteUnaligned(ref dst, bytes);
+        else for (int t = 0; t < valid; t++) Unsafe.Add(ref dst, t) = (byte)(bytes >> (8 * t));
+    }
+}
