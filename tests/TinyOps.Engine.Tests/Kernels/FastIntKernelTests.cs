@@ -170,6 +170,43 @@ public class FastIntKernelTests
             .SequenceEqual(got.Buffer.AsSpan(got.ByteOffset, got.Length * got.Type.ElementSize())), what);
     }
 
+    /// <summary>
+    /// Convolutions that the wide path feeds from stride-phase planes (any kernel size, stride 1 or 2, asymmetric
+    /// padding, groups) and from the input itself (1×1), at sizes that span several 24-column panels and row blocks.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void QLinearConvPhasePlanesMatchReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(1234 + (int)path);
+        for (int trial = 0; trial < 24; trial++)
+        {
+            bool xs = (trial & 1) != 0, ws = trial % 5 == 1, perChannel = (trial & 2) == 0;
+            int stride = 1 + trial % 2, kh = 1 + rng.Next(5), kw = 1 + rng.Next(4), group = trial % 3 == 0 ? 2 : 1;
+            if (kh == 1 && kw == 1 && stride == 1) kh = 3;
+            int c = group * (1 + rng.Next(6)), m = group * (1 + rng.Next(20)), h = kh + rng.Next(20), w = kw + rng.Next(30);
+            var attrs = new Dictionary<string, AttributeValue>
+            {
+                ["strides"] = AttributeValue.Of("strides", new long[] { stride, stride }),
+                ["pads"] = AttributeValue.Of("pads", new long[] { rng.Next(kh), rng.Next(kw), rng.Next(kh), rng.Next(kw) }),
+                ["group"] = AttributeValue.Of("group", (long)group),
+            };
+            var x = Bytes(rng, xs, 1 + trial % 2, c, h, w);
+            var wt = Bytes(rng, ws, m, c / group, kh, kw);
+            var wz = trial % 4 == 3 ? ZeroPoint(rng, ws, m, perChannel) : (ws ? Tensor.FromArray(new sbyte[perChannel ? m : 1], perChannel ? [m] : [1]) : Tensor.FromArray(new byte[perChannel ? m : 1], perChannel ? [m] : [1]));
+            (string, Tensor?)[] q =
+            [
+                ("x", x), ("xs", Tensor.Scalar(0.02f)), ("xz", ZeroPoint(rng, xs, 1, false)), ("w", wt), ("ws", Scales(rng, m, perChannel, 0.01f)), ("wz", wz),
+                ("ys", Tensor.Scalar(0.2f + 0.5f * (float)rng.NextDouble())), ("yz", trial % 3 == 1 ? Tensor.Scalar((sbyte)rng.Next(-10, 10)) : Tensor.Scalar((byte)rng.Next(100, 150))),
+                ("b", Tensor.FromArray(Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray(), m)),
+            ];
+            var consts = trial % 6 == 5 ? [] : new HashSet<string> { "w", "ws", "wz", "xs", "xz", "ys", "yz", "b" };
+            string what = $"trial {trial} x {ShapeUtil.Format(x.Shape)} w {ShapeUtil.Format(wt.Shape)} stride {stride} group {group} xs={xs} ws={ws}";
+            AssertSame(RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Reference), RunNode("QLinearConv", q, consts, attrs, path), "QLinearConv " + what);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void QLinearConvAndConvIntegerMatchReference(int pathId)

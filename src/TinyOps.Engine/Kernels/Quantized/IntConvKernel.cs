@@ -378,38 +378,51 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
         bool anyZa = false;
         foreach (int z in wZero) anyZa |= z != 0;
-        // row constants: bias − zb·Σ_k A'; with a nonzero za the per-column term comes from the column sums
-        var ints = ctx.Scratch<int>(g.OutChannels + (anyZa ? 2 * outSize + g.OutChannels : 0), 1);
-        var rowInit = ints.Slice(0, g.OutChannels);
-        for (int m = 0; m < g.OutChannels; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * wRowSums[m];
-        var za = anyZa ? ints.Slice(g.OutChannels, g.OutChannels) : default;
-        if (anyZa) for (int m = 0; m < g.OutChannels; m++) za[m] = wZero[wZero.Length == 1 ? 0 : m];
-        var colSums = anyZa ? ints.Slice(2 * g.OutChannels, outSize) : default;
-        var colAdj = anyZa ? ints.Slice(2 * g.OutChannels + outSize, outSize) : default;
+        // B: the input itself (1×1), the input's stride-phase planes (2-D, stride 1 or 2), else an im2col matrix;
+        // with phase planes the GEMM has OH·Width columns and its rows are compacted into y afterwards
+        bool planes = IntPhasePlanes.Supports(g);
+        int cols = planes ? IntPhasePlanes.Columns(g) : outSize;
+        // ints: row constants, za, column sums and adjustments (za ≠ 0 only), plane row offsets
+        int m0 = g.OutChannels, zaInts = anyZa ? m0 + 2 * cols : 0;
+        var ints = ctx.Scratch<int>(m0 + zaInts + (planes ? kc : 0), 1);
+        var rowInit = ints.Slice(0, m0);
+        for (int m = 0; m < m0; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * wRowSums[m];
+        var za = anyZa ? ints.Slice(m0, m0) : default;
+        if (anyZa) for (int m = 0; m < m0; m++) za[m] = wZero[wZero.Length == 1 ? 0 : m];
+        var colSums = anyZa ? ints.Slice(2 * m0, cols) : default;
+        var colAdj = anyZa ? ints.Slice(2 * m0 + cols, cols) : default;
+        var rowOffsets = planes ? ints.Slice(m0 + zaInts, kc) : default;
+        if (planes) IntPhasePlanes.RowOffsets(g, cg, rowOffsets);
         var yt = ctx.Output(0);
         bool ySigned = yt.Type == DataType.Int8;
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
-        Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(kc * outSize, 0);
-        var bPacked = ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, outSize), 4);
+        Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
+        Span<byte> wideY = planes ? ctx.Scratch<byte>(mg * cols, 5) : default;
+        var bPacked = ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, cols), 4);
         byte pad = (byte)xZero;
         for (int n = 0; n < g.Batch; n++)
         {
             for (int gi = 0; gi < groups; gi++)
             {
                 var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
-                ReadOnlySpan<byte> bMat;
-                if (g.IsPointwise) bMat = xg;
+                if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);
+                else if (planes)
+                {
+                    IntPhasePlanes.Build(g, xg, cg, pad, col);
+                    WideIntGemm.PackRows(col, rowOffsets, kc, cols, xSigned, bPacked, colSums);
+                }
                 else
                 {
                     g.Im2Col<byte>(xg, cg, col, pad);
-                    bMat = col;
+                    WideIntGemm.PackB(col, kc, outSize, outSize, xSigned, bPacked, colSums);
                 }
-                WideIntGemm.PackB(bMat, kc, outSize, outSize, xSigned, bPacked, colSums);
-                if (anyZa) for (int j = 0; j < outSize; j++) colAdj[j] = colSums[j] - kc * xZero;
+                if (anyZa) for (int j = 0; j < cols; j++) colAdj[j] = colSums[j] - kc * xZero;
                 int outOffset = (n * g.OutChannels + gi * mg) * outSize;
+                var yg = y.Slice(outOffset, mg * outSize);
                 var e = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), anyZa ? za.Slice(gi * mg, mg) : default,
-                    colAdj, yZero, ySigned, y.Slice(outOffset, mg * outSize), outSize);
-                WideIntGemm.MultiplyRequantize(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
+                    colAdj, yZero, ySigned, planes ? wideY : yg, cols);
+                WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
+                if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
             }
         }
     }

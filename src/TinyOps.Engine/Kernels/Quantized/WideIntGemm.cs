@@ -45,31 +45,39 @@ internal static class WideIntGemm
     /// Packs B (k × n, row stride ldb) into panels of 24 columns (<see cref="PackedBSize"/> bytes). When
     /// <paramref name="colSums"/> is not empty, it receives Σ_k B[k, j] (signed when <paramref name="signed"/>).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(ReadOnlySpan<byte> b, int k, int n, int ldb, bool signed, Span<byte> dst, Span<int> colSums)
+        => Pack(b, default, ldb, k, n, signed, dst, colSums);
+
+    /// <summary>As <see cref="PackB"/> for rows that start at <paramref name="rowOffsets"/>[p] of <paramref name="src"/> (see <see cref="IntPhasePlanes"/>).</summary>
+    public static void PackRows(ReadOnlySpan<byte> src, ReadOnlySpan<int> rowOffsets, int k, int n, bool signed, Span<byte> dst, Span<int> colSums)
+        => Pack(src, rowOffsets, 0, k, n, signed, dst, colSums);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pack(ReadOnlySpan<byte> b, ReadOnlySpan<int> rowOffsets, int ldb, int k, int n, bool signed, Span<byte> dst, Span<int> colSums)
     {
         int kq = FastIntGemm.Quads(k);
         ref byte s0 = ref MemoryMarshal.GetReference(b);
         ref byte d0 = ref MemoryMarshal.GetReference(dst);
-        for (int j0 = 0; j0 < n; j0 += NR)
+        bool table = !rowOffsets.IsEmpty;
+        Span<int> rows = stackalloc int[4];
+        for (int q = 0; q < kq; q++)
         {
-            int width = Math.Min(NR, (n - j0 + 7) & ~7);
-            int stride = width * 4;
-            ref byte panel = ref Unsafe.Add(ref d0, j0 * kq * 4);
-            for (int c0 = 0; c0 < width; c0 += 8)
+            int p = q * 4, valid4 = Math.Min(4, k - p);
+            for (int t = 0; t < 4; t++) rows[t] = t < valid4 ? (table ? rowOffsets[p + t] : (p + t) * ldb) : -1;
+            for (int j0 = 0; j0 < n; j0 += NR)
             {
-                int j = j0 + c0, valid = Math.Min(8, n - j);
-                for (int q = 0; q < kq; q++)
+                int width = Math.Min(NR, (n - j0 + 7) & ~7);
+                ref byte panel = ref Unsafe.Add(ref d0, j0 * kq * 4 + q * width * 4);
+                for (int c0 = 0; c0 < width; c0 += 8)
                 {
-                    int p = q * 4;
-                    ref byte d = ref Unsafe.Add(ref panel, q * stride + c0 * 4);
-                    if (valid == 8 && p + 4 <= k)
+                    int j = j0 + c0, valid = Math.Min(8, n - j);
+                    ref byte d = ref Unsafe.Add(ref panel, c0 * 4);
+                    if (valid == 8)
                     {
-                        ref byte r = ref Unsafe.Add(ref s0, p * ldb + j);
-                        var r0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref r)).AsByte();
-                        var r1 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, ldb))).AsByte();
-                        var r2 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, 2 * ldb))).AsByte();
-                        var r3 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r, 3 * ldb))).AsByte();
+                        var r0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[0] + j))).AsByte();
+                        var r1 = valid4 > 1 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[1] + j))).AsByte() : Vector128<byte>.Zero;
+                        var r2 = valid4 > 2 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[2] + j))).AsByte() : Vector128<byte>.Zero;
+                        var r3 = valid4 > 3 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[3] + j))).AsByte() : Vector128<byte>.Zero;
                         var t01 = Sse2.UnpackLow(r0, r1).AsInt16();
                         var t23 = Sse2.UnpackLow(r2, r3).AsInt16();
                         Sse2.UnpackLow(t01, t23).AsByte().StoreUnsafe(ref d);
@@ -78,7 +86,7 @@ internal static class WideIntGemm
                     }
                     for (int c = 0; c < 8; c++)
                         for (int t = 0; t < 4; t++)
-                            Unsafe.Add(ref d, c * 4 + t) = c < valid && p + t < k ? Unsafe.Add(ref s0, (p + t) * ldb + j + c) : (byte)0;
+                            Unsafe.Add(ref d, c * 4 + t) = c < valid && t < valid4 ? Unsafe.Add(ref s0, rows[t] + j + c) : (byte)0;
                 }
             }
         }
@@ -86,7 +94,7 @@ internal static class WideIntGemm
         colSums.Slice(0, n).Clear();
         for (int p = 0; p < k; p++)
         {
-            var row = b.Slice(p * ldb, n);
+            var row = b.Slice(table ? rowOffsets[p] : p * ldb, n);
             if (signed) for (int j = 0; j < n; j++) colSums[j] += (sbyte)row[j];
             else for (int j = 0; j < n; j++) colSums[j] += row[j];
         }
