@@ -25,6 +25,8 @@ internal sealed class IntMatMulKernel : Kernel
     private DataType _packedAType, _packedBType;
     // b is signed, a unsigned and b's k-pairs fit int16: the vpmaddubsw tile is exact (FastIntGemm.ColumnPairsFitInt16)
     private bool _packedPairsFit;
+    // the packed b is in WideIntGemm's 24-column panels (planned on the wide path) rather than FastIntGemm's
+    private bool _packedWide;
 
     public IntMatMulKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -91,12 +93,17 @@ internal sealed class IntMatMulKernel : Kernel
         var bv = ctx.InputValue(_b);
         if (bv is null || ctx.InputValue(_a) is not null) return;
         int mats = k * n == 0 ? 0 : bv.Length / (k * n);
-        int per = FastIntGemm.PackedBSize(k, n);
+        bool wide = Wide();
+        int per = wide ? WideIntGemm.PackedBSize(k, n) : FastIntGemm.PackedBSize(k, n);
         var packed = new byte[per * mats];
         var sums = new int[n * mats];
         var bb = bv.Buffer.AsSpan(bv.ByteOffset, bv.Length);
         for (int i = 0; i < mats; i++)
-            FastIntGemm.PackB(bb.Slice(i * k * n, k * n), k, n, n, bType == DataType.Int8, packed.AsSpan(i * per, per), sums.AsSpan(i * n, n));
+        {
+            if (wide) WideIntGemm.PackB(bb.Slice(i * k * n, k * n), k, n, n, bType == DataType.Int8, packed.AsSpan(i * per, per), sums.AsSpan(i * n, n));
+            else FastIntGemm.PackB(bb.Slice(i * k * n, k * n), k, n, n, bType == DataType.Int8, packed.AsSpan(i * per, per), sums.AsSpan(i * n, n));
+        }
+        _packedWide = wide;
         _packedB = packed;
         _packedColSums = sums;
         _packedSrc = bv.Buffer;
@@ -107,6 +114,9 @@ internal sealed class IntMatMulKernel : Kernel
         _packedPairsFit = aType == DataType.UInt8 && bType == DataType.Int8;
         for (int i = 0; i < mats && _packedPairsFit; i++) _packedPairsFit = FastIntGemm.ColumnPairsFitInt16(bb.Slice(i * k * n, k * n), k, n, n);
     }
+
+    /// <summary>QLinearMatMul on this thread takes <see cref="WideIntGemm"/> (per-tensor parameters; see <see cref="RunWide"/>).</summary>
+    private bool Wide() => _qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
 
     /// <summary>A parameter is a scalar, a vector over rows of a (or columns of b), or [..., M, 1] (or [..., 1, N]) per batch.</summary>
     private static void CheckParam(InferContext ctx, int input, string name, int len, bool perRow, int[] batch)
@@ -230,8 +240,19 @@ internal sealed class IntMatMulKernel : Kernel
 
         bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
         FastIntGemm.Plan(aSigned, bSigned, out bool flip, out bool aUnsigned, out int shift);
+        bool wide = Wide() && aPLen == 1 && bPLen == 1;
         bool prepacked = _packedB is not null && ReferenceEquals(_packedSrc, bt.Buffer) && _packedSrcOffset == bt.ByteOffset
-            && _packedSrcLength == bt.Length && _packedAType == at.Type && _packedBType == bt.Type;
+            && _packedSrcLength == bt.Length && _packedAType == at.Type && _packedBType == bt.Type && _packedWide == wide;
+        if (wide)
+        {
+            float mult = ctx.Input(_aScale).ReadOnlySpan<float>()[0] * ctx.Input(_bScale).ReadOnlySpan<float>()[0] / ctx.Input(6).ReadOnlySpan<float>()[0];
+            if (float.IsFinite(mult))
+            {
+                RunWide(ctx, at, bt, m, k, n, batches, aOff, bOff, azt, bzt, flip, aUnsigned, shift, prepacked, mult);
+                return;
+            }
+            prepacked &= !_packedWide;
+        }
 
         // ints: [aZero | bZero | row sums | column sums | work]; bytes: [packed a | packed b]
         int workInts = FastIntGemm.WorkInts(n);
@@ -298,6 +319,58 @@ internal sealed class IntMatMulKernel : Kernel
                     else IntRequantize.Row<sbyte>(ar, colMult, yZero, yt.Span<sbyte>().Slice(o, n));
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// QLinearMatMul with per-tensor parameters through <see cref="WideIntGemm"/>: a (the rows, packed per run) is the
+    /// broadcast operand, b (packed in 24-column panels, once at planning when constant) the vector operand; the
+    /// zero-point terms are −zb·Σa per row (the accumulators' start) and −za·(Σb − K·zb) per column.
+    /// </summary>
+    private void RunWide(RunContext ctx, Tensor at, Tensor bt, int m, int k, int n, int batches, Span<int> aOff, Span<int> bOff,
+        Tensor? azt, Tensor? bzt, bool flip, bool aUnsigned, int shift, bool prepacked, float mult)
+    {
+        bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
+        int za = (azt is null ? 0 : QuantMath.ReadInt(azt, 0)) + shift, zb = bzt is null ? 0 : QuantMath.ReadInt(bzt, 0);
+        var yt = ctx.Output(0);
+        int paSize = FastIntGemm.PackedASize(m, k), pbSize = WideIntGemm.PackedBSize(k, n);
+        var bytes = ctx.Scratch<byte>(paSize + (prepacked ? 0 : pbSize), 7);
+        var aPacked = bytes.Slice(0, paSize);
+        var bPackedRun = bytes.Slice(paSize);
+        // ints: [row sums | row constants | row za | column sums | column adjustments]
+        var ints = ctx.Scratch<int>(3 * m + 2 * n, 1);
+        var rowSums = ints.Slice(0, m);
+        var rowInit = ints.Slice(m, m);
+        var rowZa = ints.Slice(2 * m, m);
+        var colSums = ints.Slice(3 * m, n);
+        var colAdj = ints.Slice(3 * m + n, n);
+        var rowMult = ctx.Scratch<float>(m, 2);
+        rowMult.Fill(mult);
+        rowZa.Fill(za);
+        var a = at.Buffer.AsSpan(at.ByteOffset, at.Length);
+        var b = bt.Buffer.AsSpan(bt.ByteOffset, bt.Length);
+        var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
+        int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+        for (int bi = 0; bi < batches; bi++)
+        {
+            FastIntGemm.PackA(a.Slice(aOff[bi] * m * k, m * k), m, k, k, flip, aSigned ^ flip, aPacked, rowSums);
+            ReadOnlySpan<byte> bPacked;
+            ReadOnlySpan<int> cs;
+            if (prepacked)
+            {
+                bPacked = _packedB.AsSpan(bOff[bi] * pbSize, pbSize);
+                cs = _packedColSums.AsSpan(bOff[bi] * n, n);
+            }
+            else
+            {
+                WideIntGemm.PackB(b.Slice(bOff[bi] * k * n, k * n), k, n, n, bSigned, bPackedRun, colSums);
+                bPacked = bPackedRun;
+                cs = colSums;
+            }
+            for (int i = 0; i < m; i++) rowInit[i] = -zb * rowSums[i];
+            for (int j = 0; j < n; j++) colAdj[j] = cs[j] - k * zb;
+            var e = new WideIntGemm.Epilogue(rowInit, rowMult, za == 0 ? default : rowZa, colAdj, yZero, yt.Type == DataType.Int8, y.Slice(bi * m * n, m * n), n);
+            WideIntGemm.MultiplyRequantize(m, n, k, aPacked, aUnsigned, bPacked, e);
         }
     }
 
