@@ -170,9 +170,16 @@ internal static class WideIntGemm
             {
                 int i0 = bl * MR;
                 ref byte ablock = ref Unsafe.Add(ref a0, i0 * kq * 4);
-                if (cols > 16) Tile<TS, TC, V3>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
-                else if (cols > 8) Tile<TS, TC, V2>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
-                else Tile<TS, TC, V1>(ref ablock, ref panel, kq, i0, Math.Min(MR, m - i0), j0, cols, e);
+                int rows = Math.Min(MR, m - i0);
+                if (rows == 1) // a single row (a matrix-vector product): skip the three padding rows of the block
+                {
+                    if (cols > 16) Tile<TS, TC, V3, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
+                    else if (cols > 8) Tile<TS, TC, V2, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
+                    else Tile<TS, TC, V1, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
+                }
+                else if (cols > 16) Tile<TS, TC, V3, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
+                else if (cols > 8) Tile<TS, TC, V2, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
+                else Tile<TS, TC, V1, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
             }
         }
     }
@@ -181,6 +188,9 @@ internal static class WideIntGemm
     private struct V1 : IVectors { public static int Count => 1; }
     private struct V2 : IVectors { public static int Count => 2; }
     private struct V3 : IVectors { public static int Count => 3; }
+    private interface IRows { static abstract bool All { get; } }
+    private struct R1 : IRows { public static bool All => false; }
+    private struct R4 : IRows { public static bool All => true; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot<TS>(Vector256<int> acc, Vector256<byte> b, Vector256<byte> a) where TS : struct, ISign
@@ -190,8 +200,8 @@ internal static class WideIntGemm
     private static Vector256<byte> Broadcast(ref byte a, int offset) => Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TS, TC, TV>(ref byte ap, ref byte bp, int kq, int i0, int rows, int j0, int cols, in Epilogue e)
-        where TS : struct, ISign where TC : struct, IClamp where TV : struct, IVectors
+    private static void Tile<TS, TC, TV, TR>(ref byte ap, ref byte bp, int kq, int i0, int rows, int j0, int cols, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp where TV : struct, IVectors where TR : struct, IRows
     {
         ref int init = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowInit), i0);
         int last = e.RowInit.Length - 1 - i0; // rows past m start from any value: they are never stored
@@ -208,16 +218,20 @@ internal static class WideIntGemm
             var b2 = TV.Count > 2 ? Vector256.LoadUnsafe(ref bp, 64) : default;
             var a = Broadcast(ref ap, 0);
             c00 = Dot<TS>(c00, b0, a); if (TV.Count > 1) c01 = Dot<TS>(c01, b1, a); if (TV.Count > 2) c02 = Dot<TS>(c02, b2, a);
-            a = Broadcast(ref ap, 4);
-            c10 = Dot<TS>(c10, b0, a); if (TV.Count > 1) c11 = Dot<TS>(c11, b1, a); if (TV.Count > 2) c12 = Dot<TS>(c12, b2, a);
-            a = Broadcast(ref ap, 8);
-            c20 = Dot<TS>(c20, b0, a); if (TV.Count > 1) c21 = Dot<TS>(c21, b1, a); if (TV.Count > 2) c22 = Dot<TS>(c22, b2, a);
-            a = Broadcast(ref ap, 12);
-            c30 = Dot<TS>(c30, b0, a); if (TV.Count > 1) c31 = Dot<TS>(c31, b1, a); if (TV.Count > 2) c32 = Dot<TS>(c32, b2, a);
+            if (TR.All)
+            {
+                a = Broadcast(ref ap, 4);
+                c10 = Dot<TS>(c10, b0, a); if (TV.Count > 1) c11 = Dot<TS>(c11, b1, a); if (TV.Count > 2) c12 = Dot<TS>(c12, b2, a);
+                a = Broadcast(ref ap, 8);
+                c20 = Dot<TS>(c20, b0, a); if (TV.Count > 1) c21 = Dot<TS>(c21, b1, a); if (TV.Count > 2) c22 = Dot<TS>(c22, b2, a);
+                a = Broadcast(ref ap, 12);
+                c30 = Dot<TS>(c30, b0, a); if (TV.Count > 1) c31 = Dot<TS>(c31, b1, a); if (TV.Count > 2) c32 = Dot<TS>(c32, b2, a);
+            }
             ap = ref Unsafe.Add(ref ap, aStep);
             bp = ref Unsafe.Add(ref bp, bStep);
         }
         StoreRow<TC, TV>(c00, c01, c02, i0, j0, cols, e);
+        if (!TR.All) return;
         if (rows > 1) StoreRow<TC, TV>(c10, c11, c12, i0 + 1, j0, cols, e);
         if (rows > 2) StoreRow<TC, TV>(c20, c21, c22, i0 + 2, j0, cols, e);
         if (rows > 3) StoreRow<TC, TV>(c30, c31, c32, i0 + 3, j0, cols, e);
