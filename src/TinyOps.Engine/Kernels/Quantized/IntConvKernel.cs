@@ -30,6 +30,11 @@ internal sealed class IntConvKernel : Kernel
     private DataType _packedXType, _packedWType;
     // the signed weights' pairs fit int16 against unsigned activations (vpmaddubsw is exact, see FastIntGemm.PairsFitInt16)
     private bool _packedPairsFit;
+    // per-channel constants of the wide path, computed at planning when every quantization parameter is constant
+    private WideConstants? _wideConstants;
+
+    /// <summary>What <see cref="RunWide"/> derives from the constant parameters: multipliers, accumulator starts, zero points.</summary>
+    private sealed record WideConstants(float[] Mult, int[] RowInit, int[]? Za, int XZero, int YZero);
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -87,6 +92,7 @@ internal sealed class IntConvKernel : Kernel
         _packedSrc = null;
         _packedW = null;
         _packedRowSums = null;
+        _wideConstants = null;
         var wv = ctx.InputValue(_w);
         if (wv is null || ctx.InputValue(_x) is not null || UsesRows) return;
         var g = _geo;
@@ -106,6 +112,39 @@ internal sealed class IntConvKernel : Kernel
         _packedXType = xType;
         _packedWType = wType;
         _packedPairsFit = wType == DataType.Int8 && xType == DataType.UInt8 && FastIntGemm.PairsFitInt16(wb, g.OutChannels, kc, kc);
+        _wideConstants = null;
+        if (!_qlinear) return;
+        Tensor? xs = ctx.InputValue(1), ws = ctx.InputValue(4), ys = ctx.InputValue(6), yz = ctx.InputValue(7);
+        Tensor? xz = ctx.InputValue(_xZero), wz = ctx.InputValue(_wZero), b = ctx.InputValue(8);
+        if (xs is null || ws is null || ys is null || yz is null || (ctx.HasInput(_xZero) && xz is null)
+            || (ctx.HasInput(_wZero) && wz is null) || (ctx.HasInput(8) && b is null)) return;
+        int m0 = g.OutChannels;
+        var mult = new float[m0];
+        if (!Multipliers(xs, ws, ys, mult)) return;
+        FastIntGemm.Plan(wType == DataType.Int8, xType == DataType.Int8, out _, out _, out int shift);
+        int xZero = xz is null ? 0 : QuantMath.ReadInt(xz, 0);
+        var za = new int[m0];
+        bool anyZa = false;
+        for (int m = 0; m < m0; m++) anyZa |= (za[m] = (wz is null ? 0 : QuantMath.ReadInt(wz, wz.Length == 1 ? 0 : m)) + shift) != 0;
+        var rowInit = new int[m0];
+        RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, sums, rowInit);
+        _wideConstants = new WideConstants(mult, rowInit, anyZa ? za : null, xZero, QuantMath.ReadInt(yz, 0));
+    }
+
+    /// <summary>mult[m] = x_scale·w_scale[m]/y_scale; false when one is not finite (the scalar route handles those).</summary>
+    private static bool Multipliers(Tensor xs, Tensor ws, Tensor ys, Span<float> mult)
+    {
+        float x = xs.ReadOnlySpan<float>()[0], y = ys.ReadOnlySpan<float>()[0];
+        var w = ws.ReadOnlySpan<float>();
+        bool finite = true;
+        for (int m = 0; m < mult.Length; m++) finite &= float.IsFinite(mult[m] = x * w[w.Length == 1 ? 0 : m] / y);
+        return finite;
+    }
+
+    /// <summary>Accumulator starts of the wide path: bias − x_zero·Σ_k w' per output channel.</summary>
+    private static void RowStarts(ReadOnlySpan<int> bias, int xZero, ReadOnlySpan<int> rowSums, Span<int> rowInit)
+    {
+        for (int m = 0; m < rowInit.Length; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * rowSums[m];
     }
 
     /// <summary>True when a QLinearConv on this thread takes <see cref="WideIntGemm"/> (the choice can change per thread in tests).</summary>
@@ -232,6 +271,14 @@ internal sealed class IntConvKernel : Kernel
         var x = xt.Buffer.AsSpan(xt.ByteOffset, xt.Length);
         var w = wt.Buffer.AsSpan(wt.ByteOffset, wt.Length);
         bool rows = UsesRows;
+        bool packedMatch = _packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
+            && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
+        if (!rows && packedMatch && _wideConstants is { } wc && Wide(_qlinear))
+        {
+            FastIntGemm.Plan(wSigned, xSigned, out _, out bool au, out _);
+            RunWide(ctx, x, xSigned, wc.XZero, _packedW, au, wc.Mult, wc.RowInit, wc.Za, wc.YZero);
+            return;
+        }
 
         var xzt = ctx.OptionalInput(_xZero);
         int xZero = xzt is null ? 0 : QuantMath.ReadInt(xzt, 0);
@@ -255,8 +302,7 @@ internal sealed class IntConvKernel : Kernel
         int perGroup = FastIntGemm.PackedASize(mg, kc);
         if (!rows)
         {
-            if (_packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
-                && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type)
+            if (packedMatch)
             {
                 wPacked = _packedW;
                 wRowSums = _packedRowSums;
@@ -281,7 +327,23 @@ internal sealed class IntConvKernel : Kernel
 
         if (wide)
         {
-            RunWide(ctx, x, xSigned, xZero, wPacked, wRowSums, wZero, aUnsigned);
+            // parameters that are not all constant: derive the per-channel constants now, into scratch
+            int m0 = g.OutChannels;
+            var block = ctx.Scratch<int>(3 * m0, 3);
+            var mults = MemoryMarshal.Cast<int, float>(block.Slice(0, m0));
+            Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mults);
+            var bt = ctx.OptionalInput(8);
+            var rowInit = block.Slice(m0, m0);
+            RowStarts(bt is null ? default : bt.ReadOnlySpan<int>(), xZero, wRowSums, rowInit);
+            bool anyZa = false;
+            foreach (int z in wZero) anyZa |= z != 0;
+            Span<int> za = default;
+            if (anyZa)
+            {
+                za = block.Slice(2 * m0, m0);
+                for (int m = 0; m < m0; m++) za[m] = wZero[wZero.Length == 1 ? 0 : m];
+            }
+            RunWide(ctx, x, xSigned, xZero, wPacked, aUnsigned, mults, rowInit, za, QuantMath.ReadInt(ctx.Input(7), 0));
             return;
         }
 
@@ -361,37 +423,23 @@ internal sealed class IntConvKernel : Kernel
     /// QLinearConv through <see cref="WideIntGemm"/>: per image and group, B is the input (1×1, stride 1, no padding)
     /// or its im2col matrix, packed in 24-column panels; the products are requantized straight into y.
     /// </summary>
-    private void RunWide(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> wPacked,
-        ReadOnlySpan<int> wRowSums, ReadOnlySpan<int> wZero, bool aUnsigned)
+    private void RunWide(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> wPacked, bool aUnsigned,
+        ReadOnlySpan<float> mult, ReadOnlySpan<int> rowInit, ReadOnlySpan<int> za, int yZero)
     {
         var g = _geo;
         int groups = g.Group, cg = g.InChannels / groups, mg = g.OutChannels / groups;
         int kc = g.ColRows, outSize = g.OutSize;
         int perGroup = FastIntGemm.PackedASize(mg, kc);
-        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
-        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
-        var wsc = ctx.Input(4).ReadOnlySpan<float>();
-        var mult = ctx.Scratch<float>(g.OutChannels, 3);
-        for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
-        int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
-        var bt = ctx.OptionalInput(8);
-        ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
-        bool anyZa = false;
-        foreach (int z in wZero) anyZa |= z != 0;
+        bool anyZa = !za.IsEmpty;
         // B: the input itself (1×1), the input's stride-phase planes (2-D, stride 1 or 2), else an im2col matrix;
         // with phase planes the GEMM has OH·Width columns and its rows are compacted into y afterwards
         bool planes = IntPhasePlanes.Supports(g);
         int cols = planes ? IntPhasePlanes.Columns(g) : outSize;
-        // ints: row constants, za, column sums and adjustments (za ≠ 0 only), plane row offsets
-        int m0 = g.OutChannels, zaInts = anyZa ? m0 + 2 * cols : 0;
-        var ints = ctx.Scratch<int>(m0 + zaInts + (planes ? kc : 0), 1);
-        var rowInit = ints.Slice(0, m0);
-        for (int m = 0; m < m0; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * wRowSums[m];
-        var za = anyZa ? ints.Slice(m0, m0) : default;
-        if (anyZa) for (int m = 0; m < m0; m++) za[m] = wZero[wZero.Length == 1 ? 0 : m];
-        var colSums = anyZa ? ints.Slice(2 * m0, cols) : default;
-        var colAdj = anyZa ? ints.Slice(2 * m0 + cols, cols) : default;
-        var rowOffsets = planes ? ints.Slice(m0 + zaInts, kc) : default;
+        // ints: column sums and adjustments (za ≠ 0 only), plane row offsets
+        var ints = ctx.Scratch<int>((anyZa ? 2 * cols : 0) + (planes ? kc : 0), 1);
+        var colSums = anyZa ? ints.Slice(0, cols) : default;
+        var colAdj = anyZa ? ints.Slice(cols, cols) : default;
+        var rowOffsets = planes ? ints.Slice(anyZa ? 2 * cols : 0, kc) : default;
         if (planes) IntPhasePlanes.RowOffsets(g, cg, rowOffsets);
         var yt = ctx.Output(0);
         bool ySigned = yt.Type == DataType.Int8;
