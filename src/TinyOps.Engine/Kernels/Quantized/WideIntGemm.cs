@@ -59,34 +59,68 @@ internal static class WideIntGemm
         ref byte s0 = ref MemoryMarshal.GetReference(b);
         ref byte d0 = ref MemoryMarshal.GetReference(dst);
         bool table = !rowOffsets.IsEmpty;
-        Span<int> rows = stackalloc int[4];
         for (int q = 0; q < kq; q++)
         {
             int p = q * 4, valid4 = Math.Min(4, k - p);
-            for (int t = 0; t < 4; t++) rows[t] = t < valid4 ? (table ? rowOffsets[p + t] : (p + t) * ldb) : -1;
+            // the quad's four rows; missing rows (k not a multiple of 4) read row 0 and are zeroed below
+            int o0 = table ? rowOffsets[p] : p * ldb;
+            int o1 = valid4 > 1 ? (table ? rowOffsets[p + 1] : (p + 1) * ldb) : o0;
+            int o2 = valid4 > 2 ? (table ? rowOffsets[p + 2] : (p + 2) * ldb) : o0;
+            int o3 = valid4 > 3 ? (table ? rowOffsets[p + 3] : (p + 3) * ldb) : o0;
+            var keep1 = valid4 > 1 ? Vector128<byte>.AllBitsSet : Vector128<byte>.Zero;
+            var keep2 = valid4 > 2 ? Vector128<byte>.AllBitsSet : Vector128<byte>.Zero;
+            var keep3 = valid4 > 3 ? Vector128<byte>.AllBitsSet : Vector128<byte>.Zero;
+            ref byte r0 = ref Unsafe.Add(ref s0, o0);
+            ref byte r1 = ref Unsafe.Add(ref s0, o1);
+            ref byte r2 = ref Unsafe.Add(ref s0, o2);
+            ref byte r3 = ref Unsafe.Add(ref s0, o3);
             for (int j0 = 0; j0 < n; j0 += NR)
             {
                 int width = Math.Min(NR, (n - j0 + 7) & ~7);
                 ref byte panel = ref Unsafe.Add(ref d0, j0 * kq * 4 + q * width * 4);
-                for (int c0 = 0; c0 < width; c0 += 8)
+                int c0 = 0;
+                // 16 columns: 16-byte rows, two rounds of unpacks give 64 bytes
+                for (; c0 + 16 <= width && j0 + c0 + 16 <= n; c0 += 16)
+                {
+                    int j = j0 + c0;
+                    var v0 = Vector128.LoadUnsafe(ref r0, (nuint)j);
+                    var v1 = Vector128.LoadUnsafe(ref r1, (nuint)j) & keep1;
+                    var v2 = Vector128.LoadUnsafe(ref r2, (nuint)j) & keep2;
+                    var v3 = Vector128.LoadUnsafe(ref r3, (nuint)j) & keep3;
+                    var lo01 = Sse2.UnpackLow(v0, v1).AsInt16();
+                    var hi01 = Sse2.UnpackHigh(v0, v1).AsInt16();
+                    var lo23 = Sse2.UnpackLow(v2, v3).AsInt16();
+                    var hi23 = Sse2.UnpackHigh(v2, v3).AsInt16();
+                    ref byte d = ref Unsafe.Add(ref panel, c0 * 4);
+                    Sse2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref d);
+                    Sse2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref d, 16);
+                    Sse2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref d, 32);
+                    Sse2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref d, 48);
+                }
+                for (; c0 < width; c0 += 8)
                 {
                     int j = j0 + c0, valid = Math.Min(8, n - j);
                     ref byte d = ref Unsafe.Add(ref panel, c0 * 4);
                     if (valid == 8)
                     {
-                        var r0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[0] + j))).AsByte();
-                        var r1 = valid4 > 1 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[1] + j))).AsByte() : Vector128<byte>.Zero;
-                        var r2 = valid4 > 2 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[2] + j))).AsByte() : Vector128<byte>.Zero;
-                        var r3 = valid4 > 3 ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref s0, rows[3] + j))).AsByte() : Vector128<byte>.Zero;
-                        var t01 = Sse2.UnpackLow(r0, r1).AsInt16();
-                        var t23 = Sse2.UnpackLow(r2, r3).AsInt16();
+                        var v0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, j))).AsByte();
+                        var v1 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r1, j))).AsByte() & keep1;
+                        var v2 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r2, j))).AsByte() & keep2;
+                        var v3 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r3, j))).AsByte() & keep3;
+                        var t01 = Sse2.UnpackLow(v0, v1).AsInt16();
+                        var t23 = Sse2.UnpackLow(v2, v3).AsInt16();
                         Sse2.UnpackLow(t01, t23).AsByte().StoreUnsafe(ref d);
                         Sse2.UnpackHigh(t01, t23).AsByte().StoreUnsafe(ref d, 16);
                         continue;
                     }
                     for (int c = 0; c < 8; c++)
-                        for (int t = 0; t < 4; t++)
-                            Unsafe.Add(ref d, c * 4 + t) = c < valid && t < valid4 ? Unsafe.Add(ref s0, rows[t] + j + c) : (byte)0;
+                    {
+                        bool ok = c < valid;
+                        Unsafe.Add(ref d, c * 4) = ok ? Unsafe.Add(ref r0, j + c) : (byte)0;
+                        Unsafe.Add(ref d, c * 4 + 1) = ok && valid4 > 1 ? Unsafe.Add(ref r1, j + c) : (byte)0;
+                        Unsafe.Add(ref d, c * 4 + 2) = ok && valid4 > 2 ? Unsafe.Add(ref r2, j + c) : (byte)0;
+                        Unsafe.Add(ref d, c * 4 + 3) = ok && valid4 > 3 ? Unsafe.Add(ref r3, j + c) : (byte)0;
+                    }
                 }
             }
         }
