@@ -102,15 +102,27 @@ internal sealed class Executor
         }
         foreach (int v in g.Outputs) lastUse[v] = nn;
 
+        bool Planned(int v) => values[v] is null && !isInput[v] && shapes[v] is not null && firstDef[v] >= 0
+            && !folded[firstDef[v]] && !dynamic[firstDef[v]];
+        // Concat inputs written in place: value → (concat output, byte offset inside it); see ConcatInPlace
+        var inPlace = Options.ConcatInPlace ? ConcatInPlace(g, types, shapes, folded, dynamic, Planned) : null;
+
         var requests = new List<BufferRequest>();
         var requestValue = new List<int>();
+        var requestOf = new int[nv];
+        Array.Fill(requestOf, -1);
         for (int v = 0; v < nv; v++)
         {
-            if (values[v] is not null || isInput[v] || shapes[v] is null || firstDef[v] < 0) continue;
+            if (!Planned(v) || (inPlace is not null && inPlace.ContainsKey(v))) continue;
             int producerIndex = firstDef[v];
-            if (folded[producerIndex] || dynamic[producerIndex]) continue;
+            int first = producerIndex;
+            // a concat output lives from its first input's producer on
+            if (inPlace is not null)
+                foreach (var (input, (output, _)) in inPlace)
+                    if (output == v) first = Math.Min(first, firstDef[input]);
             long bytes = (long)ShapeUtil.Size(shapes[v]) * types[v].ElementSize();
-            requests.Add(new BufferRequest(bytes, producerIndex, Math.Max(producerIndex, lastUse[v])));
+            requestOf[v] = requests.Count;
+            requests.Add(new BufferRequest(bytes, first, Math.Max(producerIndex, lastUse[v])));
             requestValue.Add(v);
         }
         var mem = MemoryPlanner.Plan(requests);
@@ -125,6 +137,9 @@ internal sealed class Executor
             int v = requestValue[r];
             initial[v] = new Tensor(types[v], shapes[v]!, arena, arenaStart + (int)mem.Offsets[r]);
         }
+        if (inPlace is not null)
+            foreach (var (input, (output, offset)) in inPlace)
+                initial[input] = new Tensor(types[input], shapes[input]!, arena, arenaStart + (int)mem.Offsets[requestOf[output]] + (int)offset);
         for (int n = 0; n < nn; n++)
         {
             if (!dynamic[n]) continue;
@@ -145,6 +160,51 @@ internal sealed class Executor
             ArenaBytes = mem.ArenaBytes,
             LiveLowerBound = mem.LiveLowerBound,
         };
+    }
+
+    /// <summary>
+    /// Concat nodes whose inputs can be produced straight into their place in the output: the concatenation axis has
+    /// only size-1 dimensions before it (so each input is one contiguous block of the output, as for channels at batch
+    /// 1), every input is a planned value made by a planned node, read by this Concat alone, not a graph output, and
+    /// appears once. Those inputs become views of the output's buffer at their block's offset, the output's lifetime
+    /// starts at the first of their producers, and <see cref="Kernels.ShapeOps.ConcatKernel"/> finds nothing to copy.
+    /// Returns null when no Concat qualifies.
+    /// </summary>
+    private static Dictionary<int, (int Output, long Offset)>? ConcatInPlace(CompiledGraph g, DataType[] types, int[]?[] shapes,
+        bool[] folded, bool[] dynamic, Func<int, bool> planned)
+    {
+        Dictionary<int, (int, long)>? result = null;
+        var outputs = new HashSet<int>(); // outputs of in-place concats keep their own buffer: never an in-place input
+        var uses = new int[shapes.Length];
+        foreach (var node in g.Nodes)
+        {
+            foreach (int v in node.Inputs) if (v >= 0) uses[v]++;
+            foreach (int v in node.ImplicitInputs) uses[v] += 2;
+        }
+        foreach (int v in g.Outputs) uses[v] += 2;
+        for (int n = 0; n < g.Nodes.Length; n++)
+        {
+            var node = g.Nodes[n];
+            if (node.Kernel is not Kernels.ShapeOps.ConcatKernel concat || folded[n] || dynamic[n] || node.Outputs.Length != 1) continue;
+            int y = node.Outputs[0];
+            if (!planned(y)) continue;
+            var ys = shapes[y]!;
+            int axis = concat.Axis(ys.Length);
+            bool ok = ShapeUtil.SizeTo(ys, axis) == 1 && node.Inputs.Length > 1;
+            var seen = new HashSet<int>();
+            foreach (int v in node.Inputs)
+                ok &= v >= 0 && planned(v) && uses[v] == 1 && types[v] == types[y] && seen.Add(v) && !outputs.Contains(v);
+            if (!ok) continue;
+            result ??= [];
+            outputs.Add(y);
+            long offset = 0;
+            foreach (int v in node.Inputs)
+            {
+                result[v] = (y, offset);
+                offset += (long)ShapeUtil.Size(shapes[v]!) * types[v].ElementSize();
+            }
+        }
+        return result;
     }
 
     /// <summary>True when the kernel gave every output's value from shapes alone; the values are stored as constants.</summary>

@@ -17,6 +17,12 @@ public sealed class SessionOptions
     /// <summary>Fold Relu, Clip and other activations into the Conv or Gemm before them (default on; off to profile node by node).</summary>
     public bool FuseActivations { get; init; } = true;
 
+    /// <summary>
+    /// Plan the inputs of a Concat as views of its output where they are contiguous blocks of it (channels at batch
+    /// 1), so their producers write in place and the Concat copies nothing. Results are the same either way.
+    /// </summary>
+    public bool ConcatInPlace { get; init; } = true;
+
     /// <summary>Time every node of the main graph (see <see cref="InferenceSession.NodeProfile"/>); off by default.</summary>
     public bool ProfileNodes { get; init; }
 

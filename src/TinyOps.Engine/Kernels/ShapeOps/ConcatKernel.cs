@@ -40,6 +40,9 @@ internal sealed class ConcatKernel : Kernel
         ctx.SetOutput(0, type, output);
     }
 
+    /// <summary>The concatenation axis for an output of this rank.</summary>
+    public int Axis(int rank) => (int)(_axis < 0 ? _axis + rank : _axis);
+
     public override void Run(RunContext ctx)
     {
         var y = ctx.Output(0);
@@ -56,6 +59,12 @@ internal sealed class ConcatKernel : Kernel
             var x = ctx.Input(i);
             int block = x.Shape[axis] * inner;
             if (block == 0) continue;
+            // planned in place (see Executor.ConcatInPlace): the producer already wrote this block
+            if (outer == 1 && ReferenceEquals(x.Buffer, y.Buffer) && x.ByteOffset == y.ByteOffset + pos)
+            {
+                pos += block;
+                continue;
+            }
             var src = x.Bytes;
             for (int o = 0; o < outer; o++)
                 src.Slice(o * block, block).CopyTo(dst.Slice(o * outRow + pos, block));
