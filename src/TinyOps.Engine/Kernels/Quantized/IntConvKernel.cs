@@ -436,11 +436,10 @@ internal sealed class IntConvKernel : Kernel
         bool planes = IntPhasePlanes.Supports(g);
         int cols = planes ? IntPhasePlanes.Columns(g) : outSize;
         // ints: column sums and adjustments (za ≠ 0 only), plane row offsets
-        var ints = ctx.Scratch<int>((anyZa ? 2 * cols : 0) + (planes ? kc : 0), 1);
+        var ints = ctx.Scratch<int>(anyZa ? 2 * cols : 0, 1);
         var colSums = anyZa ? ints.Slice(0, cols) : default;
         var colAdj = anyZa ? ints.Slice(cols, cols) : default;
-        var rowOffsets = planes ? ints.Slice(anyZa ? 2 * cols : 0, kc) : default;
-        if (planes) IntPhasePlanes.RowOffsets(g, cg, rowOffsets);
+        ReadOnlySpan<int> rowOffsets = planes ? PlaneOffsets(g, cg) : default;
         var yt = ctx.Output(0);
         bool ySigned = yt.Type == DataType.Int8;
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
@@ -473,6 +472,22 @@ internal sealed class IntConvKernel : Kernel
                 if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
             }
         }
+    }
+
+    // IntPhasePlanes row offsets, kept for the input size they were computed for
+    private int[]? _planeOffsets;
+    private int _planeOffsetsH = -1, _planeOffsetsW = -1;
+
+    private int[] PlaneOffsets(ConvGeometry g, int channels)
+    {
+        if (_planeOffsets is null || _planeOffsets.Length != g.ColRows || _planeOffsetsH != g.InDims[0] || _planeOffsetsW != g.InDims[1])
+        {
+            var offsets = new int[g.ColRows];
+            IntPhasePlanes.RowOffsets(g, channels, offsets);
+            _planeOffsets = offsets;
+            (_planeOffsetsH, _planeOffsetsW) = (g.InDims[0], g.InDims[1]);
+        }
+        return _planeOffsets;
     }
 
     /// <summary>Depthwise 3×3 QLinearConv through <see cref="IntDepthwise3x3"/> (direct, no im2col).</summary>
