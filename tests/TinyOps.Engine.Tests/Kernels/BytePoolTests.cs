@@ -6,12 +6,15 @@ using Xunit;
 
 namespace TinyOps.Engine.Tests.Kernels;
 
+[CollectionDefinition("BytePoolSwitch", DisableParallelization = true)]
+public class BytePoolSwitchCollection { }
+
 /// <summary>
 /// The uint8/int8 MaxPool fast path (<see cref="MaxPool2dBytes"/>, every forced path) against the per-window
 /// reference loop, bit for bit, on the CNN shapes and on random geometries with padding, strides, dilations and
-/// ceil mode. Shares <see cref="MaxPoolKernel.UseReference"/> with the float pooling tests, so runs in their collection.
+/// ceil mode. Tests that set <see cref="MaxPool2dBytes.Forced"/> run one at a time.
 /// </summary>
-[Collection("SGemmScalarSwitch")]
+[Collection("BytePoolSwitch")]
 public class BytePoolTests
 {
     private static readonly BytePoolPath[] Paths = [BytePoolPath.Auto, BytePoolPath.Vector128, BytePoolPath.Scalar];
@@ -65,10 +68,10 @@ public class BytePoolTests
         byte[] expected;
         try
         {
-            MaxPoolKernel.UseReference = true;
+            MaxPool2dBytes.Forced = BytePoolPath.Reference;
             expected = Run(graph, x);
         }
-        finally { MaxPoolKernel.UseReference = false; }
+        finally { MaxPool2dBytes.Forced = BytePoolPath.Auto; }
         foreach (var path in Paths)
         {
             try

@@ -13,6 +13,8 @@ internal enum BytePoolPath
     Vector128,
     /// <summary>The same algorithm with every vector loop skipped: the scalar remainders do all the work.</summary>
     Scalar,
+    /// <summary>Not this class at all: MaxPoolKernel's per-window reference loop (what tests compare against).</summary>
+    Reference,
 }
 
 /// <summary>

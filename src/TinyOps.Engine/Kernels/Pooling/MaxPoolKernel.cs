@@ -51,10 +51,10 @@ internal sealed class MaxPoolKernel : Kernel
                 Pool2dFloat(x.ReadOnlySpan<float>(), y.Span<float>(), channels, ctx);
                 break;
             case DataType.Float32: Pool(x.ReadOnlySpan<float>(), y.Span<float>(), idx, channels, float.NegativeInfinity); break;
-            case DataType.Int8 when idx.IsEmpty && !UseReference && Is2d:
+            case DataType.Int8 when idx.IsEmpty && Is2d:
                 Pool2dBytes(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), channels, ctx);
                 break;
-            case DataType.UInt8 when idx.IsEmpty && !UseReference && Is2d:
+            case DataType.UInt8 when idx.IsEmpty && Is2d:
                 Pool2dBytes(x.ReadOnlySpan<byte>(), y.Span<byte>(), channels, ctx);
                 break;
             case DataType.Int8: Pool(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), idx, channels, sbyte.MinValue); break;
@@ -64,7 +64,7 @@ internal sealed class MaxPoolKernel : Kernel
     }
 
     /// <summary>At most two pooled dimensions (the normalized leading one is a unit).</summary>
-    private bool Is2d => _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1;
+    private bool Is2d => _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1 && MaxPool2dBytes.Forced != BytePoolPath.Reference;
 
     /// <summary>The uint8/int8 1-D/2-D case without Indices: <see cref="MaxPool2dBytes"/>, same results as <see cref="Pool{T}"/>.</summary>
     private unsafe void Pool2dBytes<T>(ReadOnlySpan<T> x, Span<T> y, int channels, RunContext ctx)
