@@ -17,7 +17,7 @@ public class BytePoolSwitchCollection { }
 [Collection("BytePoolSwitch")]
 public class BytePoolTests
 {
-    private static readonly BytePoolPath[] Paths = [BytePoolPath.Auto, BytePoolPath.Vector128, BytePoolPath.Scalar];
+    private static readonly BytePoolPath[] Paths = [BytePoolPath.Auto, BytePoolPath.Vector512, BytePoolPath.Vector128, BytePoolPath.Scalar];
 
     private static Graph PoolGraph(DataType type, int[] xShape, long[] k, long[] s, long[] d, long[] pads, int ceil) => new()
     {
@@ -96,6 +96,9 @@ public class BytePoolTests
     [InlineData(1, 2, 40, 40, 2, 2, 1, 0, 0)]    // rows of 20
     [InlineData(2, 3, 64, 130, 2, 2, 1, 0, 0)]   // rows of 65
     [InlineData(1, 3, 14, 14, 2, 2, 1, 0, 1)]    // ceil mode on even sizes: still exact
+    [InlineData(3, 7, 22, 42, 2, 2, 1, 0, 0)]    // rows of 21: three to a permute step
+    [InlineData(1, 9, 26, 128, 2, 2, 1, 0, 0)]   // rows of 64: one to a permute step
+    [InlineData(1, 40, 2, 2, 2, 2, 1, 0, 0)]     // rows of 1: 64 to a permute step
     [InlineData(1, 3, 112, 112, 3, 2, 1, 1, 0)]  // ResNet stem
     [InlineData(1, 2, 111, 111, 3, 2, 1, 0, 1)]  // SqueezeNet, ceil mode
     [InlineData(1, 3, 27, 27, 3, 2, 1, 0, 1)]

@@ -1,14 +1,17 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TinyOps.Engine.Kernels.Pooling;
 
 /// <summary>Which code <see cref="MaxPool2dBytes"/> runs; tests force the narrower ones.</summary>
 internal enum BytePoolPath
 {
-    /// <summary>The widest the machine has: Vector512 (AVX-512BW) where accelerated, else Vector128.</summary>
+    /// <summary>The best the machine has: Vector512 with the AVX-512 VBMI byte permutes where there, else <see cref="Vector512"/>.</summary>
     Auto,
+    /// <summary>Vector512 (AVX-512BW) without the VBMI permutes, where accelerated, else Vector128.</summary>
+    Vector512,
     /// <summary>Vector128 (SSE2 on x86, AdvSimd on Arm) even where Vector512 is accelerated.</summary>
     Vector128,
     /// <summary>The same algorithm with every vector loop skipped: the scalar remainders do all the work.</summary>
@@ -77,18 +80,23 @@ internal static unsafe class MaxPool2dBytes
         return 2 * wp + 2 * Slack;
     }
 
-    /// <summary>Pools <paramref name="channels"/> planes of x [in1, in2] into y [out1, out2]; T is byte or sbyte.</summary>
+    /// <summary>
+    /// Pools <paramref name="channels"/> planes of x [in1, in2] into y [out1, out2]; T is byte or sbyte.
+    /// <paramref name="pairPermutation"/>: 128 bytes from <see cref="PairRowPermutation"/> for this out2 (the caller
+    /// keeps them across runs).
+    /// </summary>
     public static void Run<T>(T* x, T* y, int channels, int in1, int in2, int out1, int out2,
-        int k1, int k2, int s1, int s2, int d1, int d2, int p1, int p2, T* scratch)
+        int k1, int k2, int s1, int s2, int d1, int d2, int p1, int p2, T* scratch, byte* pairPermutation)
         where T : unmanaged, INumber<T>, IMinMaxValue<T>
     {
         if (out1 <= 0 || out2 <= 0 || channels <= 0) return;
         var path = Forced;
-        if (path == BytePoolPath.Auto && !Vector512.IsHardwareAccelerated) path = BytePoolPath.Vector128;
+        if (path == BytePoolPath.Auto && !(Vector512.IsHardwareAccelerated && Avx512Vbmi.IsSupported)) path = BytePoolPath.Vector512;
+        if (path == BytePoolPath.Vector512 && !Vector512.IsHardwareAccelerated) path = BytePoolPath.Vector128;
         if (path == BytePoolPath.Vector128 && !Vector128.IsHardwareAccelerated) path = BytePoolPath.Scalar;
         if (Exact2x2(in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2))
         {
-            Pool2x2(x, y, channels, in1, in2, out1, out2, scratch, path);
+            Pool2x2(x, y, channels, in1, in2, out1, out2, scratch, path, pairPermutation);
             return;
         }
         if (FlatPlanes(s2, d2)) Stride2Planes(x, y, channels, in1, in2, out1, out2, k1, k2, s1, d1, p1, p2, scratch, path);
@@ -99,19 +107,38 @@ internal static unsafe class MaxPool2dBytes
     /// The exact 2x2 / 2 case. With even rows, the horizontal pairs of the whole tensor are one flat sequence:
     /// h[j] = max(x[2j], x[2j + 1]) gives rows of out2 pair maxima for every input row of every channel (the
     /// narrowing split of 16-bit lanes, as in <see cref="WindowMaxStride2Flat{T}"/>). Output row r is then the maximum
-    /// of h rows 2r and 2r + 1, adjacent in memory. Those short rows are written a vector at a time in increasing
-    /// order: a vector that runs past its row writes values the next row overwrites, and only where a vector would run
-    /// past the end of the output does a scalar loop finish.
+    /// of h rows 2r and 2r + 1, adjacent in memory. With VBMI (out2 at most 64), m = 64 / out2 such row pairs are
+    /// 2 * m * out2 &lt;= 128 consecutive bytes: two vpermt2b gather their first and second halves into m * out2
+    /// lanes, and one max gives m output rows. Otherwise (and for the last rows) the short rows are written a vector
+    /// at a time. Either way vectors go out in increasing order: one that runs past its rows writes values the next
+    /// step overwrites, and only where a vector would run past the end of the output does a scalar loop finish.
     /// </summary>
-    private static void Pool2x2<T>(T* x, T* y, int channels, int in1, int in2, int out1, int out2, T* h, BytePoolPath path)
+    private static void Pool2x2<T>(T* x, T* y, int channels, int in1, int in2, int out1, int out2, T* h, BytePoolPath path, byte* perm)
         where T : unmanaged, INumber<T>
     {
         long pairs = (long)channels * in1 * out2;
         if (pairs > int.MaxValue) throw new ResourceLimitException("MaxPool input too large");
         WindowMaxStride2Flat(x, h, (int)pairs, 2, path); // k = 2 reads exactly v[0, 2n): no slack needed
         long rows = (long)channels * out1, total = rows * out2;
+        long r0 = 0;
+        if (path == BytePoolPath.Auto && out2 <= 64 && perm is not null)
+        {
+            int m = 64 / out2;
+            var ia = Vector512.Load(perm);
+            var ib = Vector512.Load(perm + 64);
+            // reads h[2 r out2, + 128) and writes y[r out2, + 64): both inside while r out2 + 64 <= total
+            for (; r0 + m <= rows && r0 * out2 + 64 <= total; r0 += m)
+            {
+                byte* src = (byte*)(h + 2 * r0 * out2);
+                var lo = Vector512.Load(src);
+                var hi = Vector512.Load(src + 64);
+                var a = Avx512Vbmi.PermuteVar64x8x2(lo, ia, hi).As<byte, T>();
+                var b = Avx512Vbmi.PermuteVar64x8x2(lo, ib, hi).As<byte, T>();
+                Vector512.Max(a, b).Store(y + r0 * out2);
+            }
+        }
         int vw = out2 <= 8 ? 8 : 16;
-        for (long r = 0; r < rows; r++)
+        for (long r = r0; r < rows; r++)
         {
             T* a = h + 2 * r * out2, b = a + out2, o = y + r * out2;
             int i = 0;
@@ -134,6 +161,24 @@ internal static unsafe class MaxPool2dBytes
                 }
             }
             for (; i < out2; i++) o[i] = Max(a[i], b[i]);
+        }
+    }
+
+    /// <summary>
+    /// The vpermt2b indices of the VBMI step of <see cref="Pool2x2{T}"/> for rows of <paramref name="out2"/> pair
+    /// maxima: bytes 0-63 pick the first row of each pair, bytes 64-127 the second (lanes past the m * out2 used
+    /// ones pick byte 0; they are overwritten).
+    /// </summary>
+    public static void PairRowPermutation(int out2, Span<byte> perm)
+    {
+        perm[..128].Clear();
+        if (out2 <= 0 || out2 > 64) return;
+        int m = 64 / out2;
+        for (int k = 0; k < m * out2; k++)
+        {
+            int q = k / out2, i = k % out2;
+            perm[k] = (byte)(q * 2 * out2 + i);
+            perm[64 + k] = (byte)(q * 2 * out2 + out2 + i);
         }
     }
 
@@ -219,7 +264,7 @@ internal static unsafe class MaxPool2dBytes
         where T : unmanaged, INumber<T>
     {
         int i = 0;
-        if (path == BytePoolPath.Auto && n >= Vector512<T>.Count)
+        if (path <= BytePoolPath.Vector512 && n >= Vector512<T>.Count)
         {
             int vw = Vector512<T>.Count;
             for (; ; i += vw)
@@ -272,7 +317,7 @@ internal static unsafe class MaxPool2dBytes
         where T : unmanaged, INumber<T>
     {
         int j = 0;
-        if (path == BytePoolPath.Auto && n >= Vector512<T>.Count)
+        if (path <= BytePoolPath.Vector512 && n >= Vector512<T>.Count)
         {
             int vw = Vector512<T>.Count;
             for (; ; j += vw)

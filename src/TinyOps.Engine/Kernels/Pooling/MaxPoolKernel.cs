@@ -10,6 +10,10 @@ internal sealed class MaxPoolKernel : Kernel
     private readonly PoolGeometry _g;
     private readonly bool _columnMajor;
 
+    /// <summary>Byte permutation of the 2x2 byte pool for the output width it was made for (made once per width).</summary>
+    private readonly byte[] _pairPermutation = new byte[128];
+    private int _pairPermutationFor = -1;
+
     /// <summary>Tests set this to run the plain per-window loop instead of <see cref="MaxPool2d"/>.</summary>
     internal static bool UseReference;
 
@@ -74,9 +78,14 @@ internal sealed class MaxPoolKernel : Kernel
         int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
         int k1 = g.K[1], k2 = g.K[2], s1 = g.S[1], s2 = g.S[2], d1 = g.D[1], d2 = g.D[2], p1 = g.PadBegin[1], p2 = g.PadBegin[2];
         var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2), 7);
+        if (_pairPermutationFor != out2)
+        {
+            MaxPool2dBytes.PairRowPermutation(out2, _pairPermutation);
+            _pairPermutationFor = out2;
+        }
         fixed (T* px = x, py = y)
-        fixed (byte* ps = scratch)
-            MaxPool2dBytes.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, (T*)ps);
+        fixed (byte* ps = scratch, pp = _pairPermutation)
+            MaxPool2dBytes.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, (T*)ps, pp);
     }
 
     /// <summary>The float 1-D/2-D case without Indices: same results as <see cref="Pool{T}"/>, with the tap ranges hoisted.</summary>
