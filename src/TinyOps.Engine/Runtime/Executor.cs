@@ -102,14 +102,38 @@ internal sealed class Executor
         }
         foreach (int v in g.Outputs) lastUse[v] = nn;
 
+        bool Planned(int v) => values[v] is null && !isInput[v] && shapes[v] is not null && firstDef[v] >= 0
+            && !folded[firstDef[v]] && !dynamic[firstDef[v]];
+
+        // Views: a node that only copies its input's bytes (Flatten, Reshape, Squeeze, Unsqueeze, Identity) between
+        // planned values is not run; its output is the input's arena bytes under the output's shape. The input's
+        // buffer (the root of a chain of views) then lives until the last use of every view of it.
+        var viewOf = new int[nv];
+        Array.Fill(viewOf, -1);
+        var view = new bool[nn];
+        for (int n = 0; n < nn; n++)
+        {
+            var node = g.Nodes[n];
+            if (folded[n] || dynamic[n] || !node.Kernel.OutputIsInputBytes || node.Outputs.Length != 1 || node.Inputs.Length < 1
+                || node.ImplicitInputs.Length > 0) continue;
+            int vin = node.Inputs[0], vout = node.Outputs[0];
+            if (vin < 0 || !Planned(vin) || !Planned(vout) || types[vin] != types[vout]
+                || ShapeUtil.Size(shapes[vin]!) != ShapeUtil.Size(shapes[vout]!)) continue;
+            int root = viewOf[vin] >= 0 ? viewOf[vin] : vin;
+            viewOf[vout] = root;
+            lastUse[root] = Math.Max(lastUse[root], lastUse[vout]);
+            view[n] = true;
+        }
+
         var requests = new List<BufferRequest>();
         var requestValue = new List<int>();
+        var requestOf = new int[nv];
         for (int v = 0; v < nv; v++)
         {
-            if (values[v] is not null || isInput[v] || shapes[v] is null || firstDef[v] < 0) continue;
+            if (!Planned(v) || viewOf[v] >= 0) continue;
             int producerIndex = firstDef[v];
-            if (folded[producerIndex] || dynamic[producerIndex]) continue;
             long bytes = (long)ShapeUtil.Size(shapes[v]) * types[v].ElementSize();
+            requestOf[v] = requests.Count;
             requests.Add(new BufferRequest(bytes, producerIndex, Math.Max(producerIndex, lastUse[v])));
             requestValue.Add(v);
         }
@@ -125,6 +149,10 @@ internal sealed class Executor
             int v = requestValue[r];
             initial[v] = new Tensor(types[v], shapes[v]!, arena, arenaStart + (int)mem.Offsets[r]);
         }
+        for (int v = 0; v < nv; v++)
+            if (viewOf[v] >= 0) initial[v] = new Tensor(types[v], shapes[v]!, arena, arenaStart + (int)mem.Offsets[requestOf[viewOf[v]]]);
+        var skipped = new bool[nn];
+        for (int n = 0; n < nn; n++) skipped[n] = folded[n] || view[n];
         for (int n = 0; n < nn; n++)
         {
             if (!dynamic[n]) continue;
@@ -139,6 +167,8 @@ internal sealed class Executor
             Shapes = shapes,
             NodeFolded = folded,
             NodeDynamic = dynamic,
+            NodeSkipped = skipped,
+            NodeView = view,
             Initial = initial,
             Values = new Tensor?[nv],
             Arena = arena,
@@ -235,7 +265,7 @@ internal sealed class Executor
         var nodes = g.Nodes;
         for (int n = 0; n < nodes.Length; n++)
         {
-            if (plan.NodeFolded[n]) continue;
+            if (plan.NodeSkipped[n]) continue;
             var node = nodes[n];
             long start = profile ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             if (plan.NodeDynamic[n]) RunDynamicNode(g, node, values);
