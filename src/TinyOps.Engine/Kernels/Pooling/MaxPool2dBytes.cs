@@ -25,7 +25,8 @@ internal enum BytePoolPath
 /// so pooling the integers gives exactly the pooled floats re-quantized). Any kernel, stride, dilation, padding and
 /// ceil mode; padding and windows with no valid tap hold the type's minimum, like the reference loop.
 /// <para>
-/// Stride 2 along rows with dilation 1 (the CNN case) runs on all planes at once: the vertical maxima of every output
+/// The exact 2x2 / 2 pool (no padding, even sizes: the common CNN case) has its own two-pass route, see
+/// <see cref="Pool2x2{T}"/>. Other pools with stride 2 along rows and dilation 1 run on all planes at once: the vertical maxima of every output
 /// row of every channel go into one buffer of rows 2 * wq wide (wq = out2 + (k2 - 1) / 2, positions outside the input
 /// hold the minimum), so output j of the flattened [channels * out1, wq] result is the maximum of values
 /// 2j .. 2j + k2 - 1 of that buffer. One flat pass takes those maxima: a pair of byte vectors loaded at 2j + t is
