@@ -28,6 +28,12 @@ public abstract class Kernel
     /// <summary>False for operators whose result must not be precomputed even when every input is constant.</summary>
     public virtual bool Foldable => true;
 
+    /// <summary>
+    /// True for operators whose single output holds exactly the bytes of input 0 (a new shape at most: Flatten,
+    /// Reshape, Squeeze, Unsqueeze, Identity). The planner may then make the output a view of the input and skip Run.
+    /// </summary>
+    internal virtual bool OutputIsInputBytes => false;
+
     public abstract void Infer(InferContext ctx);
 
     public abstract void Run(RunContext ctx);

@@ -19,6 +19,12 @@ internal sealed class ExecutionPlan
     public required bool[] NodeFolded { get; init; }
     public required bool[] NodeDynamic { get; init; }
 
+    /// <summary>Nodes a run skips: folded ones, and copy-only ones whose output is a view of their input (<see cref="NodeView"/>).</summary>
+    public required bool[] NodeSkipped { get; init; }
+
+    /// <summary>Copy-only nodes (Flatten, Reshape, ...) whose output was planned as a view of their input's arena bytes.</summary>
+    public required bool[] NodeView { get; init; }
+
     /// <summary>Initial value of each slot for a run: constants, folded values and arena views.</summary>
     public required Tensor?[] Initial { get; init; }
 

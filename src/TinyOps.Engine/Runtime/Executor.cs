@@ -104,8 +104,28 @@ internal sealed class Executor
 
         bool Planned(int v) => values[v] is null && !isInput[v] && shapes[v] is not null && firstDef[v] >= 0
             && !folded[firstDef[v]] && !dynamic[firstDef[v]];
+
+        // Views: a node that only copies its input's bytes (Flatten, Reshape, Squeeze, Unsqueeze, Identity) between
+        // planned values is not run; its output is the input's arena bytes under the output's shape. The input's
+        // buffer (the root of a chain of views) then lives until the last use of every view of it.
+        var viewOf = new int[nv];
+        Array.Fill(viewOf, -1);
+        var view = new bool[nn];
+        for (int n = 0; n < nn; n++)
+        {
+            var node = g.Nodes[n];
+            if (folded[n] || dynamic[n] || !node.Kernel.OutputIsInputBytes || node.Outputs.Length != 1 || node.Inputs.Length < 1
+                || node.ImplicitInputs.Length > 0) continue;
+            int vin = node.Inputs[0], vout = node.Outputs[0];
+            if (vin < 0 || !Planned(vin) || !Planned(vout) || types[vin] != types[vout]
+                || ShapeUtil.Size(shapes[vin]!) != ShapeUtil.Size(shapes[vout]!)) continue;
+            int root = viewOf[vin] >= 0 ? viewOf[vin] : vin;
+            viewOf[vout] = root;
+            lastUse[root] = Math.Max(lastUse[root], lastUse[vout]);
+            view[n] = true;
+        }
         // Concat inputs written in place: value → (concat output, byte offset inside it); see ConcatInPlace
-        var inPlace = Options.ConcatInPlace ? ConcatInPlace(g, types, shapes, folded, dynamic, Planned) : null;
+        var inPlace = Options.ConcatInPlace ? ConcatInPlace(g, types, shapes, folded, dynamic, v => Planned(v) && viewOf[v] < 0) : null;
 
         var requests = new List<BufferRequest>();
         var requestValue = new List<int>();
@@ -113,7 +133,7 @@ internal sealed class Executor
         Array.Fill(requestOf, -1);
         for (int v = 0; v < nv; v++)
         {
-            if (!Planned(v) || (inPlace is not null && inPlace.ContainsKey(v))) continue;
+            if (!Planned(v) || viewOf[v] >= 0 || (inPlace is not null && inPlace.ContainsKey(v))) continue;
             int producerIndex = firstDef[v];
             int first = producerIndex;
             // a concat output lives from its first input's producer on
@@ -140,6 +160,10 @@ internal sealed class Executor
         if (inPlace is not null)
             foreach (var (input, (output, offset)) in inPlace)
                 initial[input] = new Tensor(types[input], shapes[input]!, arena, arenaStart + (int)mem.Offsets[requestOf[output]] + (int)offset);
+        for (int v = 0; v < nv; v++)
+            if (viewOf[v] >= 0) initial[v] = new Tensor(types[v], shapes[v]!, arena, arenaStart + (int)mem.Offsets[requestOf[viewOf[v]]]);
+        var skipped = new bool[nn];
+        for (int n = 0; n < nn; n++) skipped[n] = folded[n] || view[n];
         for (int n = 0; n < nn; n++)
         {
             if (!dynamic[n]) continue;
@@ -154,6 +178,8 @@ internal sealed class Executor
             Shapes = shapes,
             NodeFolded = folded,
             NodeDynamic = dynamic,
+            NodeSkipped = skipped,
+            NodeView = view,
             Initial = initial,
             Values = new Tensor?[nv],
             Arena = arena,
@@ -295,7 +321,7 @@ internal sealed class Executor
         var nodes = g.Nodes;
         for (int n = 0; n < nodes.Length; n++)
         {
-            if (plan.NodeFolded[n]) continue;
+            if (plan.NodeSkipped[n]) continue;
             var node = nodes[n];
             long start = profile ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             if (plan.NodeDynamic[n]) RunDynamicNode(g, node, values);

@@ -22,6 +22,7 @@ public sealed class InferenceSession
         Options = options ?? new SessionOptions();
         _executor = new Executor(Options);
         var graph = Options.FuseActivations ? Fusion.ActivationFusion.Apply(model.Graph, model, Options.Registry) : model.Graph;
+        if (Options.FuseDequantizeChains) graph = Fusion.DequantizeChainFusion.Apply(graph, model, Options.Registry);
         _graph = CompiledGraph.Compile(graph, model, Options.Registry, null);
         Inputs = _graph.RuntimeInputInfos;
         Outputs = model.Graph.Outputs.ToArray();

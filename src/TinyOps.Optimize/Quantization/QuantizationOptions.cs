@@ -41,11 +41,12 @@ public sealed record QuantizationOptions
     public bool FoldActivations { get; init; } = true;
 
     /// <summary>
-    /// Run MaxPool on the uint8 tensor (exact: max commutes with the monotonic dequantization). Off by default:
-    /// the engine's MaxPool has a vectorized path for float only today, so DequantizeLinear → MaxPool → QuantizeLinear
-    /// is faster in TinyOps; both forms give the same values.
+    /// Run MaxPool on the uint8 tensor (exact: max commutes with the monotonic dequantization, so the values are
+    /// those of DequantizeLinear → MaxPool → QuantizeLinear with the same scale and zero point). On by default: the
+    /// engine's MaxPool has a vectorized byte path, and the pool's output stays quantized for what follows
+    /// (a Flatten runs on uint8 too). Needs opset 12 (MaxPool on uint8); below it MaxPool stays float.
     /// </summary>
-    public bool QuantizedMaxPool { get; init; }
+    public bool QuantizedMaxPool { get; init; } = true;
 
     /// <summary>Calibration images per engine run.</summary>
     public int CalibrationBatch { get; init; } = 16;

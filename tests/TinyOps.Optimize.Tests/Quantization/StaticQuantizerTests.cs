@@ -63,6 +63,36 @@ public sealed class StaticQuantizerTests
         Assert.True(Math.Abs(fp32.Accuracy - int8.Accuracy) <= 0.01, $"int8 accuracy {int8.Accuracy:P2} is more than 1 point from fp32 {fp32.Accuracy:P2}");
     }
 
+    [Fact]
+    public void MaxPoolRunsOnUInt8ByDefault()
+    {
+        var (result, bytes) = Fmnist.Value;
+        var g = OnnxLoader.Load(bytes, "quantized fmnist_cnn").Graph;
+        var producer = g.Nodes.SelectMany(n => n.Outputs.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n);
+        var pools = g.Nodes.Where(n => n.OpType == "MaxPool").ToList();
+        Assert.Equal(2, pools.Count);
+        // each pool reads the QLinearConv's uint8 output directly: no DequantizeLinear -> MaxPool -> QuantizeLinear
+        Assert.All(pools, p => Assert.Equal("QLinearConv", producer[p.Inputs[0]].OpType));
+        var flatten = g.Nodes.Single(n => n.OpType == "Flatten");
+        Assert.Equal("MaxPool", producer[flatten.Inputs[0]].OpType);
+        Assert.Equal(3, result.Report.QuantizedPassThrough.Count); // two MaxPools and the Flatten
+        Assert.Equal(2, g.Nodes.Count(n => n.OpType == "QuantizeLinear"));
+        Assert.Equal(2, g.Nodes.Count(n => n.OpType == "DequantizeLinear"));
+    }
+
+    [Fact]
+    public void QuantizedMaxPoolKeepsTheAccuracyOfTheFloatPool()
+    {
+        var model = OnnxLoader.LoadFile(TestPaths.FmnistCnn);
+        var set = CalibrationSet.FromImages(FashionMnist.LoadTrain(), 500, "the Fashion-MNIST training set");
+        var floatPool = StaticQuantizer.Quantize(model, set, new QuantizationOptions { QuantizedMaxPool = false });
+        Assert.Equal(4, floatPool.Model.Graph.Nodes.Count(n => n.OpType == "DequantizeLinear")); // the float pools' round trips
+        var test = FashionMnist.LoadTest();
+        var a = Evaluator.Accuracy(new InferenceSession(floatPool.Model), test, test.Count, 200);
+        var b = Evaluator.Accuracy(InferenceSession.Load(Fmnist.Value.Bytes), test, test.Count, 200);
+        Assert.True(Math.Abs(a.Accuracy - b.Accuracy) <= 0.001, $"uint8 MaxPool accuracy {b.Accuracy:P2}, float MaxPool {a.Accuracy:P2}");
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(8, 1)]

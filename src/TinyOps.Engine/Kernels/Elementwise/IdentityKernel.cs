@@ -14,5 +14,7 @@ internal sealed class IdentityKernel : Kernel
         ctx.SetOutputLike(0, 0);
     }
 
+    internal override bool OutputIsInputBytes => true;
+
     public override void Run(RunContext ctx) => ctx.Input(0).Bytes.CopyTo(ctx.Output(0).Bytes);
 }

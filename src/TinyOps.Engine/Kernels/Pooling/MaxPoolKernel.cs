@@ -10,6 +10,10 @@ internal sealed class MaxPoolKernel : Kernel
     private readonly PoolGeometry _g;
     private readonly bool _columnMajor;
 
+    /// <summary>Byte permutation of the 2x2 byte pool for the output width it was made for (made once per width).</summary>
+    private readonly byte[] _pairPermutation = new byte[128];
+    private int _pairPermutationFor = -1;
+
     /// <summary>Tests set this to run the plain per-window loop instead of <see cref="MaxPool2d"/>.</summary>
     internal static bool UseReference;
 
@@ -51,10 +55,37 @@ internal sealed class MaxPoolKernel : Kernel
                 Pool2dFloat(x.ReadOnlySpan<float>(), y.Span<float>(), channels, ctx);
                 break;
             case DataType.Float32: Pool(x.ReadOnlySpan<float>(), y.Span<float>(), idx, channels, float.NegativeInfinity); break;
+            case DataType.Int8 when idx.IsEmpty && Is2d:
+                Pool2dBytes(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), channels, ctx);
+                break;
+            case DataType.UInt8 when idx.IsEmpty && Is2d:
+                Pool2dBytes(x.ReadOnlySpan<byte>(), y.Span<byte>(), channels, ctx);
+                break;
             case DataType.Int8: Pool(x.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), idx, channels, sbyte.MinValue); break;
             case DataType.UInt8: Pool(x.ReadOnlySpan<byte>(), y.Span<byte>(), idx, channels, byte.MinValue); break;
             default: throw Error($"unsupported type {x.Type.OnnxName()}");
         }
+    }
+
+    /// <summary>At most two pooled dimensions (the normalized leading one is a unit).</summary>
+    private bool Is2d => _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1 && MaxPool2dBytes.Forced != BytePoolPath.Reference;
+
+    /// <summary>The uint8/int8 1-D/2-D case without Indices: <see cref="MaxPool2dBytes"/>, same results as <see cref="Pool{T}"/>.</summary>
+    private unsafe void Pool2dBytes<T>(ReadOnlySpan<T> x, Span<T> y, int channels, RunContext ctx)
+        where T : unmanaged, INumber<T>, IMinMaxValue<T>
+    {
+        var g = _g;
+        int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
+        int k1 = g.K[1], k2 = g.K[2], s1 = g.S[1], s2 = g.S[2], d1 = g.D[1], d2 = g.D[2], p1 = g.PadBegin[1], p2 = g.PadBegin[2];
+        var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2), 7);
+        if (_pairPermutationFor != out2)
+        {
+            MaxPool2dBytes.PairRowPermutation(out2, _pairPermutation);
+            _pairPermutationFor = out2;
+        }
+        fixed (T* px = x, py = y)
+        fixed (byte* ps = scratch, pp = _pairPermutation)
+            MaxPool2dBytes.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, (T*)ps, pp);
     }
 
     /// <summary>The float 1-D/2-D case without Indices: same results as <see cref="Pool{T}"/>, with the tap ranges hoisted.</summary>

@@ -1,0 +1,151 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Runtime.InteropServices;
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels.Elementwise;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Kernels.Quantized;
+
+/// <summary>
+/// DequantizeLinear → Add(constant) → [Relu] → [QuantizeLinear] as one node (built by
+/// <c>Runtime.Fusion.DequantizeChainFusion</c>; inputs x, x_scale, x_zero_point, bias, y_scale, y_zero_point with
+/// the optional ones empty). Per-tensor parameters only. The steps run over a float buffer with the routines of the
+/// separate kernels, so the result is identical to theirs: the dequantization of <see cref="DequantizeLinearKernel"/>
+/// ((x - zero_point) * scale, vectorized by <see cref="QuantizeVector.Dequantize"/>), the Add of
+/// <see cref="ArithmeticKernel"/> (IEEE addition; a bias that repeats along the trailing dimensions is added row by
+/// row, any other broadcast goes through <see cref="BroadcastDriver"/> as Add does), Relu as
+/// <see cref="UnaryKernel"/> does it (<see cref="TensorPrimitives.Max(ReadOnlySpan{float}, float, Span{float})"/>),
+/// and the quantization of <see cref="QuantizeLinearKernel"/> (<see cref="QuantizeVector.Quantize"/>, then
+/// <see cref="QuantMath.Quantize"/> for the rest). Without the QuantizeLinear step the float result is the output.
+/// </summary>
+internal sealed class DequantizeChainKernel : Kernel
+{
+    /// <summary>Node attribute naming the fused steps: Add, AddRelu, AddQuantize or AddReluQuantize (internal, never written to files).</summary>
+    public const string StepsAttribute = "__tinyops_dequantize_chain";
+
+    private readonly bool _relu;
+    private readonly bool _quantize;
+
+    public DequantizeChainKernel(Node node, int opset) : base(node, opset)
+    {
+        string steps = node.GetString(StepsAttribute, "");
+        (_relu, _quantize) = steps switch
+        {
+            "Add" => (false, false),
+            "AddRelu" => (true, false),
+            "AddQuantize" => (false, true),
+            "AddReluQuantize" => (true, true),
+            _ => throw Error($"unknown fused steps '{steps}'"),
+        };
+        if (node.Inputs.Count != 6) throw Error("a fused dequantize chain takes 6 inputs");
+    }
+
+    public static bool IsFused(Node node) => node.HasAttribute(StepsAttribute);
+
+    public override void Infer(InferContext ctx)
+    {
+        var xType = ctx.ExpectType(0, DataType.UInt8, DataType.Int8, DataType.Int32);
+        ctx.ExpectType(1, DataType.Float32);
+        if (ShapeUtil.Size(ctx.InputShape(1)) != 1) throw ctx.Error("x_scale must have one element");
+        if (ctx.HasInput(2))
+        {
+            if (ctx.InputType(2) != xType) throw ctx.Error($"x_zero_point has type {ctx.InputType(2).OnnxName()} but x has type {xType.OnnxName()}");
+            if (ShapeUtil.Size(ctx.InputShape(2)) != 1) throw ctx.Error("x_zero_point must have one element");
+        }
+        ctx.ExpectType(3, DataType.Float32);
+        var shape = ShapeUtil.TryBroadcast(ctx.InputShape(0), ctx.InputShape(3))
+            ?? throw ctx.Error($"input shapes {ShapeUtil.Format(ctx.InputShape(0))} and {ShapeUtil.Format(ctx.InputShape(3))} do not broadcast");
+        if (!_quantize)
+        {
+            ctx.SetOutput(0, DataType.Float32, shape);
+            return;
+        }
+        ctx.ExpectType(4, DataType.Float32);
+        if (ShapeUtil.Size(ctx.InputShape(4)) != 1) throw ctx.Error("y_scale must have one element");
+        var yType = DataType.UInt8;
+        if (ctx.HasInput(5))
+        {
+            yType = ctx.ExpectType(5, DataType.UInt8, DataType.Int8);
+            if (ShapeUtil.Size(ctx.InputShape(5)) != 1) throw ctx.Error("y_zero_point must have one element");
+        }
+        ctx.SetOutput(0, yType, shape);
+    }
+
+    public override void Run(RunContext ctx)
+    {
+        var x = ctx.Input(0);
+        var bias = ctx.Input(3);
+        var y = ctx.Output(0);
+        int n = y.Length;
+        Span<float> f = _quantize ? ctx.Scratch<float>(n, 0) : y.Span<float>();
+        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
+        var xz = ctx.OptionalInput(2);
+        var b = bias.ReadOnlySpan<float>();
+        if (x.Length == n && Periodic(x.Shape, bias.Shape))
+        {
+            Dequantize(x, xs, xz, f);
+            int period = b.Length;
+            if (period == 1) TensorPrimitives.Add(f, b[0], f);
+            else for (int r = 0; r < n; r += period) TensorPrimitives.Add(f.Slice(r, period), b, f.Slice(r, period));
+        }
+        else
+        {
+            // a broadcast that is not a repeat of the bias: dequantize apart, then Add's own broadcasting loop
+            var d = ctx.Scratch<float>(x.Length, 1);
+            Dequantize(x, xs, xz, d);
+            BroadcastDriver.Run<float, float, ArithmeticOps.Add<float>>(d, x.Shape, b, bias.Shape, f, y.Shape);
+        }
+        if (_relu) TensorPrimitives.Max(f, 0f, f);
+        if (!_quantize) return;
+        float ys = ctx.Input(4).ReadOnlySpan<float>()[0];
+        var yz = ctx.OptionalInput(5);
+        if (y.Type == DataType.UInt8) Quantize(f, ys, yz is null ? 0 : QuantMath.ReadInt(yz, 0), y.Span<byte>(), byte.MinValue, byte.MaxValue, signed: false);
+        else Quantize(f, ys, QuantMath.ReadInt(yz!, 0), MemoryMarshal.AsBytes(y.Span<sbyte>()), sbyte.MinValue, sbyte.MaxValue, signed: true);
+    }
+
+    /// <summary>True when the bias, without its leading unit dimensions, is x's trailing dimensions (or one value).</summary>
+    private static bool Periodic(ReadOnlySpan<int> x, ReadOnlySpan<int> b)
+    {
+        int lead = 0;
+        while (lead < b.Length && b[lead] == 1) lead++;
+        var tail = b[lead..];
+        if (tail.Length > x.Length) return false;
+        // leading unit dims of the bias beyond x's rank would grow the output's rank
+        if (b.Length > x.Length) return false;
+        return tail.SequenceEqual(x[(x.Length - tail.Length)..]);
+    }
+
+    /// <summary>(x - zero_point) * scale exactly as <see cref="DequantizeLinearKernel"/> computes it per tensor.</summary>
+    private static void Dequantize(Tensor x, float sc, Tensor? zp, Span<float> y)
+    {
+        switch (x.Type)
+        {
+            case DataType.UInt8:
+            case DataType.Int8:
+            {
+                bool signed = x.Type == DataType.Int8;
+                var bytes = signed ? MemoryMarshal.AsBytes(x.ReadOnlySpan<sbyte>()) : x.ReadOnlySpan<byte>();
+                int z = zp is null ? 0 : QuantMath.ReadInt(zp, 0);
+                float zpv = z;
+                int done = QuantizeVector.Dequantize(bytes, signed, z, sc, y);
+                if (signed) for (int i = done; i < bytes.Length; i++) y[i] = ((sbyte)bytes[i] - zpv) * sc;
+                else for (int i = done; i < bytes.Length; i++) y[i] = (bytes[i] - zpv) * sc;
+                break;
+            }
+            default:
+            {
+                var v = x.ReadOnlySpan<int>();
+                float zpv = zp is null ? 0f : QuantMath.ReadInt(zp, 0);
+                for (int i = 0; i < v.Length; i++) y[i] = ((float)v[i] - zpv) * sc;
+                break;
+            }
+        }
+    }
+
+    /// <summary>saturate(round_half_even(f / scale) + zero_point) exactly as <see cref="QuantizeLinearKernel"/> computes it per tensor.</summary>
+    private static void Quantize(ReadOnlySpan<float> f, float sc, int zp, Span<byte> y, int min, int max, bool signed)
+    {
+        int done = QuantizeVector.Quantize(f, sc, zp, y, signed);
+        for (int i = done; i < f.Length; i++) y[i] = (byte)QuantMath.Quantize(f[i] / sc, zp, min, max);
+    }
+}

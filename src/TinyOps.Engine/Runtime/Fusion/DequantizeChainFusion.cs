@@ -1,0 +1,142 @@
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels;
+using TinyOps.Engine.Kernels.Quantized;
+using TinyOps.Engine.Tensors;
+
+namespace TinyOps.Engine.Runtime.Fusion;
+
+/// <summary>
+/// A load-time graph rewrite for the float steps a QOperator graph keeps between quantized operators, typically a
+/// Gemm's bias after QLinearMatMul: DequantizeLinear → Add(constant) → [Relu] → [QuantizeLinear] becomes one node
+/// (<see cref="DequantizeChainKernel"/>) that runs the same arithmetic in one pass over the values, so the
+/// intermediate tensors are never planned and three or four per-node dispatches become one. The result is bit for
+/// bit that of the separate nodes: the fused kernel uses the same vector routines and scalar formulas they do.
+/// <para>
+/// Conditions: every intermediate value has exactly that one consumer and is not a graph output; the scales and
+/// zero points are one-element initializers (per-tensor quantization); the Add's other input is a float32
+/// initializer; DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
+/// and Relu none, and the model's opset is at least 10 (numpy broadcasting for Add). The fused node keeps the op type
+/// DequantizeLinear with the internal attribute <see cref="DequantizeChainKernel.StepsAttribute"/>, which the
+/// registered DequantizeLinear factory sends to the fused kernel. As with <see cref="ActivationFusion"/>, the
+/// caller's graph is never changed, and only the built-in registry gets the rewrite.
+/// </para>
+/// </summary>
+internal static class DequantizeChainFusion
+{
+    public static Graph Apply(Graph graph, Model model, KernelRegistry registry)
+    {
+        if (!ReferenceEquals(registry, KernelRegistry.Default) || model.DefaultOpset < 10) return graph;
+        var consumers = new Dictionary<string, List<Node>>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes)
+        {
+            foreach (var i in node.Inputs)
+                if (i.Length > 0)
+                {
+                    if (!consumers.TryGetValue(i, out var l)) consumers[i] = l = [];
+                    l.Add(node);
+                }
+            foreach (var a in node.Attributes.Values)
+            {
+                if (a.Kind == AttributeKind.Graphs) return graph; // keep it simple: no rewrite around graph lists
+                if (a.Kind == AttributeKind.Graph && a.Graph is not null)
+                    foreach (var f in CompiledGraph.FreeVariables(a.Graph))
+                    {
+                        // read from a subgraph: counts as two more consumers, so never fused away
+                        if (!consumers.TryGetValue(f, out var l)) consumers[f] = l = [];
+                        l.Add(node);
+                        l.Add(node);
+                    }
+            }
+        }
+        var outputs = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var o in graph.Outputs) outputs.Add(o.Name);
+
+        Node? SoleConsumer(string value)
+        {
+            if (outputs.Contains(value) || !consumers.TryGetValue(value, out var l) || l.Count != 1) return null;
+            return l[0];
+        }
+
+        Dictionary<Node, Node>? replaced = null;
+        HashSet<Node>? removed = null;
+        foreach (var dq in graph.Nodes)
+        {
+            if (!dq.IsDefaultDomain || dq.OpType != "DequantizeLinear" || dq.HasAttribute(DequantizeChainKernel.StepsAttribute)) continue;
+            if (dq.Inputs.Count is < 2 or > 3 || dq.Outputs.Count != 1 || !OnlyAxis(dq)) continue;
+            if (!IsScalarConstant(graph, dq.Inputs[1], DataType.Float32) || (dq.HasInput(2) && !IsScalarConstant(graph, dq.Inputs[2], null))) continue;
+            if ((removed?.Contains(dq) ?? false) || (replaced?.ContainsKey(dq) ?? false)) continue;
+
+            var add = SoleConsumer(dq.Outputs[0]);
+            if (add is null || !add.IsDefaultDomain || add.OpType != "Add" || add.Inputs.Count != 2 || add.Outputs.Count != 1 || add.Attributes.Count != 0) continue;
+            int biasAt = add.Inputs[0] == dq.Outputs[0] ? 1 : 0;
+            if (add.Inputs[1 - biasAt] != dq.Outputs[0] || add.Inputs[biasAt] == dq.Outputs[0]) continue;
+            string bias = add.Inputs[biasAt];
+            if (!graph.Initializers.TryGetValue(bias, out var b) || b.Type != DataType.Float32) continue;
+
+            var chain = new List<Node> { add };
+            string last = add.Outputs[0];
+            bool relu = false;
+            var next = SoleConsumer(last);
+            if (next is { OpType: "Relu" } && next.IsDefaultDomain && next.Inputs.Count == 1 && next.Outputs.Count == 1 && next.Attributes.Count == 0)
+            {
+                relu = true;
+                chain.Add(next);
+                last = next.Outputs[0];
+                next = SoleConsumer(last);
+            }
+            Node? q = null;
+            if (next is { OpType: "QuantizeLinear" } && next.IsDefaultDomain && next.Inputs.Count is 2 or 3 && next.Inputs[0] == last
+                && next.Outputs.Count == 1 && OnlyAxis(next) && IsScalarConstant(graph, next.Inputs[1], DataType.Float32)
+                && (!next.HasInput(2) || IsScalarConstant(graph, next.Inputs[2], null)))
+            {
+                q = next;
+                chain.Add(q);
+                last = q.Outputs[0];
+            }
+
+            string steps = (relu ? "AddRelu" : "Add") + (q is not null ? "Quantize" : "");
+            var fused = new Node
+            {
+                Name = (dq.Name.Length > 0 ? dq.Name : "DequantizeLinear") + "+" + string.Join("+", chain.Select(n => n.OpType)),
+                OpType = "DequantizeLinear",
+                Domain = dq.Domain,
+                Inputs = [dq.Inputs[0], dq.Inputs[1], dq.HasInput(2) ? dq.Inputs[2] : "", bias,
+                          q?.Inputs[1] ?? "", q is not null && q.HasInput(2) ? q.Inputs[2] : ""],
+                Outputs = [last],
+                DocString = dq.DocString,
+                Index = dq.Index,
+            };
+            fused.Attributes[DequantizeChainKernel.StepsAttribute] = AttributeValue.Of(DequantizeChainKernel.StepsAttribute, steps);
+            (replaced ??= [])[dq] = fused;
+            removed ??= [];
+            foreach (var n in chain) removed.Add(n);
+        }
+        if (replaced is null) return graph;
+
+        var nodes = new List<Node>(graph.Nodes.Count);
+        foreach (var node in graph.Nodes)
+        {
+            if (removed!.Contains(node)) continue;
+            nodes.Add(replaced.TryGetValue(node, out var f) ? f : node);
+        }
+        return new Graph
+        {
+            Name = graph.Name,
+            Nodes = nodes,
+            Inputs = graph.Inputs,
+            Outputs = graph.Outputs,
+            ValueInfos = graph.ValueInfos,
+            Initializers = graph.Initializers,
+            DocString = graph.DocString,
+        };
+    }
+
+    private static bool OnlyAxis(Node n)
+    {
+        foreach (var k in n.Attributes.Keys) if (k != "axis") return false;
+        return true;
+    }
+
+    private static bool IsScalarConstant(Graph graph, string name, DataType? type) =>
+        graph.Initializers.TryGetValue(name, out var t) && t.Length == 1 && (type is null || t.Type == type);
+}

@@ -1,0 +1,101 @@
+using TinyOps.Engine.Kernels.Quantized;
+using Xunit;
+
+namespace TinyOps.Engine.Tests.Kernels;
+
+/// <summary>
+/// The vector QuantizeLinear / DequantizeLinear runs (AVX-512 and AVX2, forced per thread) against the scalar
+/// formulas of the kernels, bit for bit: every length across the vector steps, exact ties, saturation, infinities
+/// and NaN (which must stop the vector run so the scalar loop defines it).
+/// </summary>
+public class QuantizeVectorTests
+{
+    private static float[] Values(int n, int seed, float scale)
+    {
+        var r = new Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++)
+            x[i] = (i % 11) switch
+            {
+                0 => (r.Next(-300, 300) + 0.5f) * scale, // ties after the division
+                1 => r.Next(-300, 300) * scale,
+                2 => (float)(r.NextDouble() * 1e6 - 5e5),
+                _ => (float)(r.NextDouble() * 60 - 20) * scale,
+            };
+        return x;
+    }
+
+    private static void CheckQuantize(float[] x, float scale, bool signed, bool force256)
+    {
+        int zp = signed ? -3 : 17, min = signed ? -128 : 0, max = signed ? 127 : 255;
+        var y = new byte[x.Length];
+        int done;
+        try
+        {
+            QuantizeVector.Force256 = force256;
+            done = QuantizeVector.Quantize(x, scale, zp, y, signed);
+        }
+        finally { QuantizeVector.Force256 = false; }
+        Assert.InRange(done, 0, x.Length);
+        for (int i = 0; i < done; i++)
+        {
+            Assert.False(float.IsNaN(x[i]), $"the vector run went over a NaN at {i}");
+            int expect = QuantMath.Quantize(x[i] / scale, zp, min, max);
+            Assert.True(expect == (signed ? (sbyte)y[i] : y[i]), $"n={x.Length} signed={signed} 256={force256} at {i}: x={x[i]} expected {expect}, got {y[i]}");
+        }
+        if (!Array.Exists(x, float.IsNaN) && System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(x.Length / 8 * 8, done);
+    }
+
+    [Fact]
+    public void QuantizeMatchesScalarAtEveryLength()
+    {
+        foreach (bool force256 in new[] { false, true })
+            foreach (bool signed in new[] { false, true })
+                for (int n = 0; n <= 80; n++)
+                {
+                    CheckQuantize(Values(n, n, 0.1f), 0.1f, signed, force256);
+                    CheckQuantize(Values(n, n + 1000, 0.5f), 0.5f, signed, force256);
+                }
+    }
+
+    [Fact]
+    public void QuantizeStopsAtNaNAndSaturatesInfinities()
+    {
+        foreach (bool force256 in new[] { false, true })
+            foreach (int at in new[] { 0, 5, 15, 16, 17, 31, 40 })
+            {
+                var x = Values(50, at, 0.1f);
+                x[3] = float.PositiveInfinity;
+                x[4] = float.NegativeInfinity;
+                x[at] = float.NaN;
+                CheckQuantize(x, 0.1f, false, force256);
+                CheckQuantize(x, 0.1f, true, force256);
+            }
+    }
+
+    [Fact]
+    public void DequantizeMatchesScalarAtEveryLength()
+    {
+        var r = new Random(3);
+        foreach (bool force256 in new[] { false, true })
+            foreach (bool signed in new[] { false, true })
+                for (int n = 0; n <= 80; n++)
+                {
+                    var b = new byte[n];
+                    r.NextBytes(b);
+                    int zp = signed ? -9 : 131;
+                    float scale = 0.0371f;
+                    var y = new float[n];
+                    int done;
+                    try
+                    {
+                        QuantizeVector.Force256 = force256;
+                        done = QuantizeVector.Dequantize(b, signed, zp, scale, y);
+                    }
+                    finally { QuantizeVector.Force256 = false; }
+                    if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(n / 8 * 8, done);
+                    for (int i = 0; i < done; i++)
+                        Assert.Equal(((signed ? (sbyte)b[i] : b[i]) - (float)zp) * scale, y[i]);
+                }
+    }
+}

@@ -1,0 +1,156 @@
+using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels;
+using TinyOps.Engine.Runtime;
+using TinyOps.Engine.Runtime.Fusion;
+using TinyOps.Engine.Tensors;
+using Xunit;
+
+namespace TinyOps.Engine.Tests.Runtime;
+
+/// <summary>
+/// DequantizeLinear → Add(constant) → [Relu] → [QuantizeLinear] fused into one node gives bit for bit the result of
+/// the separate nodes, and is only fused when the intermediates have no other reader.
+/// </summary>
+public class DequantizeChainFusionTests
+{
+    private static Node N(string op, string[] inputs, string output) => new() { Name = output + "_node", OpType = op, Inputs = [.. inputs], Outputs = [output] };
+
+    private sealed record Case(DataType XType, int[] XShape, int[] BiasShape, bool BiasFirst, bool Relu, DataType? YType, bool ZeroPoints);
+
+    private static Model Build(Case c, int seed)
+    {
+        var r = new Random(seed);
+        var g = new Graph
+        {
+            Inputs = [new ValueInfo("x", c.XType, c.XShape.Select(v => Dim.Of(v)).ToArray())],
+        };
+        int bn = c.BiasShape.Aggregate(1, (a, b) => a * b);
+        g.Initializers["bias"] = Tensor.FromArray(Enumerable.Range(0, bn).Select(_ => (float)(r.NextDouble() * 6 - 3)).ToArray(), c.BiasShape);
+        g.Initializers["xs"] = Tensor.Scalar(0.0173f);
+        g.Initializers["ys"] = Tensor.Scalar(0.0219f);
+        if (c.XType == DataType.Int8) g.Initializers["xz"] = Tensor.Scalar((sbyte)-7);
+        else if (c.XType == DataType.UInt8) g.Initializers["xz"] = Tensor.Scalar((byte)131);
+        else g.Initializers["xz"] = Tensor.Scalar(0);
+        if (c.YType == DataType.Int8) g.Initializers["yz"] = Tensor.Scalar((sbyte)5);
+        else g.Initializers["yz"] = Tensor.Scalar((byte)97);
+        g.Nodes.Add(N("DequantizeLinear", c.ZeroPoints ? ["x", "xs", "xz"] : ["x", "xs"], "f"));
+        g.Nodes.Add(N("Add", c.BiasFirst ? ["bias", "f"] : ["f", "bias"], "a"));
+        string last = "a";
+        if (c.Relu) { g.Nodes.Add(N("Relu", [last], "r")); last = "r"; }
+        if (c.YType is not null)
+        {
+            g.Nodes.Add(N("QuantizeLinear", c.ZeroPoints || c.YType == DataType.Int8 ? [last, "ys", "yz"] : [last, "ys"], "q"));
+            last = "q";
+        }
+        g.Outputs.Add(new ValueInfo(last, DataType.Undefined, null));
+        return new Model { Graph = g, Opsets = { [""] = 13 } };
+    }
+
+    private static Tensor Input(Case c, int seed)
+    {
+        var r = new Random(seed);
+        int n = c.XShape.Aggregate(1, (a, b) => a * b);
+        return c.XType switch
+        {
+            DataType.UInt8 => Tensor.FromArray(Enumerable.Range(0, n).Select(i => i % 9 == 0 ? (byte)255 : (byte)r.Next(256)).ToArray(), c.XShape),
+            DataType.Int8 => Tensor.FromArray(Enumerable.Range(0, n).Select(i => i % 9 == 0 ? sbyte.MinValue : (sbyte)r.Next(-128, 128)).ToArray(), c.XShape),
+            _ => Tensor.FromArray(Enumerable.Range(0, n).Select(_ => r.Next(-400, 400)).ToArray(), c.XShape),
+        };
+    }
+
+    private static (byte[] Bytes, int Nodes) Run(Model m, Tensor x, bool fuse)
+    {
+        var s = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = fuse, ProfileNodes = true });
+        var y = s.Run(new Dictionary<string, Tensor> { ["x"] = x }).Values.Single();
+        return (y.Buffer.AsSpan(y.ByteOffset, y.Length * y.Type.ElementSize()).ToArray(), s.NodeProfile().Count);
+    }
+
+    public static TheoryData<int> Cases => new() { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+
+    private static readonly Case[] All =
+    [
+        new(DataType.UInt8, [1, 64], [64], false, true, DataType.UInt8, true),      // Gemm bias + Relu between QLinearMatMuls
+        new(DataType.UInt8, [1, 10], [10], false, false, null, true),              // the graph's last Gemm bias, float out
+        new(DataType.UInt8, [3, 37], [1, 37], true, true, DataType.UInt8, true),   // bias first, odd length
+        new(DataType.Int8, [2, 5, 19], [5, 19], false, false, DataType.Int8, true),
+        new(DataType.UInt8, [4, 70], [], false, true, DataType.UInt8, false),      // scalar bias, no zero points
+        new(DataType.UInt8, [4, 1], [3], false, true, DataType.UInt8, true),       // broadcast grows the output: [4, 3]
+        new(DataType.UInt8, [2, 3, 4], [3, 1], true, false, null, true),           // broadcast that is not a repeat
+        new(DataType.Int8, [1, 200], [200], false, true, null, true),              // Relu, float out
+        new(DataType.Int32, [2, 33], [33], false, false, DataType.UInt8, true),    // int32 input
+        new(DataType.UInt8, [1, 8], [1, 1, 8], false, true, DataType.UInt8, true), // bias of higher rank
+        new(DataType.UInt8, [1, 3], [3], false, false, DataType.Int8, true),
+    ];
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void FusedChainIsBitIdentical(int i)
+    {
+        var c = All[i];
+        var m = Build(c, 100 + i);
+        var x = Input(c, 200 + i);
+        var (expected, unfusedNodes) = Run(m, x, fuse: false);
+        var (actual, fusedNodes) = Run(m, x, fuse: true);
+        Assert.Equal(expected, actual);
+        Assert.Equal(1, fusedNodes);
+        Assert.Equal(m.Graph.Nodes.Count, unfusedNodes);
+    }
+
+    [Fact]
+    public void SaturationAndZeroPointsMatch()
+    {
+        // large biases push many values past both ends of the uint8 range
+        var c = All[0];
+        var m = Build(c, 1);
+        m.Graph.Initializers["bias"] = Tensor.FromArray(Enumerable.Range(0, 64).Select(i => (i % 3 - 1) * 40f + i * 0.01f).ToArray(), 64);
+        var x = Input(c, 2);
+        Assert.Equal(Run(m, x, false).Bytes, Run(m, x, true).Bytes);
+    }
+
+    [Fact]
+    public void IntermediateWithAnotherReaderIsNotFused()
+    {
+        var m = Build(All[0], 3);
+        // the Add's output also feeds a second Relu that is a graph output: DQ + Add may fuse, but not past the Add
+        m.Graph.Nodes.Add(N("Relu", ["a"], "extra"));
+        m.Graph.Outputs.Add(new ValueInfo("extra", DataType.Undefined, null));
+        var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default);
+        Assert.Contains(fused.Nodes, n => n.OpType == "QuantizeLinear");
+        Assert.Contains(fused.Nodes, n => n.OpType == "Relu" && n.Outputs[0] == "r");
+        var x = Input(All[0], 4);
+        var a = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(new Dictionary<string, Tensor> { ["x"] = x });
+        var b = new InferenceSession(m).Run(new Dictionary<string, Tensor> { ["x"] = x });
+        foreach (var k in a.Keys) Assert.Equal(a[k].Buffer.AsSpan(a[k].ByteOffset, a[k].Length * a[k].Type.ElementSize()).ToArray(), b[k].Buffer.AsSpan(b[k].ByteOffset, b[k].Length * b[k].Type.ElementSize()).ToArray());
+    }
+
+    [Fact]
+    public void GraphOutputIntermediateIsNotFused()
+    {
+        var m = Build(All[0], 5);
+        m.Graph.Outputs.Add(new ValueInfo("f", DataType.Undefined, null));
+        var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default);
+        Assert.Same(m.Graph, fused);
+    }
+
+    [Fact]
+    public void RuntimeBiasIsNotFused()
+    {
+        var m = Build(All[1], 6);
+        m.Graph.Initializers.Remove("bias");
+        m.Graph.Inputs.Add(new ValueInfo("bias", DataType.Float32, [Dim.Of(10)]));
+        Assert.Same(m.Graph, DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default));
+    }
+
+    [Fact]
+    public void FusedRunAllocatesNothing()
+    {
+        var m = Build(All[0], 7);
+        var s = new InferenceSession(m);
+        var inputs = new[] { Input(All[0], 8) };
+        var outputs = new Tensor[1];
+        s.Run(inputs, outputs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10; i++) s.Run(inputs, outputs);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
