@@ -8,8 +8,8 @@ using Xunit;
 namespace TinyOps.Engine.Tests.Runtime;
 
 /// <summary>
-/// DequantizeLinear → Add(constant) → [Relu] → [QuantizeLinear] fused into one node gives bit for bit the result of
-/// the separate nodes, and is only fused when the intermediates have no other reader.
+/// DequantizeLinear → Add(constant or computed addend) → [Relu] → [QuantizeLinear] fused into one node gives bit for
+/// bit the result of the separate nodes, and is only fused when the intermediates have no other reader.
 /// </summary>
 public class DequantizeChainFusionTests
 {
@@ -133,12 +133,65 @@ public class DequantizeChainFusionTests
     }
 
     [Fact]
-    public void RuntimeBiasIsNotFused()
+    public void RuntimeAddendIsFusedBitIdentically()
     {
         var m = Build(All[1], 6);
         m.Graph.Initializers.Remove("bias");
         m.Graph.Inputs.Add(new ValueInfo("bias", DataType.Float32, [Dim.Of(10)]));
-        Assert.Same(m.Graph, DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default));
+        var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default);
+        Assert.Single(fused.Nodes);
+        var x = Input(All[1], 9);
+        var bias = Tensor.FromArray(Enumerable.Range(0, 10).Select(i => i * 0.37f - 1.5f).ToArray(), 10);
+        byte[] Y(bool fuse)
+        {
+            var y = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = fuse }).Run(new Dictionary<string, Tensor> { ["x"] = x, ["bias"] = bias }).Values.Single();
+            return y.Buffer.AsSpan(y.ByteOffset, y.Length * 4).ToArray();
+        }
+        Assert.Equal(Y(false), Y(true));
+    }
+
+    /// <summary>
+    /// MobileNetV2's residual chain as the quantizer writes it: s1 = DQ(a) + DQ(b) feeds both a QuantizeLinear and the
+    /// next sum s2 = s1 + DQ(c), whose QuantizeLinear is its only reader; the second addend's DequantizeLinear comes
+    /// after the first one, so the fused node must run where the Add ran.
+    /// </summary>
+    [Fact]
+    public void ResidualSumsAreFusedAtTheAddAndBitIdentical()
+    {
+        var g = new Graph
+        {
+            Inputs =
+            [
+                new ValueInfo("a", DataType.UInt8, [Dim.Of(1), Dim.Of(6), Dim.Of(5), Dim.Of(5)]),
+                new ValueInfo("b", DataType.UInt8, [Dim.Of(1), Dim.Of(6), Dim.Of(5), Dim.Of(5)]),
+                new ValueInfo("c", DataType.UInt8, [Dim.Of(1), Dim.Of(6), Dim.Of(5), Dim.Of(5)]),
+            ],
+        };
+        foreach (var (n, sc, zp) in new[] { ("a", 0.031f, 120), ("b", 0.017f, 131), ("c", 0.043f, 3), ("s1", 0.052f, 110), ("s2", 0.061f, 127) })
+        {
+            g.Initializers[n + "_s"] = Tensor.Scalar(sc);
+            g.Initializers[n + "_z"] = Tensor.Scalar((byte)zp);
+        }
+        g.Nodes.Add(N("DequantizeLinear", ["a", "a_s", "a_z"], "fa"));
+        g.Nodes.Add(N("DequantizeLinear", ["b", "b_s", "b_z"], "fb"));
+        g.Nodes.Add(N("Add", ["fa", "fb"], "s1"));
+        g.Nodes.Add(N("QuantizeLinear", ["s1", "s1_s", "s1_z"], "q1"));
+        g.Nodes.Add(N("DequantizeLinear", ["c", "c_s", "c_z"], "fc"));
+        g.Nodes.Add(N("Add", ["s1", "fc"], "s2"));
+        g.Nodes.Add(N("QuantizeLinear", ["s2", "s2_s", "s2_z"], "q2"));
+        g.Outputs.Add(new ValueInfo("q1", DataType.Undefined, null));
+        g.Outputs.Add(new ValueInfo("q2", DataType.Undefined, null));
+        var m = new Model { Graph = g, Opsets = { [""] = 13 } };
+        var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default);
+        // DQ(a)+Add (s1 has two readers), DQ(b), Q(s1), DQ(c)+Add+Q: four nodes instead of seven
+        Assert.Equal(4, fused.Nodes.Count);
+        var r = new Random(3);
+        Tensor B() => Tensor.FromArray(Enumerable.Range(0, 150).Select(i => i % 11 == 0 ? (byte)255 : (byte)r.Next(256)).ToArray(), 1, 6, 5, 5);
+        var inputs = new Dictionary<string, Tensor> { ["a"] = B(), ["b"] = B(), ["c"] = B() };
+        var want = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(inputs);
+        var got = new InferenceSession(m).Run(inputs);
+        foreach (var k in want.Keys)
+            Assert.Equal(want[k].Buffer.AsSpan(want[k].ByteOffset, want[k].Length).ToArray(), got[k].Buffer.AsSpan(got[k].ByteOffset, got[k].Length).ToArray());
     }
 
     [Fact]

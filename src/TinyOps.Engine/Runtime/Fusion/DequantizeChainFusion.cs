@@ -6,15 +6,16 @@ using TinyOps.Engine.Tensors;
 namespace TinyOps.Engine.Runtime.Fusion;
 
 /// <summary>
-/// A load-time graph rewrite for the float steps a QOperator graph keeps between quantized operators, typically a
-/// Gemm's bias after QLinearMatMul: DequantizeLinear → Add(constant) → [Relu] → [QuantizeLinear] becomes one node
+/// A load-time graph rewrite for the float steps a QOperator graph keeps between quantized operators, a Gemm's bias
+/// after QLinearMatMul or a residual sum: DequantizeLinear → Add(constant or any float tensor) → [Relu] → [QuantizeLinear] becomes one node
 /// (<see cref="DequantizeChainKernel"/>) that runs the same arithmetic in one pass over the values, so the
 /// intermediate tensors are never planned and three or four per-node dispatches become one. The result is bit for
 /// bit that of the separate nodes: the fused kernel uses the same vector routines and scalar formulas they do.
 /// <para>
 /// Conditions: every intermediate value has exactly that one consumer and is not a graph output; the scales and
 /// zero points are one-element initializers (per-tensor quantization); the Add's other input is a float32
-/// initializer; DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
+/// initializer or a value computed in the graph (the fused node takes the Add's place in the order, after both
+/// addends; of two DequantizeLinear addends the first is fused, the other runs as before); DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
 /// and Relu none, and the model's opset is at least 10 (numpy broadcasting for Add). The fused node keeps the op type
 /// DequantizeLinear with the internal attribute <see cref="DequantizeChainKernel.StepsAttribute"/>, which the
 /// registered DequantizeLinear factory sends to the fused kernel. As with <see cref="ActivationFusion"/>, the
@@ -68,10 +69,13 @@ internal static class DequantizeChainFusion
 
             var add = SoleConsumer(dq.Outputs[0]);
             if (add is null || !add.IsDefaultDomain || add.OpType != "Add" || add.Inputs.Count != 2 || add.Outputs.Count != 1 || add.Attributes.Count != 0) continue;
+            if ((removed?.Contains(add) ?? false) || (replaced?.ContainsKey(add) ?? false)) continue; // the Add's other input was fused first
             int biasAt = add.Inputs[0] == dq.Outputs[0] ? 1 : 0;
             if (add.Inputs[1 - biasAt] != dq.Outputs[0] || add.Inputs[biasAt] == dq.Outputs[0]) continue;
+            // the other addend: a float initializer (a Gemm's bias) or any tensor made before the Add (a residual:
+            // another DequantizeLinear's output or a previous sum); Add requires it to be float like the DQ output
             string bias = add.Inputs[biasAt];
-            if (!graph.Initializers.TryGetValue(bias, out var b) || b.Type != DataType.Float32) continue;
+            if (bias.Length == 0 || (graph.Initializers.TryGetValue(bias, out var b) && b.Type != DataType.Float32)) continue;
 
             var chain = new List<Node> { add };
             string last = add.Outputs[0];
@@ -107,9 +111,11 @@ internal static class DequantizeChainFusion
                 Index = dq.Index,
             };
             fused.Attributes[DequantizeChainKernel.StepsAttribute] = AttributeValue.Of(DequantizeChainKernel.StepsAttribute, steps);
-            (replaced ??= [])[dq] = fused;
+            // the fused node runs where the Add ran: a residual addend may be computed after the DequantizeLinear
+            (replaced ??= [])[add] = fused;
             removed ??= [];
-            foreach (var n in chain) removed.Add(n);
+            removed.Add(dq);
+            foreach (var n in chain) if (n != add) removed.Add(n);
         }
         if (replaced is null) return graph;
 
