@@ -12,11 +12,19 @@ internal sealed class ArithmeticKernel : Kernel
 
     private readonly Op _op;
     private readonly LegacyBroadcast _legacy;
+    // Add followed by a Relu fused by Runtime.Fusion.ActivationFusion (internal attribute)
+    private readonly bool _relu;
 
     public ArithmeticKernel(Node node, int opset, Op op) : base(node, opset)
     {
         _op = op;
         _legacy = new LegacyBroadcast(node, opset, 6);
+        if (node.HasAttribute(Nn.FusedActivation.KindAttribute))
+        {
+            if (op != Op.Add || node.GetString(Nn.FusedActivation.KindAttribute, "") != "Relu")
+                throw Error($"only Add takes a fused activation, and only Relu");
+            _relu = true;
+        }
     }
 
     public override void Infer(InferContext ctx)
@@ -27,6 +35,8 @@ internal sealed class ArithmeticKernel : Kernel
             ctx.ExpectType(1, DataType.Float32, DataType.Int8, DataType.UInt8, DataType.Int32, DataType.Int64);
             throw ctx.Error($"input types differ: {t.OnnxName()} and {ctx.InputType(1).OnnxName()}");
         }
+        if (_relu && t != DataType.Float32 && (Opset < 14 || t == DataType.UInt8))
+            throw ctx.Error($"the Relu fused after this Add takes {t.OnnxName()} only from opset 14 (and never uint8); the model imports opset {Opset}");
         ctx.SetOutput(0, t, _legacy.OutputShape(ctx));
     }
 
@@ -61,6 +71,15 @@ internal sealed class ArithmeticKernel : Kernel
                 break;
             default:
                 throw Error($"unexpected type {y.Type.OnnxName()}");
+        }
+        if (!_relu) return;
+        // the fused Relu, exactly as UnaryKernel computes it
+        switch (y.Type)
+        {
+            case DataType.Float32: System.Numerics.Tensors.TensorPrimitives.Max(y.Span<float>(), 0f, y.Span<float>()); break;
+            case DataType.Int8: System.Numerics.Tensors.TensorPrimitives.Max(y.Span<sbyte>(), (sbyte)0, y.Span<sbyte>()); break;
+            case DataType.Int32: System.Numerics.Tensors.TensorPrimitives.Max(y.Span<int>(), 0, y.Span<int>()); break;
+            case DataType.Int64: System.Numerics.Tensors.TensorPrimitives.Max(y.Span<long>(), 0L, y.Span<long>()); break;
         }
     }
 

@@ -8,7 +8,8 @@ namespace TinyOps.Engine.Runtime.Fusion;
 /// <summary>
 /// A load-time graph rewrite: a Conv or Gemm whose output feeds only an element-wise activation (Relu, Clip with
 /// constant bounds, LeakyRelu, HardSigmoid, HardSwish, Sigmoid) becomes one node that applies the activation in its
-/// epilogue, so the intermediate tensor is never written or read. The intermediate must have that single consumer
+/// epilogue, so the intermediate tensor is never written or read. An Add followed only by a Relu (a residual
+/// block's end) becomes an Add that applies the Relu to its result while it is still in cache. The intermediate must have that single consumer
 /// and not be a graph output. The caller's graph is never changed: a rewritten copy is returned (or the same graph
 /// when nothing fuses). Only for the built-in registry, whose Conv and Gemm kernels read the fused attributes.
 /// </summary>
@@ -43,10 +44,12 @@ internal static class ActivationFusion
             string mid = act.Inputs[0];
             if (mid.Length == 0 || outputs.Contains(mid) || consumers.GetValueOrDefault(mid) != 1) continue;
             if (!producers.TryGetValue(mid, out var op) || !op.IsDefaultDomain || op.Outputs.Count != 1) continue;
-            if (op.OpType is not ("Conv" or "Gemm") || op.HasAttribute(FusedActivation.KindAttribute)) continue;
+            if (op.OpType is not ("Conv" or "Gemm" or "Add") || op.HasAttribute(FusedActivation.KindAttribute)) continue;
             if (removed is not null && removed.Contains(op)) continue;
             var spec = Describe(act, opset, graph, producers);
             if (spec is null) continue;
+            // Add (numpy broadcasting, opset 7+) takes only Relu, applied to the sum as the Relu kernel would
+            if (op.OpType == "Add" && (spec.Value.Kind != "Relu" || opset < 7 || op.Attributes.Count != 0)) continue;
             var fused = new Node
             {
                 Name = op.Name,
