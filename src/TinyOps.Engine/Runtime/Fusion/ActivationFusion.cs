@@ -49,7 +49,7 @@ internal static class ActivationFusion
             var spec = Describe(act, opset, graph, producers);
             if (spec is null) continue;
             // Add (numpy broadcasting, opset 7+) takes only Relu, applied to the sum as the Relu kernel would
-            if (op.OpType == "Add" && (spec.Value.Kind != "Relu" || opset < 7 || op.Attributes.Count != 0)) continue;
+            if (op.OpType == "Add" && (spec.Value.Kind != "Relu" || opset < 7 || op.Attributes.Count != 0 || ReadsDequantized(op, producers))) continue;
             var fused = new Node
             {
                 Name = op.Name,
@@ -84,6 +84,14 @@ internal static class ActivationFusion
             Initializers = graph.Initializers,
             DocString = graph.DocString,
         };
+    }
+
+    /// <summary>An Add of a DequantizeLinear output: left whole for DequantizeChainFusion, which takes the Relu too.</summary>
+    private static bool ReadsDequantized(Node add, Dictionary<string, Node> producers)
+    {
+        foreach (var i in add.Inputs)
+            if (producers.TryGetValue(i, out var p) && p.IsDefaultDomain && p.OpType == "DequantizeLinear") return true;
+        return false;
     }
 
     /// <summary>The fused form of an activation node, or null when it is not fusable.</summary>
