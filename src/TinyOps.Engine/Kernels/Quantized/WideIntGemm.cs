@@ -264,38 +264,45 @@ internal static class WideIntGemm
             ap = ref Unsafe.Add(ref ap, aStep);
             bp = ref Unsafe.Add(ref bp, bStep);
         }
-        StoreRow<TC, TV>(c00, c01, c02, i0, j0, cols, e);
+        // the epilogue's parameters, read once per tile (through `e` every access would be a reload)
+        int ldy = e.Ldy;
+        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i0 * ldy + j0);
+        ref float mult = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowMult), i0);
+        var zp = Vector512.Create(e.YZero);
+        bool signed = e.Signed, hasZa = e.RowZa.Length > 0;
+        ref int za = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowZa), i0) : ref Unsafe.NullRef<int>();
+        ref int adj = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0) : ref Unsafe.NullRef<int>();
+        StoreRow<TC, TV>(c00, c01, c02, mult, ref y, cols, zp, signed, hasZa ? za : 0, ref adj);
         if (!TR.All) return;
-        if (rows > 1) StoreRow<TC, TV>(c10, c11, c12, i0 + 1, j0, cols, e);
-        if (rows > 2) StoreRow<TC, TV>(c20, c21, c22, i0 + 2, j0, cols, e);
-        if (rows > 3) StoreRow<TC, TV>(c30, c31, c32, i0 + 3, j0, cols, e);
+        if (rows > 1) StoreRow<TC, TV>(c10, c11, c12, Unsafe.Add(ref mult, 1), ref Unsafe.Add(ref y, ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 1) : 0, ref adj);
+        if (rows > 2) StoreRow<TC, TV>(c20, c21, c22, Unsafe.Add(ref mult, 2), ref Unsafe.Add(ref y, 2 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 2) : 0, ref adj);
+        if (rows > 3) StoreRow<TC, TV>(c30, c31, c32, Unsafe.Add(ref mult, 3), ref Unsafe.Add(ref y, 3 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 3) : 0, ref adj);
     }
 
+    /// <summary>Requantizes one row of a tile into y (za ≠ 0: minus za·(Σ_k B − K·zb) per column first, from adj).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow<TC, TV>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, int i, int j0, int cols, in Epilogue e)
+    private static void StoreRow<TC, TV>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, ref byte y, int cols,
+        Vector512<int> zp, bool signed, int za, ref int adj)
         where TC : struct, IClamp where TV : struct, IVectors
     {
-        float mult = e.RowMult[i];
-        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i * e.Ldy + j0);
-        if (e.RowZa.Length > 0)
+        if (za != 0)
         {
-            var za = Vector256.Create(e.RowZa[i]);
-            ref int adj = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0);
-            v0 -= za * Vector256.LoadUnsafe(ref adj);
-            if (TV.Count > 1) v1 -= za * Vector256.LoadUnsafe(ref adj, 8);
-            if (TV.Count > 2) v2 -= za * Vector256.LoadUnsafe(ref adj, 16);
+            var z = Vector256.Create(za);
+            v0 -= z * Vector256.LoadUnsafe(ref adj);
+            if (TV.Count > 1) v1 -= z * Vector256.LoadUnsafe(ref adj, 8);
+            if (TV.Count > 2) v2 -= z * Vector256.LoadUnsafe(ref adj, 16);
         }
         if (TV.Count == 1)
         {
-            Emit8<TC>(v0, mult, e, ref y, cols);
+            Emit8<TC>(v0, mult, zp.GetLower().GetLower(), signed, ref y, cols);
             return;
         }
         // the first 16 columns as one zmm
         var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Vector512.Create(v0, v1)), Vector512.Create(mult));
         if (TC.Clamps) f = Avx512F.Min(Avx512F.Max(f, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
-        var r = Avx512F.ConvertToVector512Int32(f) + Vector512.Create(e.YZero);
-        var b = e.Signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
-                         : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
+        var r = Avx512F.ConvertToVector512Int32(f) + zp;
+        var b = signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
+                       : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
         if (cols >= 16) b.StoreUnsafe(ref y);
         else
         {
@@ -303,20 +310,20 @@ internal static class WideIntGemm
             ulong hi = b.AsUInt64().GetElement(1);
             for (int t = 8; t < cols; t++) Unsafe.Add(ref y, t) = (byte)(hi >> (8 * (t - 8)));
         }
-        if (TV.Count > 2) Emit8<TC>(v2, mult, e, ref Unsafe.Add(ref y, 16), cols - 16);
+        if (TV.Count > 2) Emit8<TC>(v2, mult, zp.GetLower().GetLower(), signed, ref Unsafe.Add(ref y, 16), cols - 16);
     }
 
     /// <summary>Clamp for scaled sums that might leave int32 (<see cref="Clamped"/>'s case): any such value saturates.</summary>
     private const float Clamp = 1 << 30;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Emit8<TC>(Vector256<int> acc, float mult, in Epilogue e, ref byte dst, int valid) where TC : struct, IClamp
+    private static void Emit8<TC>(Vector256<int> acc, float mult, Vector128<int> zp4, bool signed, ref byte dst, int valid) where TC : struct, IClamp
     {
         var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), Vector256.Create(mult));
         if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
-        var r = Avx.ConvertToVector256Int32(f) + Vector256.Create(e.YZero);
-        ulong bytes = e.Signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
-                               : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
+        var r = Avx.ConvertToVector256Int32(f) + Vector256.Create(zp4, zp4);
+        ulong bytes = signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
+                             : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
         if (valid >= 8) Unsafe.WriteUnaligned(ref dst, bytes);
         else for (int t = 0; t < valid; t++) Unsafe.Add(ref dst, t) = (byte)(bytes >> (8 * t));
     }
