@@ -249,6 +249,45 @@ public class FastIntKernelTests
         }
     }
 
+    /// <summary>
+    /// Multipliers far above 1 (a tiny y_scale): scaled sums leave the int32 range, so the wide path's clamp before the
+    /// float-to-int conversion runs; every output saturates or lands near the ends, as in the reference.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void HugeMultipliersSaturateLikeTheReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(77 + (int)path);
+        for (int trial = 0; trial < 8; trial++)
+        {
+            bool ws = trial % 2 == 0, ysSigned = trial % 3 == 0;
+            int c = 3 + rng.Next(10), m = 1 + rng.Next(30), h = 3 + rng.Next(12), w = 3 + rng.Next(30), k = trial % 4 == 0 ? 1 : 3;
+            var attrs = new Dictionary<string, AttributeValue> { ["pads"] = AttributeValue.Of("pads", k == 1 ? new long[] { 0, 0, 0, 0 } : new long[] { 1, 1, 1, 1 }) };
+            var x = Bytes(rng, false, 1, c, h, w);
+            var wt = Bytes(rng, ws, m, c, k, k);
+            (string, Tensor?)[] q =
+            [
+                ("x", x), ("xs", Tensor.Scalar(0.5f)), ("xz", Tensor.Scalar((byte)rng.Next(256))), ("w", wt), ("ws", Scales(rng, m, true, 0.5f)),
+                ("wz", trial % 4 == 3 ? ZeroPoint(rng, ws, m, true) : (ws ? Tensor.FromArray(new sbyte[m], m) : Tensor.FromArray(new byte[m], m))),
+                ("ys", Tensor.Scalar(1e-4f)), ("yz", ysSigned ? Tensor.Scalar((sbyte)3) : Tensor.Scalar((byte)128)),
+                ("b", Tensor.FromArray(Enumerable.Range(0, m).Select(_ => rng.Next(int.MinValue / 2, int.MaxValue / 2)).ToArray(), m)),
+            ];
+            var consts = new HashSet<string> { "w", "ws", "wz", "xs", "xz", "ys", "yz", "b" };
+            AssertSame(RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Reference), RunNode("QLinearConv", q, consts, attrs, path), $"QLinearConv trial {trial}");
+            int mm = 1 + rng.Next(6), kk = 1 + rng.Next(90), nn = 1 + rng.Next(60);
+            (string, Tensor?)[] mq =
+            [
+                ("a", Bytes(rng, false, mm, kk)), ("as", Tensor.Scalar(0.5f)), ("az", Tensor.Scalar((byte)rng.Next(256))),
+                ("b", Bytes(rng, true, kk, nn)), ("bs", Tensor.Scalar(0.5f)), ("bz", Tensor.Scalar((sbyte)0)),
+                ("ys", Tensor.Scalar(1e-4f)), ("yz", Tensor.Scalar((byte)17)),
+            ];
+            var mc = new HashSet<string> { "b", "bs", "bz", "ys", "yz", "as", "az" };
+            var none = new Dictionary<string, AttributeValue>();
+            AssertSame(RunNode("QLinearMatMul", mq, mc, none, IntGemmPath.Reference), RunNode("QLinearMatMul", mq, mc, none, path), $"QLinearMatMul trial {trial}");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void QLinearMatMulAndMatMulIntegerMatchReference(int pathId)
