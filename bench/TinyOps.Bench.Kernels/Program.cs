@@ -67,8 +67,8 @@ if (args.Length >= 1 && args[0] == "qdw")
             var bias = Enumerable.Range(0, c).Select(_ => rnd.Next(-3000, 3000)).ToArray();
             var mult = Enumerable.Range(0, c).Select(_ => 0.001f + 0.002f * (float)rnd.NextDouble()).ToArray();
             var y = new byte[c * g.OutSize];
-            var packed = new int[IntDepthwise3x3.PackedInts(c)];
-            IntDepthwise3x3.PackWeights(wt, true, wz, c, packed);
+            var packed = new int[IntDepthwise3x3.PackedInts(g)];
+            IntDepthwise3x3.PackWeights(g, wt, true, wz, packed);
             var work = new byte[IntDepthwise3x3.WorkBytes(g)];
             void Once() => IntDepthwise3x3.Run(g, x, false, 128, wt, true, wz, bias, mult, 120, y, false, packed, work);
             var sw0 = Stopwatch.StartNew();

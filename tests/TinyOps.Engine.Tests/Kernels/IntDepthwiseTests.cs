@@ -74,8 +74,8 @@ public sealed class IntDepthwiseTests
             int[] packed = [];
             if (prepack)
             {
-                packed = new int[IntDepthwise3x3.PackedInts(g.InChannels)];
-                IntDepthwise3x3.PackWeights(w, wSigned, wZero, g.InChannels, packed);
+                packed = new int[IntDepthwise3x3.PackedInts(g)];
+                IntDepthwise3x3.PackWeights(g, w, wSigned, wZero, packed);
             }
             var work = new byte[IntDepthwise3x3.WorkBytes(g)];
             new Random(y.Length).NextBytes(work); // stale scratch must not matter
@@ -138,8 +138,8 @@ public sealed class IntDepthwiseTests
                 if (vnni) vnniRuns++;
                 if (path != IntGemmPath.Auto || !IntDepthwiseVnni.IsSupported) Assert.False(vnni, what);
             }
-            var pk = new int[IntDepthwise3x3.PackedInts(c)];
-            IntDepthwise3x3.PackWeights(wt, wSigned, wZero, c, pk);
+            var pk = new int[IntDepthwise3x3.PackedInts(g)];
+            IntDepthwise3x3.PackWeights(g, wt, wSigned, wZero, pk);
             if (fits) Assert.Equal(1, pk[4 * c]);
             if (pk[4 * c] == 1) fitting++;
         }
@@ -148,21 +148,48 @@ public sealed class IntDepthwiseTests
     }
 
     [Fact]
+    public void WeightsPackedForAnotherShapeStillMatch()
+    {
+        // the packed output table depends on the shape: a stale one must be rebuilt, not used
+        var rng = new Random(31);
+        int c = 5;
+        var (w, wz) = Weights(rng, c, true, true, true, false);
+        var bias = Enumerable.Range(0, c).Select(_ => rng.Next(-2000, 2000)).ToArray();
+        var mult = Multipliers(rng, c, 3);
+        var planned = Geometry(c, 14, 14, 1, [1, 1, 1, 1]);
+        var packed = new int[IntDepthwise3x3.PackedInts(planned)];
+        IntDepthwise3x3.PackWeights(planned, w, true, wz, packed);
+        foreach (var (h, wd, st) in new[] { (14, 14, 1), (9, 13, 1), (14, 14, 2), (30, 7, 1) })
+        {
+            var g = Geometry(c, h, wd, st, [1, 1, 1, 1]);
+            var x = new byte[c * h * wd];
+            rng.NextBytes(x);
+            var expect = new byte[g.OutSize * c];
+            IntDepthwise3x3.Reference(g, x, false, 7, w, true, wz, bias, mult, 3, expect, false);
+            var got = new byte[g.OutSize * c];
+            var work = new byte[IntDepthwise3x3.WorkBytes(g)];
+            IntDepthwise3x3.Run(g, x, false, 7, w, true, wz, bias, mult, 3, got, false, packed.AsSpan(0, Math.Min(packed.Length, IntDepthwise3x3.PackedInts(g))), work);
+            Assert.True(expect.AsSpan().SequenceEqual(got), $"{h}x{wd} stride {st}");
+        }
+    }
+
+    [Fact]
     public void WeightsOutsideSignedBytesAreNotPackedAsFitting()
     {
-        var packed = new int[IntDepthwise3x3.PackedInts(2)];
+        var packed = new int[IntDepthwise3x3.PackedInts(Geometry(2, 5, 5, 1, [1, 1, 1, 1]))];
+        var g = Geometry(2, 5, 5, 1, [1, 1, 1, 1]);
         var w = new byte[18];
         w[4] = 255; // uint8 weight 255 with zero point 0: 255 does not fit
-        IntDepthwise3x3.PackWeights(w, false, [0], 2, packed);
+        IntDepthwise3x3.PackWeights(g, w, false, [0], packed);
         Assert.Equal(0, packed[8]);
-        IntDepthwise3x3.PackWeights(w, false, [128], 2, packed); // 255 − 128 and 0 − 128 fit
+        IntDepthwise3x3.PackWeights(g, w, false, [128], packed); // 255 − 128 and 0 − 128 fit
         Assert.Equal(1, packed[8]);
         Assert.Equal(127 - 8 * 128, packed[3]);
         Assert.Equal(0x00807F80, packed[1]); // row 1: −128, 127, −128, 0
         w[4] = unchecked((byte)(sbyte)-128);
-        IntDepthwise3x3.PackWeights(w, true, [0, 1], 2, packed); // channel 1: 0 − 1 fits
+        IntDepthwise3x3.PackWeights(g, w, true, [0, 1], packed); // channel 1: 0 − 1 fits
         Assert.Equal(1, packed[8]);
-        IntDepthwise3x3.PackWeights(w, true, [1], 2, packed); // −128 − 1 does not
+        IntDepthwise3x3.PackWeights(g, w, true, [1], packed); // −128 − 1 does not
         Assert.Equal(0, packed[8]);
     }
 

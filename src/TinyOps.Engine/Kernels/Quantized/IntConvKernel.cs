@@ -126,8 +126,8 @@ internal sealed class IntConvKernel : Kernel
         if (!_qlinear || !IntDepthwise3x3.Supports(_geo) || (ctx.HasInput(_wZero) && wz is null)) return;
         var zeros = new int[wz is null ? 1 : wz.Length];
         QuantMath.ReadInts(wz, 0, zeros);
-        var packed = new int[IntDepthwise3x3.PackedInts(_geo.InChannels)];
-        IntDepthwise3x3.PackWeights(wv.Buffer.AsSpan(wv.ByteOffset, wv.Length), wType == DataType.Int8, zeros, _geo.InChannels, packed);
+        var packed = new int[IntDepthwise3x3.PackedInts(_geo)];
+        IntDepthwise3x3.PackWeights(_geo, wv.Buffer.AsSpan(wv.ByteOffset, wv.Length), wType == DataType.Int8, zeros, packed);
         _dwPacked = packed;
         _dwSrc = wv.Buffer;
         _dwSrcOffset = wv.ByteOffset;

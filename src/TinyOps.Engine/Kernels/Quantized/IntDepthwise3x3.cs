@@ -59,12 +59,15 @@ internal static class IntDepthwise3x3
     public static int WorkBytes(ConvGeometry g) =>
         Math.Max(IntDepthwiseVnni.WorkBytes(g), ((PlaneShorts(g) * 2 + 63) & ~63) + AccInts(g) * 4);
 
-    /// <summary>ints of the packed weights <see cref="PackWeights"/> writes for c channels.</summary>
-    public static int PackedInts(int c) => IntDepthwiseVnni.PackedInts(c);
+    /// <summary>ints of the packed weights <see cref="PackWeights"/> writes for this geometry.</summary>
+    public static int PackedInts(ConvGeometry g) => IntDepthwiseVnni.PackedInts(g);
 
-    /// <summary>Packs w [C, 3, 3] with its zero points for <see cref="Run"/> (done once at planning for constant weights).</summary>
-    public static void PackWeights(ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, int c, Span<int> packed) =>
-        IntDepthwiseVnni.Pack(w, wSigned, wZero, c, packed);
+    /// <summary>
+    /// Packs w [C, 3, 3] with its zero points for <see cref="Run"/> (done once at planning for constant weights), with
+    /// a table that depends on the output shape (rebuilt at run time when the shape has changed).
+    /// </summary>
+    public static void PackWeights(ConvGeometry g, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, Span<int> packed) =>
+        IntDepthwiseVnni.Pack(g, w, wSigned, wZero, packed);
 
     /// <summary>
     /// One image: x [C, H, W] (raw bytes, signed when <paramref name="xSigned"/>), w [C, 3, 3], per-channel (or shared)
@@ -81,8 +84,8 @@ internal static class IntDepthwise3x3
         {
             if (packed.IsEmpty)
             {
-                var pk = MemoryMarshal.Cast<byte, int>(work.Slice(0, PackedInts(g.InChannels) * 4));
-                PackWeights(w, wSigned, wZero, g.InChannels, pk);
+                var pk = MemoryMarshal.Cast<byte, int>(work.Slice(0, PackedInts(g) * 4));
+                PackWeights(g, w, wSigned, wZero, pk);
                 packed = pk;
             }
             if (packed[4 * g.InChannels] == 1)

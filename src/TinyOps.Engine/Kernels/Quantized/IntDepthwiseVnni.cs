@@ -16,19 +16,23 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <item><b>Zero points</b>: int8 activations are flipped to uint8 (x ^ 0x80, zero point + 128). With the padding
 /// filled with the input zero point, Σ(x − zx)(w − zw) = Σ x·(w − zw) − zx·Σ(w − zw) over all nine taps, so the
 /// second term is folded into the channel's bias and the products use raw bytes.</item>
-/// <item><b>Padded planes</b>: the channel is copied into a plane of bytes padded with the zero point (borders are
-/// written once per call; each channel only overwrites the interior). Stride 1: rows of Wq = OW + 2 bytes. Stride 2:
-/// even and odd padded rows go to two planes with rows of 2·Wq bytes, Wq = OW + 1 (columns stay together).</item>
+/// <item><b>Padded planes</b>: the channel is copied into a plane of bytes padded with the zero point (each padded
+/// row is written whole by masked loads merged into a vector of zero points). Stride 1: rows of Wq = OW + 2 bytes.
+/// Stride 2: even and odd padded rows go to two planes with rows of 2·Wq bytes, Wq = OW + 1 (columns stay
+/// together). Two planes alternate, so a channel is copied while the one before it is filtered.</item>
 /// <item><b>Flat filter</b>: output (oh, ow) is flat index f = oh·Wq + ow (the Wq − OW spare outputs per row are
 /// computed and dropped), and kernel row kh of it is the dword at one fixed byte offset: stride 1 f + kh·Wq, stride 2
 /// 2f in the even plane (kh 0), the odd plane (kh 1) or 2f + 2·Wq in the even plane (kh 2). A 32-byte load at byte
-/// offset q is therefore eight outputs (f = q, q + 4, ... for stride 1; q/2, q/2 + 2, ... for stride 2): four loads
-/// (offsets f0 .. f0 + 3) give 32 consecutive outputs for stride 1, two (2f0, 2f0 + 2) give 16 for stride 2, with
-/// three vpdpbusd per eight outputs and no byte shuffles. Small planes (7×7, 14×14) stay on full vectors.</item>
+/// offset q is therefore eight outputs (f = q, q + 4, ... for stride 1; q/2, q/2 + 2, ... for stride 2): a step of 32
+/// consecutive outputs takes four loads per kernel row (offsets f0 .. f0 + 3 for stride 1; 2f0, 2f0 + 2, 2f0 + 32,
+/// 2f0 + 34 for stride 2), three vpdpbusd per eight outputs and no byte shuffles. Small planes (7×7, 14×14) stay on
+/// full vectors.</item>
 /// <item><b>Requantization</b>: (sum + bias) to double (8 lanes per Vector512), ·multiplier, + y zero point (two
-/// separate IEEE operations, as <see cref="QuantMath.Requantize"/>), clamped, rounded half to even by the conversion,
-/// narrowed to bytes; one byte permute puts the interleaved outputs back in order. Rows of the flat result are then
-/// copied to y without their spare columns.</item>
+/// separate IEEE operations, as <see cref="QuantMath.Requantize"/>), rounded half to even by the conversion, and
+/// narrowed with saturating packs (clamped in double first when a channel's sums could leave the int32 range).</item>
+/// <item><b>Output</b>: one byte permute per step both undoes the interleaving of the packs and drops the spare
+/// columns; its index vector and the step's position in y come from a table that depends only on the geometry
+/// (built at planning with the weights), so rows go straight to y.</item>
 /// </list>
 /// All integer sums are exact (|Σ x·w| ≤ 9·255·128) and the bias is added with int32 wrapping like the reference, so
 /// the results are bit-identical to <see cref="IntDepthwise3x3.Reference"/>.
@@ -39,15 +43,30 @@ internal static unsafe class IntDepthwiseVnni
     public static bool IsSupported =>
         AvxVnni.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported && Avx512Vbmi.VL.IsSupported;
 
-    /// <summary>ints of <see cref="Pack"/> output for c channels: four per channel and a trailing "fits" flag.</summary>
-    public static int PackedInts(int c) => 4 * c + 1;
+    /// <summary>Outputs per step.</summary>
+    private const int Step = 32;
+
+    /// <summary>Bytes after each plane that vector loads may reach.</summary>
+    private const int Slack = 128;
+
+    private static int Wq(ConvGeometry g) => g.Strides[0] == 1 ? g.OutDims[1] + 2 : g.OutDims[1] + 1;
+
+    /// <summary>Steps per channel: OH·Wq flat outputs in steps of 32.</summary>
+    private static int Steps(ConvGeometry g) => (g.OutDims[0] * Wq(g) + Step - 1) / Step;
+
+    /// <summary>ints of the output table: a key (stride, OH, OW, steps), steps + 1 offsets into y, 32 index bytes per step.</summary>
+    private static int TableInts(ConvGeometry g) => 4 + Steps(g) + 1 + Steps(g) * Step / 4;
+
+    /// <summary>ints of <see cref="Pack"/> output: four per channel, a "fits" flag, then the output table.</summary>
+    public static int PackedInts(ConvGeometry g) => 4 * g.InChannels + 1 + TableInts(g);
 
     /// <summary>
-    /// Packs the weights: per channel three row dwords of (w − zw) bytes and Σ(w − zw); the last int is 1 when every
-    /// w − zw fits a signed byte (the route is usable), else 0.
+    /// Packs the weights: per channel three row dwords of (w − zw) bytes and Σ(w − zw); then 1 when every w − zw fits
+    /// a signed byte (the route is usable), else 0; then the output table of the geometry.
     /// </summary>
-    public static void Pack(ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, int c, Span<int> packed)
+    public static void Pack(ConvGeometry g, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, Span<int> packed)
     {
+        int c = g.InChannels;
         bool fits = true;
         for (int ch = 0; ch < c; ch++)
         {
@@ -69,18 +88,47 @@ internal static unsafe class IntDepthwiseVnni
             packed[4 * ch + 3] = sum;
         }
         packed[4 * c] = fits ? 1 : 0;
+        BuildTable(g, packed.Slice(4 * c + 1, TableInts(g)));
     }
 
-    private static int Wq(ConvGeometry g) => g.Strides[0] == 1 ? g.OutDims[1] + 2 : g.OutDims[1] + 1;
+    private static bool TableMatches(ConvGeometry g, ReadOnlySpan<int> t) =>
+        t[0] == g.Strides[0] && t[1] == g.OutDims[0] && t[2] == g.OutDims[1] && t[3] == Steps(g);
 
-    /// <summary>Flat outputs computed per channel (OH·Wq rounded up to the step).</summary>
-    private static int FlatOutputs(ConvGeometry g)
+    /// <summary>
+    /// The output table: for step k, the y offset of its first kept output and the permute index that moves its kept
+    /// outputs, in order, to the front of the step's 32 packed bytes.
+    /// </summary>
+    private static void BuildTable(ConvGeometry g, Span<int> t)
     {
-        int step = g.Strides[0] == 1 ? 32 : 16;
-        return (g.OutDims[0] * Wq(g) + step - 1) / step * step;
+        int s = g.Strides[0], oh = g.OutDims[0], ow = g.OutDims[1], wq = Wq(g), steps = Steps(g);
+        t[0] = s; t[1] = oh; t[2] = ow; t[3] = steps;
+        var offsets = t.Slice(4, steps + 1);
+        var index = MemoryMarshal.AsBytes(t.Slice(4 + steps + 1, steps * Step / 4));
+        // byte q of the packed step holds output at[q] of the step (see Pack4)
+        Span<byte> where = stackalloc byte[Step];
+        for (int q = 0; q < Step; q++)
+        {
+            int lane = q >> 4, j = q & 15;
+            int v = (j < 8 ? 0 : 2) + ((j & 7) < 4 ? 0 : 1); // which of the four accumulators
+            int k = 4 * lane + (j & 3); // its int32 lane
+            int o = s == 1 ? 4 * k + v : (v & 2) * 8 + 2 * k + (v & 1);
+            where[o] = (byte)q;
+        }
+        int done = 0;
+        for (int step = 0; step < steps; step++)
+        {
+            offsets[step] = done;
+            int n = 0;
+            for (int o = 0; o < Step; o++)
+            {
+                int f = step * Step + o;
+                if (f < oh * wq && f % wq < ow) index[step * Step + n++] = where[o];
+            }
+            for (int i = n; i < Step; i++) index[step * Step + i] = 0;
+            done += n;
+        }
+        offsets[steps] = done;
     }
-
-    private const int Slack = 128;
 
     /// <summary>Bytes of the padded plane(s), vector slack included, rounded to 64.</summary>
     private static int PlaneBytes(ConvGeometry g)
@@ -90,77 +138,118 @@ internal static unsafe class IntDepthwiseVnni
         return (bytes + 63) & ~63;
     }
 
-    /// <summary>Scratch bytes <see cref="Run"/> needs: packed weights (when not given), biases, planes, flat output.</summary>
-    public static int WorkBytes(ConvGeometry g)
-    {
-        int c = g.InChannels;
-        return ((PackedInts(c) * 4 + 63) & ~63) + ((c * 4 + 63) & ~63) + PlaneBytes(g) + ((FlatOutputs(g) + 63) & ~63) + 64;
-    }
+    private static int Align(int bytes) => (bytes + 63) & ~63;
+
+    /// <summary>Scratch bytes <see cref="Run"/> needs: packed weights (when not given), a table, biases, two planes.</summary>
+    public static int WorkBytes(ConvGeometry g) =>
+        Align(PackedInts(g) * 4) + Align(TableInts(g) * 4) + Align(g.InChannels * 4) + 2 * PlaneBytes(g);
 
     /// <summary>
     /// One image (see <see cref="IntDepthwise3x3.Run"/> for the arguments). <paramref name="packed"/> is from
-    /// <see cref="Pack"/> with its fits flag set; <paramref name="mult"/> must be finite.
+    /// <see cref="Pack"/> with its fits flag set (its table is rebuilt into <paramref name="work"/> when the geometry
+    /// has changed since); <paramref name="mult"/> must be finite.
     /// </summary>
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<int> packed,
         ReadOnlySpan<int> bias, ReadOnlySpan<float> mult, int yZero, Span<byte> y, bool ySigned, Span<byte> work)
     {
         int c = g.InChannels, h = g.InDims[0], wd = g.InDims[1], oh = g.OutDims[0], ow = g.OutDims[1];
         int s = g.Strides[0], padT = g.PadBegin[0], padL = g.PadBegin[1];
-        int wq = Wq(g), n = FlatOutputs(g), planeBytes = PlaneBytes(g);
+        int wq = Wq(g), steps = Steps(g), planeBytes = PlaneBytes(g);
         int zxu = xSigned ? xZero + 128 : xZero;
         byte flip = xSigned ? (byte)0x80 : (byte)0;
-        int packedBytes = (PackedInts(c) * 4 + 63) & ~63, biasBytes = (c * 4 + 63) & ~63;
-        var biasAdj = MemoryMarshal.Cast<byte, int>(work.Slice(packedBytes, c * 4));
+        int at = Align(PackedInts(g) * 4);
+        ReadOnlySpan<int> table = packed.Slice(4 * c + 1);
+        if (table.Length < 4 || !TableMatches(g, table))
+        {
+            var t = MemoryMarshal.Cast<byte, int>(work.Slice(at, TableInts(g) * 4));
+            BuildTable(g, t);
+            table = t;
+        }
+        at += Align(TableInts(g) * 4);
+        var biasAdj = MemoryMarshal.Cast<byte, int>(work.Slice(at, c * 4));
+        at += Align(c * 4);
         for (int ch = 0; ch < c; ch++)
             biasAdj[ch] = unchecked((bias.IsEmpty ? 0 : bias[ch]) - zxu * packed[4 * ch + 3]);
-        var planeSpan = work.Slice(packedBytes + biasBytes, planeBytes);
-        planeSpan.Fill((byte)zxu);
-        var wideSpan = work.Slice(packedBytes + biasBytes + planeBytes, n + 64);
+        var planes = work.Slice(at, 2 * planeBytes);
+        planes.Fill((byte)zxu);
         double lo = ySigned ? -128 : 0, hi = ySigned ? 127 : 255;
-        fixed (byte* px = x, plane = planeSpan, wide = wideSpan, py = y)
-        fixed (int* pk = packed, pb = biasAdj)
+        fixed (byte* px = x, pl = planes, py = y)
+        fixed (int* pk = packed, pb = biasAdj, pt = table)
         fixed (float* pm = mult)
         {
-            // stride 2: even padded rows from plane, odd ones from plane2
-            byte* plane2 = plane + (oh + 1) * 2 * wq + Slack;
-            int rowBytes = s == 1 ? wq : 2 * wq;
+            var cp = new Copier
+            {
+                X = px, ChannelBytes = (long)h * wd, Wd = wd, S = s, PadT = padT, PadL = padL, Flip = flip, Zero = (byte)zxu,
+                RowBytes = s == 1 ? wq : 2 * wq, OddPlane = (oh + 1) * 2 * wq + Slack,
+            };
             int padRows = (oh - 1) * s + 3;
-            int r0 = Math.Max(0, padT), r1 = Math.Min(padRows, padT + h);
-            int cnt = Math.Min(wd, rowBytes - padL);
+            cp.R0 = Math.Max(0, padT);
+            cp.R1 = Math.Min(padRows, padT + h);
+            cp.Cnt = Math.Min(wd, cp.RowBytes - padL);
+            var o = new Output { Offsets = pt + 4, Index = (byte*)(pt + 4 + steps + 1), Steps = steps, Signed = ySigned };
             int planeOut = oh * ow;
+            cp.Run(0, pl);
             for (int ch = 0; ch < c; ch++)
             {
-                byte* xc = px + (long)ch * h * wd;
-                if (cnt > 0)
-                    for (int r = r0; r < r1; r++)
-                    {
-                        byte* dst = s == 1 ? plane + r * wq : ((r & 1) == 0 ? plane : plane2) + (r >> 1) * rowBytes;
-                        CopyRow(xc + (long)(r - padT) * wd, dst + padL, cnt, flip);
-                    }
+                if (ch + 1 < c) cp.Run(ch + 1, pl + ((ch + 1) & 1) * planeBytes);
+                byte* plane = pl + (ch & 1) * planeBytes;
+                o.Y = py + (long)ch * planeOut;
+                o.Room = (long)(c - ch) * planeOut; // stores may run into later channels, which are written afterwards
                 var w0 = Vector256.Create(pk[4 * ch]).AsSByte();
                 var w1 = Vector256.Create(pk[4 * ch + 1]).AsSByte();
                 var w2 = Vector256.Create(pk[4 * ch + 2]).AsSByte();
-                var bv = Vector256.Create(pb[ch]);
-                var rq = new Requant(pm[ch], yZero, lo, hi);
-                if (s == 1) Filter1(plane, wq, n, w0, w1, w2, bv, in rq, wide);
-                else Filter2(plane, plane2, wq, n, w0, w1, w2, bv, in rq, wide);
-                Compact(wide, wq, py + (long)ch * planeOut, oh, ow, (long)(c - ch) * planeOut);
+                int b = pb[ch];
+                var bv = Vector256.Create(b);
+                float m = pm[ch];
+                // when the scaled sums cannot leave the int32 range, the saturating packs replace the double clamp
+                long bound = Math.Min(Math.Abs((long)b) + 9 * 255 * 128, 1L << 31);
+                bool exact = bound * Math.Abs((double)m) + Math.Abs(yZero) < int.MaxValue / 2;
+                if (s == 1)
+                {
+                    if (exact) Filter1(plane, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
+                    else Filter1(plane, wq, w0, w1, w2, bv, new ClampRound(m, yZero, lo, hi), in o);
+                }
+                else
+                {
+                    byte* odd = plane + cp.OddPlane;
+                    if (exact) Filter2(plane, odd, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
+                    else Filter2(plane, odd, wq, w0, w1, w2, bv, new ClampRound(m, yZero, lo, hi), in o);
+                }
             }
         }
     }
 
-    /// <summary>Copies cnt bytes (flipped to unsigned with <paramref name="flip"/> = 0x80) in 64-byte steps, the last one masked.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow(byte* src, byte* dst, int cnt, byte flip)
+    /// <summary>
+    /// Copies the interior rows of one channel into a padded plane. Each padded row is written whole, in 64-byte
+    /// chunks, by masked loads that merge the input bytes into a vector of zero points: the last chunk spills zero
+    /// points into the rows after it, which are either padding or written later (rows go in address order per plane).
+    /// </summary>
+    private struct Copier
     {
-        var f = Vector512.Create(flip);
-        int i = 0;
-        for (; i + 64 <= cnt; i += 64) Vector512.Store(Vector512.Load(src + i) ^ f, dst + i);
-        if (i < cnt)
+        public byte* X;
+        public long ChannelBytes;
+        public int Wd, S, PadT, PadL, RowBytes, OddPlane, R0, R1, Cnt;
+        public byte Flip, Zero;
+
+        public readonly void Run(int ch, byte* plane)
         {
-            var mask = Vector512.LessThan(Iota, Vector512.Create((byte)(cnt - i)));
-            var v = Avx512BW.MaskLoad(src + i, mask, Vector512<byte>.Zero) ^ f;
-            Avx512BW.MaskStore(dst + i, mask, v);
+            if (Cnt <= 0) return;
+            byte* xc = X + ch * ChannelBytes - PadL; // padded column j reads input column j − PadL
+            var fill = Vector512.Create((byte)(Zero ^ Flip));
+            var flip = Vector512.Create(Flip);
+            int chunks = (RowBytes + 63) >> 6;
+            for (int r = R0; r < R1; r++)
+            {
+                byte* dst = S == 1 ? plane + r * RowBytes : plane + ((r & 1) == 0 ? 0 : OddPlane) + (r >> 1) * RowBytes;
+                byte* src = xc + (long)(r - PadT) * Wd;
+                for (int k = 0, off = 0; k < chunks; k++, off += 64)
+                {
+                    // lanes [a, b) of this chunk are input bytes
+                    int a = Math.Clamp(PadL - off, 0, 64), b = Math.Clamp(PadL + Cnt - off, 0, 64);
+                    var mask = Vector512.GreaterThanOrEqual(Iota, Vector512.Create((byte)a)) & Vector512.LessThan(Iota, Vector512.Create((byte)b));
+                    Vector512.Store(Avx512BW.MaskLoad(src + off, mask, fill) ^ flip, dst + off);
+                }
+            }
         }
     }
 
@@ -168,88 +257,106 @@ internal static unsafe class IntDepthwiseVnni
         (byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
         32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
 
-    /// <summary>Requantization constants of one channel.</summary>
-    private readonly struct Requant(float multiplier, int yZero, double lo, double hi)
+    /// <summary>Scaling of eight sums to rounded int32 (y zero point included).</summary>
+    private interface IRound
     {
-        public readonly Vector512<double> Mul = Vector512.Create((double)multiplier);
-        public readonly Vector512<double> Zp = Vector512.Create((double)yZero);
-        public readonly Vector512<double> Lo = Vector512.Create(lo);
-        public readonly Vector512<double> Hi = Vector512.Create(hi);
-
-        /// <summary>Sixteen sums (two vectors) to sixteen bytes in lane order [a | b].</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector128<byte> Bytes(Vector256<int> a, Vector256<int> b)
-        {
-            var ia = Convert(a);
-            var ib = Convert(b);
-            return Avx512F.ConvertToVector128Byte(Vector512.Create(ia, ib));
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private Vector256<int> Convert(Vector256<int> a)
-        {
-            var d = Avx512F.ConvertToVector512Double(a);
-            d = Avx512F.Add(Avx512F.Multiply(d, Mul), Zp);
-            d = Avx512F.Min(Avx512F.Max(d, Lo), Hi);
-            return Avx512F.ConvertToVector256Int32(d, FloatRoundingMode.ToEven);
-        }
+        Vector256<int> Apply(Vector256<int> a);
     }
 
-    // stride 1: byte i of the 32 = output 4k + t, which sits at t·8 + k after the four narrowed vectors
-    private static readonly Vector256<byte> Order4 = Vector256.Create(
-        (byte)0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27, 4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<double> Scale(Vector256<int> a, Vector512<double> mul, Vector512<double> zp) =>
+        Avx512F.Add(Avx512F.Multiply(Avx512F.ConvertToVector512Double(a), mul), zp);
 
-    // stride 2: byte i of the 16 = output 2k + t, at t·8 + k
-    private static readonly Vector128<byte> Order2 = Vector128.Create((byte)0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    /// <summary>When the scaled sums stay well inside int32: rounded half to even by the conversion (the packs saturate).</summary>
+    private readonly struct Round(float multiplier, int yZero) : IRound
+    {
+        private readonly Vector512<double> _mul = Vector512.Create((double)multiplier), _zp = Vector512.Create((double)yZero);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> Apply(Vector256<int> a) => Avx512F.ConvertToVector256Int32(Scale(a, _mul, _zp), FloatRoundingMode.ToEven);
+    }
+
+    /// <summary>General case: clamped to the output range in double, then rounded (the same, as the bounds are integers).</summary>
+    private readonly struct ClampRound(float multiplier, int yZero, double lo, double hi) : IRound
+    {
+        private readonly Vector512<double> _mul = Vector512.Create((double)multiplier), _zp = Vector512.Create((double)yZero);
+        private readonly Vector512<double> _lo = Vector512.Create(lo), _hi = Vector512.Create(hi);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> Apply(Vector256<int> a) =>
+            Avx512F.ConvertToVector256Int32(Avx512F.Min(Avx512F.Max(Scale(a, _mul, _zp), _lo), _hi), FloatRoundingMode.ToEven);
+    }
+
+    /// <summary>Where the steps of one channel go: the table and the channel's output plane.</summary>
+    private struct Output
+    {
+        public int* Offsets;
+        public byte* Index;
+        public byte* Y;
+        public long Room;
+        public int Steps;
+        public bool Signed;
+    }
+
+    /// <summary>
+    /// Four accumulators (step outputs a·… as described in <see cref="BuildTable"/>) to 32 bytes with saturating packs
+    /// (int32 → int16 → int8/uint8, lane-interleaved), then the step's permute, stored at its offset in y.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<TR>(Vector256<int> a0, Vector256<int> a1, Vector256<int> a2, Vector256<int> a3, in TR rq, in Output o, int step)
+        where TR : struct, IRound
+    {
+        var p01 = Avx2.PackSignedSaturate(rq.Apply(a0), rq.Apply(a1));
+        var p23 = Avx2.PackSignedSaturate(rq.Apply(a2), rq.Apply(a3));
+        var b = o.Signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
+        var v = Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(o.Index + step * Step));
+        int at = o.Offsets[step];
+        if (at + Step <= o.Room) Vector256.Store(v, o.Y + at);
+        else StoreTail(v, o.Y + at, o.Offsets[step + 1] - at);
+    }
+
+    /// <summary>The last steps of the last channel: only the kept bytes (nothing may be written past y).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void StoreTail(Vector256<byte> v, byte* dst, int n)
+    {
+        byte* tmp = stackalloc byte[Step];
+        Vector256.Store(v, tmp);
+        for (int i = 0; i < n; i++) dst[i] = tmp[i];
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot(Vector256<int> acc, byte* p, Vector256<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(p), w);
 
-    private static void Filter1(byte* p, int wq, int n, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, in Requant rq, byte* o)
+    /// <summary>Stride 1: accumulator v, lane k of a step at f0 is output f0 + 4k + v (loads at f0 + v).</summary>
+    private static void Filter1<TR>(byte* p, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
     {
-        var order = Order4;
         byte* p1 = p + wq, p2 = p + 2 * wq;
-        for (int f = 0; f < n; f += 32)
+        for (int step = 0, f = 0; step < o.Steps; step++, f += Step)
         {
             var a0 = Dot(Dot(Dot(bias, p + f, w0), p1 + f, w1), p2 + f, w2);
             var a1 = Dot(Dot(Dot(bias, p + f + 1, w0), p1 + f + 1, w1), p2 + f + 1, w2);
             var a2 = Dot(Dot(Dot(bias, p + f + 2, w0), p1 + f + 2, w1), p2 + f + 2, w2);
             var a3 = Dot(Dot(Dot(bias, p + f + 3, w0), p1 + f + 3, w1), p2 + f + 3, w2);
-            var b = Vector256.Create(rq.Bytes(a0, a1), rq.Bytes(a2, a3));
-            Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, order), o + f);
-        }
-    }
-
-    private static void Filter2(byte* e, byte* od, int wq, int n, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, in Requant rq, byte* o)
-    {
-        var order = Order2;
-        byte* e2 = e + 2 * wq;
-        for (int f = 0; f < n; f += 16)
-        {
-            int q = 2 * f;
-            var a0 = Dot(Dot(Dot(bias, e + q, w0), od + q, w1), e2 + q, w2);
-            var a1 = Dot(Dot(Dot(bias, e + q + 2, w0), od + q + 2, w1), e2 + q + 2, w2);
-            Vector128.Store(Ssse3.Shuffle(rq.Bytes(a0, a1), order), o + f);
+            Store(a0, a1, a2, a3, in rq, in o, step);
         }
     }
 
     /// <summary>
-    /// Copies the first OW of every Wq flat outputs into consecutive rows of y. Vector stores may run past a row into
-    /// later rows or channels (written afterwards), never past <paramref name="room"/> bytes from y.
+    /// Stride 2: accumulator v, lane k of a step at f0 is output f0 + 16·(v / 2) + 2k + v % 2 (loads at 2f0 + 32·(v / 2)
+    /// + 2·(v % 2) in the even plane, the odd plane, and the even plane one row on).
     /// </summary>
-    private static void Compact(byte* wide, int wq, byte* y, int oh, int ow, long room)
+    private static void Filter2<TR>(byte* e, byte* od, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
     {
-        for (int r = 0; r < oh; r++)
+        byte* e2 = e + 2 * wq;
+        for (int step = 0, q = 0; step < o.Steps; step++, q += 2 * Step)
         {
-            byte* src = wide + (long)r * wq;
-            long at = (long)r * ow;
-            byte* dst = y + at;
-            int i = 0;
-            for (; i < ow && at + i + 32 <= room; i += 32) Vector256.Store(Vector256.Load(src + i), dst + i);
-            for (; i < ow && at + i + 8 <= room; i += 8) Unsafe.WriteUnaligned(dst + i, Unsafe.ReadUnaligned<ulong>(src + i));
-            for (; i < ow; i++) dst[i] = src[i];
+            var a0 = Dot(Dot(Dot(bias, e + q, w0), od + q, w1), e2 + q, w2);
+            var a1 = Dot(Dot(Dot(bias, e + q + 2, w0), od + q + 2, w1), e2 + q + 2, w2);
+            var a2 = Dot(Dot(Dot(bias, e + q + 32, w0), od + q + 32, w1), e2 + q + 32, w2);
+            var a3 = Dot(Dot(Dot(bias, e + q + 34, w0), od + q + 34, w1), e2 + q + 34, w2);
+            Store(a0, a1, a2, a3, in rq, in o, step);
         }
     }
 }
