@@ -238,18 +238,37 @@ internal static unsafe class IntDepthwiseVnni
             var fill = Vector512.Create((byte)(Zero ^ Flip));
             var flip = Vector512.Create(Flip);
             int chunks = (RowBytes + 63) >> 6;
+            if (chunks <= 2)
+            {
+                // rows up to 128 bytes (every MobileNet-sized plane): both chunk masks hoisted
+                var m0 = Mask(0);
+                var m1 = Mask(64);
+                for (int r = R0; r < R1; r++)
+                {
+                    byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
+                    Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
+                    if (chunks == 2) Vector512.Store(Avx512BW.MaskLoad(src + 64, m1, fill) ^ flip, dst + 64);
+                }
+                return;
+            }
             for (int r = R0; r < R1; r++)
             {
-                byte* dst = S == 1 ? plane + r * RowBytes : plane + ((r & 1) == 0 ? 0 : OddPlane) + (r >> 1) * RowBytes;
-                byte* src = xc + (long)(r - PadT) * Wd;
-                for (int k = 0, off = 0; k < chunks; k++, off += 64)
-                {
-                    // lanes [a, b) of this chunk are input bytes
-                    int a = Math.Clamp(PadL - off, 0, 64), b = Math.Clamp(PadL + Cnt - off, 0, 64);
-                    var mask = Vector512.GreaterThanOrEqual(Iota, Vector512.Create((byte)a)) & Vector512.LessThan(Iota, Vector512.Create((byte)b));
-                    Vector512.Store(Avx512BW.MaskLoad(src + off, mask, fill) ^ flip, dst + off);
-                }
+                byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
+                for (int off = 0; off < RowBytes; off += 64)
+                    Vector512.Store(Avx512BW.MaskLoad(src + off, Mask(off), fill) ^ flip, dst + off);
             }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private readonly byte* Row(byte* plane, int r) =>
+            S == 1 ? plane + r * RowBytes : plane + ((r & 1) == 0 ? 0 : OddPlane) + (r >> 1) * RowBytes;
+
+        /// <summary>Lanes [a, b) of the chunk at byte <paramref name="off"/> of a padded row are input bytes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private readonly Vector512<byte> Mask(int off)
+        {
+            int a = Math.Clamp(PadL - off, 0, 64), b = Math.Clamp(PadL + Cnt - off, 0, 64);
+            return Vector512.GreaterThanOrEqual(Iota, Vector512.Create((byte)a)) & Vector512.LessThan(Iota, Vector512.Create((byte)b));
         }
     }
 
