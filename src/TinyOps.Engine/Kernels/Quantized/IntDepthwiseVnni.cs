@@ -240,14 +240,26 @@ internal static unsafe class IntDepthwiseVnni
             int chunks = (RowBytes + 63) >> 6;
             if (chunks <= 2)
             {
-                // rows up to 128 bytes (every MobileNet-sized plane): both chunk masks hoisted
+                // rows up to 128 bytes (every MobileNet-sized plane): chunk masks hoisted, one run of rows per plane
                 var m0 = Mask(0);
                 var m1 = Mask(64);
-                for (int r = R0; r < R1; r++)
+                for (int phase = 0; phase < S; phase++)
                 {
+                    // stride 1: every row; stride 2: padded rows of this parity, rows of their own plane
+                    int r = R0 + ((R0 & 1) ^ phase) * (S - 1);
+                    if (r >= R1) continue;
+                    int n = (R1 - r + S - 1) / S;
                     byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
-                    Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
-                    if (chunks == 2) Vector512.Store(Avx512BW.MaskLoad(src + 64, m1, fill) ^ flip, dst + 64);
+                    long srcStep = (long)S * Wd;
+                    if (chunks == 1)
+                        for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
+                            Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
+                    else
+                        for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
+                        {
+                            Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
+                            Vector512.Store(Avx512BW.MaskLoad(src + 64, m1, fill) ^ flip, dst + 64);
+                        }
                 }
                 return;
             }
