@@ -330,29 +330,35 @@ internal static unsafe class IntDepthwiseVnni
     }
 
     /// <summary>
-    /// Four accumulators (step outputs a·… as described in <see cref="BuildTable"/>) to 32 bytes with saturating packs
-    /// (int32 → int16 → int8/uint8, lane-interleaved), then the step's permute, stored at its offset in y.
+    /// Four accumulators (step outputs as described in <see cref="BuildTable"/>) to 32 bytes with saturating packs
+    /// (int32 → int16 → int8/uint8, lane-interleaved), then the step's permute: its kept outputs first, in order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<TR>(Vector256<int> a0, Vector256<int> a1, Vector256<int> a2, Vector256<int> a3, in TR rq, in Output o, int step)
+    private static Vector256<byte> Pack<TR>(Vector256<int> a0, Vector256<int> a1, Vector256<int> a2, Vector256<int> a3, in TR rq, in Output o, int step)
         where TR : struct, IRound
     {
         var p01 = Avx2.PackSignedSaturate(rq.Apply(a0), rq.Apply(a1));
         var p23 = Avx2.PackSignedSaturate(rq.Apply(a2), rq.Apply(a3));
         var b = o.Signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
-        var v = Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(o.Index + step * Step));
-        int at = o.Offsets[step];
-        if (at + Step <= o.Room) Vector256.Store(v, o.Y + at);
-        else StoreTail(v, o.Y + at, o.Offsets[step + 1] - at);
+        return Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(o.Index + step * Step));
+    }
+
+    /// <summary>Steps whose 32-byte store stays inside y (all but the last one or two of the last channel).</summary>
+    private static int FullSteps(in Output o)
+    {
+        int k = o.Steps;
+        while (k > 0 && o.Offsets[k - 1] + Step > o.Room) k--;
+        return k;
     }
 
     /// <summary>The last steps of the last channel: only the kept bytes (nothing may be written past y).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StoreTail(Vector256<byte> v, byte* dst, int n)
+    private static void StoreTail(Vector256<byte> v, in Output o, int step)
     {
         byte* tmp = stackalloc byte[Step];
         Vector256.Store(v, tmp);
-        for (int i = 0; i < n; i++) dst[i] = tmp[i];
+        int at = o.Offsets[step], n = o.Offsets[step + 1] - at;
+        for (int i = 0; i < n; i++) o.Y[at + i] = tmp[i];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -363,14 +369,22 @@ internal static unsafe class IntDepthwiseVnni
         Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
     {
         byte* p1 = p + wq, p2 = p + 2 * wq;
-        for (int step = 0, f = 0; step < o.Steps; step++, f += Step)
-        {
-            var a0 = Dot(Dot(Dot(bias, p + f, w0), p1 + f, w1), p2 + f, w2);
-            var a1 = Dot(Dot(Dot(bias, p + f + 1, w0), p1 + f + 1, w1), p2 + f + 1, w2);
-            var a2 = Dot(Dot(Dot(bias, p + f + 2, w0), p1 + f + 2, w1), p2 + f + 2, w2);
-            var a3 = Dot(Dot(Dot(bias, p + f + 3, w0), p1 + f + 3, w1), p2 + f + 3, w2);
-            Store(a0, a1, a2, a3, in rq, in o, step);
-        }
+        int full = FullSteps(in o), step = 0;
+        for (; step < full; step++)
+            Vector256.Store(Step1(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+        for (; step < o.Steps; step++)
+            StoreTail(Step1(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), in o, step);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Step1<TR>(byte* p, byte* p1, byte* p2, int f, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound
+    {
+        var a0 = Dot(Dot(Dot(bias, p + f, w0), p1 + f, w1), p2 + f, w2);
+        var a1 = Dot(Dot(Dot(bias, p + f + 1, w0), p1 + f + 1, w1), p2 + f + 1, w2);
+        var a2 = Dot(Dot(Dot(bias, p + f + 2, w0), p1 + f + 2, w1), p2 + f + 2, w2);
+        var a3 = Dot(Dot(Dot(bias, p + f + 3, w0), p1 + f + 3, w1), p2 + f + 3, w2);
+        return Pack(a0, a1, a2, a3, in rq, in o, step);
     }
 
     /// <summary>
@@ -381,13 +395,21 @@ internal static unsafe class IntDepthwiseVnni
         Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
     {
         byte* e2 = e + 2 * wq;
-        for (int step = 0, q = 0; step < o.Steps; step++, q += 2 * Step)
-        {
-            var a0 = Dot(Dot(Dot(bias, e + q, w0), od + q, w1), e2 + q, w2);
-            var a1 = Dot(Dot(Dot(bias, e + q + 2, w0), od + q + 2, w1), e2 + q + 2, w2);
-            var a2 = Dot(Dot(Dot(bias, e + q + 32, w0), od + q + 32, w1), e2 + q + 32, w2);
-            var a3 = Dot(Dot(Dot(bias, e + q + 34, w0), od + q + 34, w1), e2 + q + 34, w2);
-            Store(a0, a1, a2, a3, in rq, in o, step);
-        }
+        int full = FullSteps(in o), step = 0;
+        for (; step < full; step++)
+            Vector256.Store(Step2(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+        for (; step < o.Steps; step++)
+            StoreTail(Step2(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), in o, step);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Step2<TR>(byte* e, byte* od, byte* e2, int q, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound
+    {
+        var a0 = Dot(Dot(Dot(bias, e + q, w0), od + q, w1), e2 + q, w2);
+        var a1 = Dot(Dot(Dot(bias, e + q + 2, w0), od + q + 2, w1), e2 + q + 2, w2);
+        var a2 = Dot(Dot(Dot(bias, e + q + 32, w0), od + q + 32, w1), e2 + q + 32, w2);
+        var a3 = Dot(Dot(Dot(bias, e + q + 34, w0), od + q + 34, w1), e2 + q + 34, w2);
+        return Pack(a0, a1, a2, a3, in rq, in o, step);
     }
 }
