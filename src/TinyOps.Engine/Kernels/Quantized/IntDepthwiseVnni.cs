@@ -186,6 +186,7 @@ internal static unsafe class IntDepthwiseVnni
             cp.R0 = Math.Max(0, padT);
             cp.R1 = Math.Min(padRows, padT + h);
             cp.Cnt = Math.Min(wd, cp.RowBytes - padL);
+            cp.Prepare();
             var o = new Output { Offsets = pt + 4, Index = (byte*)(pt + 4 + steps + 1), Steps = steps, Signed = ySigned };
             int planeOut = oh * ow;
             cp.Run(0, pl);
@@ -231,43 +232,62 @@ internal static unsafe class IntDepthwiseVnni
         public int Wd, S, PadT, PadL, RowBytes, OddPlane, R0, R1, Cnt;
         public byte Flip, Zero;
 
+        // set by Prepare: chunk masks, fill and flip vectors, and the runs of rows per plane (start row, count)
+        private Vector512<byte> _m0, _m1, _fill, _flip;
+        private int _chunks, _start0, _count0, _start1, _count1;
+
+        public void Prepare()
+        {
+            _fill = Vector512.Create((byte)(Zero ^ Flip));
+            _flip = Vector512.Create(Flip);
+            _chunks = (RowBytes + 63) >> 6;
+            _m0 = Mask(0);
+            _m1 = Mask(64);
+            // stride 1: every row in one run; stride 2: the even padded rows, then the odd ones (rows of their own plane)
+            _start0 = R0 + (R0 & 1) * (S - 1);
+            _count0 = _start0 < R1 ? (R1 - _start0 + S - 1) / S : 0;
+            _start1 = R0 + ((R0 & 1) ^ 1);
+            _count1 = S == 2 && _start1 < R1 ? (R1 - _start1 + 1) / 2 : 0;
+        }
+
         public readonly void Run(int ch, byte* plane)
         {
             if (Cnt <= 0) return;
             byte* xc = X + ch * ChannelBytes - PadL; // padded column j reads input column j − PadL
-            var fill = Vector512.Create((byte)(Zero ^ Flip));
-            var flip = Vector512.Create(Flip);
-            int chunks = (RowBytes + 63) >> 6;
-            if (chunks <= 2)
+            if (_chunks <= 2)
             {
-                // rows up to 128 bytes (every MobileNet-sized plane): chunk masks hoisted, one run of rows per plane
-                var m0 = Mask(0);
-                var m1 = Mask(64);
-                for (int phase = 0; phase < S; phase++)
-                {
-                    // stride 1: every row; stride 2: padded rows of this parity, rows of their own plane
-                    int r = R0 + ((R0 & 1) ^ phase) * (S - 1);
-                    if (r >= R1) continue;
-                    int n = (R1 - r + S - 1) / S;
-                    byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
-                    long srcStep = (long)S * Wd;
-                    if (chunks == 1)
-                        for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
-                            Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
-                    else
-                        for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
-                        {
-                            Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
-                            Vector512.Store(Avx512BW.MaskLoad(src + 64, m1, fill) ^ flip, dst + 64);
-                        }
-                }
+                // rows up to 128 bytes (every MobileNet-sized plane)
+                RunRows(xc, plane, _start0, _count0);
+                if (_count1 > 0) RunRows(xc, plane, _start1, _count1);
                 return;
             }
             for (int r = R0; r < R1; r++)
             {
                 byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
                 for (int off = 0; off < RowBytes; off += 64)
-                    Vector512.Store(Avx512BW.MaskLoad(src + off, Mask(off), fill) ^ flip, dst + off);
+                    Vector512.Store(Avx512BW.MaskLoad(src + off, Mask(off), _fill) ^ _flip, dst + off);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private readonly void RunRows(byte* xc, byte* plane, int r, int n)
+        {
+            byte* dst = Row(plane, r), src = xc + (long)(r - PadT) * Wd;
+            long srcStep = (long)S * Wd;
+            var fill = _fill;
+            var flip = _flip;
+            var m0 = _m0;
+            if (_chunks == 1)
+                for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
+                    Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
+            else
+            {
+                var m1 = _m1;
+                for (int i = 0; i < n; i++, dst += RowBytes, src += srcStep)
+                {
+                    Vector512.Store(Avx512BW.MaskLoad(src, m0, fill) ^ flip, dst);
+                    Vector512.Store(Avx512BW.MaskLoad(src + 64, m1, fill) ^ flip, dst + 64);
+                }
             }
         }
 
