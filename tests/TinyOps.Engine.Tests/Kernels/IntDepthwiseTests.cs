@@ -141,8 +141,8 @@ public sealed class IntDepthwiseTests
             }
             var pk = new int[IntDepthwise3x3.PackedInts(g)];
             IntDepthwise3x3.PackWeights(g, wt, wSigned, wZero, pk);
-            if (fits) Assert.Equal(1, pk[4 * c]);
-            if (pk[4 * c] == 1) fitting++;
+            if (fits) Assert.Equal(1, pk[IntDepthwiseVnni.FlagIndex(c)]);
+            if (pk[IntDepthwiseVnni.FlagIndex(c)] == 1) fitting++;
         }
         // on a machine with the instruction sets, Auto must really take the vpdpbusd route for fitting weights
         if (path == IntGemmPath.Auto && IntDepthwiseVnni.IsSupported) Assert.Equal(2 * fitting, vnniRuns);
@@ -175,23 +175,37 @@ public sealed class IntDepthwiseTests
     }
 
     [Fact]
-    public void WeightsOutsideSignedBytesAreNotPackedAsFitting()
+    public void WeightsBeyondSignedBytesArePackedAsTwoSets()
     {
-        var packed = new int[IntDepthwise3x3.PackedInts(Geometry(2, 5, 5, 1, [1, 1, 1, 1]))];
         var g = Geometry(2, 5, 5, 1, [1, 1, 1, 1]);
+        var packed = new int[IntDepthwise3x3.PackedInts(g)];
+        int flag = IntDepthwiseVnni.FlagIndex(2);
         var w = new byte[18];
-        w[4] = 255; // uint8 weight 255 with zero point 0: 255 does not fit
+        w[4] = 255; // uint8 weight 255 with zero point 0: 255 cannot be split into two signed bytes
         IntDepthwise3x3.PackWeights(g, w, false, [0], packed);
-        Assert.Equal(0, packed[8]);
+        Assert.Equal(0, packed[flag]);
+        w[4] = 254; // 254 = 127 + 127
+        IntDepthwise3x3.PackWeights(g, w, false, [0], packed);
+        Assert.Equal(1, packed[flag]);
+        Assert.Equal(1, packed[7]);
+        Assert.Equal(0x00007F00, packed[1]);
+        Assert.Equal(0x00007F00, packed[5]);
+        Assert.Equal(254, packed[3]);
+        Assert.Equal(0, packed[8 + 7]); // channel 1: all zero, one set
+        w[4] = 255;
         IntDepthwise3x3.PackWeights(g, w, false, [128], packed); // 255 − 128 and 0 − 128 fit
-        Assert.Equal(1, packed[8]);
+        Assert.Equal(1, packed[flag]);
+        Assert.Equal(0, packed[7]);
         Assert.Equal(127 - 8 * 128, packed[3]);
         Assert.Equal(0x00807F80, packed[1]); // row 1: −128, 127, −128, 0
         w[4] = unchecked((byte)(sbyte)-128);
-        IntDepthwise3x3.PackWeights(g, w, true, [0, 1], packed); // channel 1: 0 − 1 fits
-        Assert.Equal(1, packed[8]);
-        IntDepthwise3x3.PackWeights(g, w, true, [1], packed); // −128 − 1 does not
-        Assert.Equal(0, packed[8]);
+        IntDepthwise3x3.PackWeights(g, w, true, [1], packed); // −128 − 1 = −128 + −1
+        Assert.Equal(1, packed[flag]);
+        Assert.Equal(1, packed[7]);
+        Assert.Equal(0x0000FF00, packed[5]);
+        w[4] = 127;
+        IntDepthwise3x3.PackWeights(g, w, true, [-128], packed); // 127 + 128 = 255
+        Assert.Equal(0, packed[flag]);
     }
 
     /// <summary>Depthwise QLinearConv nodes through a session (batch 2, planned and unplanned weights), each path against the reference route.</summary>

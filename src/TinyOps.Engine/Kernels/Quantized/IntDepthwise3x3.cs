@@ -11,7 +11,8 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <list type="bullet">
 /// <item><b>vpdpbusd</b> (<see cref="IntDepthwiseVnni"/>, AVX-VNNI + AVX-512 BW/VBMI): raw activation bytes against
 /// packed (w − zw) bytes, four taps per int32 lane, zero points folded into the bias, AVX-512 double requantization.
-/// Taken when every w − zw fits a signed byte (always for symmetric int8 weights) and the multipliers are finite.</item>
+/// Taken when no w − zw is 255 (every symmetric int8 weight is a single signed byte; larger ones take a second set)
+/// and the multipliers are finite.</item>
 /// <item><b>int16</b> (AVX2, or scalar), for everything else and for machines without those instruction sets:
 /// <list type="number">
 /// <item>the channel's input is widened to int16 minus the input zero point into a padded plane (padding is then 0,
@@ -88,7 +89,7 @@ internal static class IntDepthwise3x3
                 PackWeights(g, w, wSigned, wZero, pk);
                 packed = pk;
             }
-            if (packed[4 * g.InChannels] == 1)
+            if (packed[IntDepthwiseVnni.FlagIndex(g.InChannels)] == 1)
             {
                 IntDepthwiseVnni.Run(g, x, xSigned, xZero, packed, bias, mult, yZero, y, ySigned, work);
                 LastRunVnni = true;

@@ -11,8 +11,10 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// AVX-512 double requantization. One channel at a time:
 /// <list type="number">
 /// <item><b>Weights</b> (packed once, at planning when constant, see <see cref="Pack"/>): each kernel row becomes one
-/// dword of signed bytes (w0 − zw, w1 − zw, w2 − zw, 0). This needs every w − zw in [−128, 127]; otherwise (or
-/// without the instruction sets) <see cref="IntDepthwise3x3"/> keeps its int16 route.</item>
+/// dword of signed bytes (w0 − zw, w1 − zw, w2 − zw, 0). A channel with some w − zw outside [−128, 127] (uint8 or
+/// asymmetric weights) gets a second set of dwords with the remainders and twice the vpdpbusd; only w − zw = 255
+/// (w = 255 with zero point 0, or 127 with −128) cannot be split, and then <see cref="IntDepthwise3x3"/> keeps its
+/// int16 route (as it does without the instruction sets).</item>
 /// <item><b>Zero points</b>: int8 activations are flipped to uint8 (x ^ 0x80, zero point + 128). With the padding
 /// filled with the input zero point, Σ(x − zx)(w − zw) = Σ x·(w − zw) − zx·Σ(w − zw) over all nine taps, so the
 /// second term is folded into the channel's bias and the products use raw bytes.</item>
@@ -34,7 +36,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// columns; its index vector and the step's position in y come from a table that depends only on the geometry
 /// (built at planning with the weights), so rows go straight to y.</item>
 /// </list>
-/// All integer sums are exact (|Σ x·w| ≤ 9·255·128) and the bias is added with int32 wrapping like the reference, so
+/// All integer sums are exact (|Σ x·w| ≤ 9·255·255) and the bias is added with int32 wrapping like the reference, so
 /// the results are bit-identical to <see cref="IntDepthwise3x3.Reference"/>.
 /// </summary>
 internal static unsafe class IntDepthwiseVnni
@@ -57,38 +59,52 @@ internal static unsafe class IntDepthwiseVnni
     /// <summary>ints of the output table: a key (stride, OH, OW, steps), steps + 1 offsets into y, 32 index bytes per step.</summary>
     private static int TableInts(ConvGeometry g) => 4 + Steps(g) + 1 + Steps(g) * Step / 4;
 
-    /// <summary>ints of <see cref="Pack"/> output: four per channel, a "fits" flag, then the output table.</summary>
-    public static int PackedInts(ConvGeometry g) => 4 * g.InChannels + 1 + TableInts(g);
+    /// <summary>ints per channel in <see cref="Pack"/> output.</summary>
+    private const int PerChannel = 8;
+
+    /// <summary>Index of the "usable" flag in <see cref="Pack"/> output for c channels.</summary>
+    public static int FlagIndex(int c) => PerChannel * c;
+
+    /// <summary>ints of <see cref="Pack"/> output: eight per channel, a "usable" flag, then the output table.</summary>
+    public static int PackedInts(ConvGeometry g) => PerChannel * g.InChannels + 1 + TableInts(g);
 
     /// <summary>
-    /// Packs the weights: per channel three row dwords of (w − zw) bytes and Σ(w − zw); then 1 when every w − zw fits
-    /// a signed byte (the route is usable), else 0; then the output table of the geometry.
+    /// Packs the weights. Per channel: three row dwords of signed bytes a = clamp(w − zw, −128, 127), Σ(w − zw), three
+    /// row dwords of the remainders b = w − zw − a, and 1 when some b is not 0 (then the channel runs both sets, still
+    /// exact as long as every b fits a signed byte, i.e. w − zw ≤ 254). After the channels: 1 when that holds for all
+    /// of them (the route is usable), else 0; then the output table of the geometry.
     /// </summary>
     public static void Pack(ConvGeometry g, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, Span<int> packed)
     {
         int c = g.InChannels;
-        bool fits = true;
+        bool usable = true;
         for (int ch = 0; ch < c; ch++)
         {
             int zw = wZero.Length == 1 ? wZero[0] : wZero[ch];
             int sum = 0;
+            bool two = false;
             for (int kh = 0; kh < 3; kh++)
             {
-                int dword = 0;
+                int da = 0, db = 0;
                 for (int kw = 0; kw < 3; kw++)
                 {
-                    byte b = w[ch * 9 + kh * 3 + kw];
-                    int v = (wSigned ? (sbyte)b : b) - zw;
-                    if (v is < -128 or > 127) fits = false;
+                    byte bt = w[ch * 9 + kh * 3 + kw];
+                    int v = (wSigned ? (sbyte)bt : bt) - zw; // −255 .. 255
+                    int a = Math.Clamp(v, -128, 127), b = v - a;
+                    if (b > 127) usable = false;
+                    if (b != 0) two = true;
                     sum += v;
-                    dword |= (v & 0xFF) << (8 * kw);
+                    da |= (a & 0xFF) << (8 * kw);
+                    db |= (b & 0xFF) << (8 * kw);
                 }
-                packed[4 * ch + kh] = dword;
+                packed[PerChannel * ch + kh] = da;
+                packed[PerChannel * ch + 4 + kh] = db;
             }
-            packed[4 * ch + 3] = sum;
+            packed[PerChannel * ch + 3] = sum;
+            packed[PerChannel * ch + 7] = two ? 1 : 0;
         }
-        packed[4 * c] = fits ? 1 : 0;
-        BuildTable(g, packed.Slice(4 * c + 1, TableInts(g)));
+        packed[FlagIndex(c)] = usable ? 1 : 0;
+        BuildTable(g, packed.Slice(FlagIndex(c) + 1, TableInts(g)));
     }
 
     private static bool TableMatches(ConvGeometry g, ReadOnlySpan<int> t) =>
@@ -158,7 +174,7 @@ internal static unsafe class IntDepthwiseVnni
         int zxu = xSigned ? xZero + 128 : xZero;
         byte flip = xSigned ? (byte)0x80 : (byte)0;
         int at = Align(PackedInts(g) * 4);
-        ReadOnlySpan<int> table = packed.Slice(4 * c + 1);
+        ReadOnlySpan<int> table = packed.Slice(FlagIndex(c) + 1);
         if (table.Length < 4 || !TableMatches(g, table))
         {
             var t = MemoryMarshal.Cast<byte, int>(work.Slice(at, TableInts(g) * 4));
@@ -169,7 +185,7 @@ internal static unsafe class IntDepthwiseVnni
         var biasAdj = MemoryMarshal.Cast<byte, int>(work.Slice(at, c * 4));
         at += Align(c * 4);
         for (int ch = 0; ch < c; ch++)
-            biasAdj[ch] = unchecked((bias.IsEmpty ? 0 : bias[ch]) - zxu * packed[4 * ch + 3]);
+            biasAdj[ch] = unchecked((bias.IsEmpty ? 0 : bias[ch]) - zxu * packed[PerChannel * ch + 3]);
         var planes = work.Slice(at, 2 * planeBytes);
         planes.Fill((byte)zxu);
         double lo = ySigned ? -128 : 0, hi = ySigned ? 127 : 255;
@@ -196,25 +212,36 @@ internal static unsafe class IntDepthwiseVnni
                 byte* plane = pl + (ch & 1) * planeBytes;
                 o.Y = py + (long)ch * planeOut;
                 o.Room = (long)(c - ch) * planeOut; // stores may run into later channels, which are written afterwards
-                var w0 = Vector256.Create(pk[4 * ch]).AsSByte();
-                var w1 = Vector256.Create(pk[4 * ch + 1]).AsSByte();
-                var w2 = Vector256.Create(pk[4 * ch + 2]).AsSByte();
+                int* wk = pk + PerChannel * ch;
+                var w0 = Vector256.Create(wk[0]).AsSByte();
+                var w1 = Vector256.Create(wk[1]).AsSByte();
+                var w2 = Vector256.Create(wk[2]).AsSByte();
+                if (wk[7] != 0)
+                {
+                    // weights beyond signed bytes: the remainders as a second set, added before requantization
+                    o.Two = true;
+                    o.W3 = Vector256.Create(wk[4]).AsSByte();
+                    o.W4 = Vector256.Create(wk[5]).AsSByte();
+                    o.W5 = Vector256.Create(wk[6]).AsSByte();
+                }
+                else o.Two = false;
                 int b = pb[ch];
                 var bv = Vector256.Create(b);
                 float m = pm[ch];
                 // when the scaled sums cannot leave the int32 range, the saturating packs replace the double clamp
-                long bound = Math.Min(Math.Abs((long)b) + 9 * 255 * 128, 1L << 31);
+                long bound = Math.Min(Math.Abs((long)b) + 9 * 255 * 255, 1L << 31);
                 bool exact = bound * Math.Abs((double)m) + Math.Abs(yZero) < int.MaxValue / 2;
-                if (s == 1)
+                byte* odd = plane + cp.OddPlane;
+                if (exact)
                 {
-                    if (exact) Filter1(plane, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
-                    else Filter1(plane, wq, w0, w1, w2, bv, new ClampRound(m, yZero, lo, hi), in o);
+                    if (o.Two) Filter<Round, TwoSets>(s, plane, odd, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
+                    else Filter<Round, OneSet>(s, plane, odd, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
                 }
                 else
                 {
-                    byte* odd = plane + cp.OddPlane;
-                    if (exact) Filter2(plane, odd, wq, w0, w1, w2, bv, new Round(m, yZero), in o);
-                    else Filter2(plane, odd, wq, w0, w1, w2, bv, new ClampRound(m, yZero, lo, hi), in o);
+                    var rq = new ClampRound(m, yZero, lo, hi);
+                    if (o.Two) Filter<ClampRound, TwoSets>(s, plane, odd, wq, w0, w1, w2, bv, rq, in o);
+                    else Filter<ClampRound, OneSet>(s, plane, odd, wq, w0, w1, w2, bv, rq, in o);
                 }
             }
         }
@@ -341,6 +368,8 @@ internal static unsafe class IntDepthwiseVnni
     /// <summary>Where the steps of one channel go: the table and the channel's output plane.</summary>
     private struct Output
     {
+        public Vector256<sbyte> W3, W4, W5;
+        public bool Two;
         public int* Offsets;
         public byte* Index;
         public byte* Y;
@@ -381,29 +410,48 @@ internal static unsafe class IntDepthwiseVnni
         for (int i = 0; i < n; i++) o.Y[at + i] = tmp[i];
     }
 
+    /// <summary>Type markers: channels with one set of weight dwords, or with the second set of remainders.</summary>
+    private struct OneSet;
+
+    private struct TwoSets;
+
+    private static void Filter<TR, TS>(int s, byte* plane, byte* odd, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
+    {
+        if (s == 1) Filter1<TR, TS>(plane, wq, w0, w1, w2, bias, rq, in o);
+        else Filter2<TR, TS>(plane, odd, wq, w0, w1, w2, bias, rq, in o);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot(Vector256<int> acc, byte* p, Vector256<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(p), w);
 
     /// <summary>Stride 1: accumulator v, lane k of a step at f0 is output f0 + 4k + v (loads at f0 + v).</summary>
-    private static void Filter1<TR>(byte* p, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
+    private static void Filter1<TR, TS>(byte* p, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
     {
         byte* p1 = p + wq, p2 = p + 2 * wq;
         int full = FullSteps(in o), step = 0;
         for (; step < full; step++)
-            Vector256.Store(Step1(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+            Vector256.Store(Step1<TR, TS>(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
         for (; step < o.Steps; step++)
-            StoreTail(Step1(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), in o, step);
+            StoreTail(Step1<TR, TS>(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), in o, step);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Step1<TR>(byte* p, byte* p1, byte* p2, int f, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound
+    private static Vector256<byte> Step1<TR, TS>(byte* p, byte* p1, byte* p2, int f, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound where TS : struct
     {
         var a0 = Dot(Dot(Dot(bias, p + f, w0), p1 + f, w1), p2 + f, w2);
         var a1 = Dot(Dot(Dot(bias, p + f + 1, w0), p1 + f + 1, w1), p2 + f + 1, w2);
         var a2 = Dot(Dot(Dot(bias, p + f + 2, w0), p1 + f + 2, w1), p2 + f + 2, w2);
         var a3 = Dot(Dot(Dot(bias, p + f + 3, w0), p1 + f + 3, w1), p2 + f + 3, w2);
+        if (typeof(TS) == typeof(TwoSets))
+        {
+            a0 = Dot(Dot(Dot(a0, p + f, o.W3), p1 + f, o.W4), p2 + f, o.W5);
+            a1 = Dot(Dot(Dot(a1, p + f + 1, o.W3), p1 + f + 1, o.W4), p2 + f + 1, o.W5);
+            a2 = Dot(Dot(Dot(a2, p + f + 2, o.W3), p1 + f + 2, o.W4), p2 + f + 2, o.W5);
+            a3 = Dot(Dot(Dot(a3, p + f + 3, o.W3), p1 + f + 3, o.W4), p2 + f + 3, o.W5);
+        }
         return Pack(a0, a1, a2, a3, in rq, in o, step);
     }
 
@@ -411,25 +459,32 @@ internal static unsafe class IntDepthwiseVnni
     /// Stride 2: accumulator v, lane k of a step at f0 is output f0 + 16·(v / 2) + 2k + v % 2 (loads at 2f0 + 32·(v / 2)
     /// + 2·(v % 2) in the even plane, the odd plane, and the even plane one row on).
     /// </summary>
-    private static void Filter2<TR>(byte* e, byte* od, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound
+    private static void Filter2<TR, TS>(byte* e, byte* od, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
     {
         byte* e2 = e + 2 * wq;
         int full = FullSteps(in o), step = 0;
         for (; step < full; step++)
-            Vector256.Store(Step2(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+            Vector256.Store(Step2<TR, TS>(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
         for (; step < o.Steps; step++)
-            StoreTail(Step2(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), in o, step);
+            StoreTail(Step2<TR, TS>(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), in o, step);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Step2<TR>(byte* e, byte* od, byte* e2, int q, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
-        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound
+    private static Vector256<byte> Step2<TR, TS>(byte* e, byte* od, byte* e2, int q, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, in TR rq, in Output o, int step) where TR : struct, IRound where TS : struct
     {
         var a0 = Dot(Dot(Dot(bias, e + q, w0), od + q, w1), e2 + q, w2);
         var a1 = Dot(Dot(Dot(bias, e + q + 2, w0), od + q + 2, w1), e2 + q + 2, w2);
         var a2 = Dot(Dot(Dot(bias, e + q + 32, w0), od + q + 32, w1), e2 + q + 32, w2);
         var a3 = Dot(Dot(Dot(bias, e + q + 34, w0), od + q + 34, w1), e2 + q + 34, w2);
+        if (typeof(TS) == typeof(TwoSets))
+        {
+            a0 = Dot(Dot(Dot(a0, e + q, o.W3), od + q, o.W4), e2 + q, o.W5);
+            a1 = Dot(Dot(Dot(a1, e + q + 2, o.W3), od + q + 2, o.W4), e2 + q + 2, o.W5);
+            a2 = Dot(Dot(Dot(a2, e + q + 32, o.W3), od + q + 32, o.W4), e2 + q + 32, o.W5);
+            a3 = Dot(Dot(Dot(a3, e + q + 34, o.W3), od + q + 34, o.W4), e2 + q + 34, o.W5);
+        }
         return Pack(a0, a1, a2, a3, in rq, in o, step);
     }
 }
