@@ -209,6 +209,12 @@ internal static unsafe class IntDepthwiseVnni
             for (int ch = 0; ch < c; ch++)
             {
                 if (ch + 1 < c) cp.Run(ch + 1, pl + ((ch + 1) & 1) * planeBytes);
+                if (ch + 2 < c)
+                {
+                    // the input plane after next, into the cache while this channel is filtered
+                    byte* next = px + (ch + 2) * cp.ChannelBytes;
+                    for (long i = 0; i < cp.ChannelBytes; i += 64) Sse.Prefetch0(next + i);
+                }
                 byte* plane = pl + (ch & 1) * planeBytes;
                 o.Y = py + (long)ch * planeOut;
                 o.Room = (long)(c - ch) * planeOut; // stores may run into later channels, which are written afterwards
