@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Kernels.Nn;
+using TinyOps.Engine.Kernels.Quantized;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
 
@@ -9,6 +10,8 @@ using TinyOps.Engine.Tensors;
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- conv C H W M K S PAD GROUP [SAVE.onnx]
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qconv C H W M K S PAD GROUP   (QLinearConv, uint8 x, int8 per-channel w)
 //        (SAVE.onnx: also writes the one-layer model, so ../shared/peers/ort/bench.mjs can time the same layer)
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qdw [C H W S]...   (int8 depthwise 3x3, pad 1;
+//        no shape: the 17 depthwise layers of MobileNetV2; times the default route and the forced AVX2 route)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
 if (args.Length is 9 or 10 && args[0] == "conv")
 {
@@ -66,6 +69,52 @@ if (args.Length == 9 && args[0] == "qconv")
     double macs = (double)m * oh * ow * (c / g) * k * k;
     var (p50, min) = TimeSingleNode(graph, c, h, w, DataType.UInt8);
     Console.WriteLine($"qconv {c}x{h}x{w} -> {m} k{k} s{st} p{pad} g{g}: p50 {p50:F1} us ({macs / p50 / 1e3:F1} GMAC/s), min {min:F1} us");
+    return;
+}
+if (args.Length >= 1 && args[0] == "qdw")
+{
+    var layers = new List<(int C, int H, int W, int S)>();
+    for (int i = 1; i + 3 < args.Length; i += 4) layers.Add((int.Parse(args[i]), int.Parse(args[i + 1]), int.Parse(args[i + 2]), int.Parse(args[i + 3])));
+    if (layers.Count == 0)
+        layers.AddRange([(32, 112, 112, 1), (96, 112, 112, 2), (144, 56, 56, 1), (144, 56, 56, 2), (192, 28, 28, 1), (192, 28, 28, 1), (192, 28, 28, 2),
+            (384, 14, 14, 1), (384, 14, 14, 1), (384, 14, 14, 1), (384, 14, 14, 1), (576, 14, 14, 1), (576, 14, 14, 1), (576, 14, 14, 2),
+            (960, 7, 7, 1), (960, 7, 7, 1), (960, 7, 7, 1)]);
+    foreach (var path in new[] { IntGemmPath.Auto, IntGemmPath.Avx2 })
+    {
+        double total = 0;
+        FastIntGemm.Forced = path;
+        foreach (var (c, h, w, st) in layers)
+        {
+            var node = new Node { OpType = "QLinearConv", Name = "dw" };
+            node.Attributes["group"] = AttributeValue.Of("group", (long)c);
+            node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
+            node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { 1, 1, 1, 1 });
+            var g = new ConvGeometry(node);
+            if (g.Compute([1, c, h, w], [c, 1, 3, 3]) is { } err) throw new InvalidOperationException(err);
+            var rnd = new Random(c + h);
+            var x = new byte[c * h * w];
+            rnd.NextBytes(x);
+            var wt = new byte[c * 9];
+            for (int i = 0; i < wt.Length; i++) wt[i] = (byte)(sbyte)rnd.Next(-127, 128);
+            int[] wz = new int[c];
+            var bias = Enumerable.Range(0, c).Select(_ => rnd.Next(-3000, 3000)).ToArray();
+            var mult = Enumerable.Range(0, c).Select(_ => 0.001f + 0.002f * (float)rnd.NextDouble()).ToArray();
+            var y = new byte[c * g.OutSize];
+            var packed = new int[IntDepthwise3x3.PackedInts(g)];
+            IntDepthwise3x3.PackWeights(g, wt, true, wz, packed);
+            var work = new byte[IntDepthwise3x3.WorkBytes(g)];
+            void Once() => IntDepthwise3x3.Run(g, x, false, 128, wt, true, wz, bias, mult, 120, y, false, packed, work);
+            var sw0 = Stopwatch.StartNew();
+            while (sw0.ElapsedMilliseconds < 400) Once();
+            var t = new double[100];
+            for (int i = 0; i < t.Length; i++) { long s0 = Stopwatch.GetTimestamp(); Once(); t[i] = Stopwatch.GetElapsedTime(s0).TotalMicroseconds; }
+            Array.Sort(t);
+            total += t[0];
+            Console.WriteLine($"qdw {path,-5} {c}x{h}x{w} s{st}: min {t[0],7:F1} us, p50 {t[50],7:F1} us");
+        }
+        Console.WriteLine($"qdw {path} total of minima: {total:F1} us");
+    }
+    FastIntGemm.Forced = IntGemmPath.Auto;
     return;
 }
 if (args.Length == 7 && args[0] == "maxpool")

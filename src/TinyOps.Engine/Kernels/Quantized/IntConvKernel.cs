@@ -35,6 +35,11 @@ internal sealed class IntConvKernel : Kernel
 
     /// <summary>What <see cref="RunWide"/> derives from the constant parameters: multipliers, accumulator starts, zero points.</summary>
     private sealed record WideConstants(float[] Mult, int[] RowInit, int[]? Za, int XZero, int YZero);
+    // depthwise 3×3 QLinearConv: weights packed for IntDepthwise3x3, keyed by the weight and zero-point buffers
+    private int[]? _dwPacked;
+    private byte[]? _dwSrc, _dwZeroSrc;
+    private int _dwSrcOffset, _dwZeroOffset;
+    private DataType _dwWType;
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
@@ -93,8 +98,14 @@ internal sealed class IntConvKernel : Kernel
         _packedW = null;
         _packedRowSums = null;
         _wideConstants = null;
+        _dwPacked = null;
         var wv = ctx.InputValue(_w);
-        if (wv is null || ctx.InputValue(_x) is not null || UsesRows) return;
+        if (wv is null || ctx.InputValue(_x) is not null) return;
+        if (UsesRows)
+        {
+            PrepackDepthwise(ctx, wv, wType);
+            return;
+        }
         var g = _geo;
         int mg = g.OutChannels / g.Group, kc = g.ColRows;
         FastIntGemm.Plan(wType == DataType.Int8, xType == DataType.Int8, out bool flip, out _, out _);
@@ -158,6 +169,23 @@ internal sealed class IntConvKernel : Kernel
         foreach (float w in ctx.Input(4).ReadOnlySpan<float>())
             if (!float.IsFinite(xs * w / ys)) return false;
         return true;
+    }
+
+    /// <summary>Packs constant depthwise 3×3 weights (and their zero points, which must be constant too) for <see cref="IntDepthwise3x3"/>.</summary>
+    private void PrepackDepthwise(InferContext ctx, Tensor wv, DataType wType)
+    {
+        var wz = ctx.HasInput(_wZero) ? ctx.InputValue(_wZero) : null;
+        if (!_qlinear || !IntDepthwise3x3.Supports(_geo) || (ctx.HasInput(_wZero) && wz is null)) return;
+        var zeros = new int[wz is null ? 1 : wz.Length];
+        QuantMath.ReadInts(wz, 0, zeros);
+        var packed = new int[IntDepthwise3x3.PackedInts(_geo)];
+        IntDepthwise3x3.PackWeights(_geo, wv.Buffer.AsSpan(wv.ByteOffset, wv.Length), wType == DataType.Int8, zeros, packed);
+        _dwPacked = packed;
+        _dwSrc = wv.Buffer;
+        _dwSrcOffset = wv.ByteOffset;
+        _dwWType = wType;
+        _dwZeroSrc = wz?.Buffer;
+        _dwZeroOffset = wz?.ByteOffset ?? 0;
     }
 
     /// <summary>One output channel per group (depthwise): the row-wise routine beats packing a 1-row matrix.</summary>
@@ -321,7 +349,7 @@ internal sealed class IntConvKernel : Kernel
 
         if (rows && _qlinear && IntDepthwise3x3.Supports(g))
         {
-            RunDepthwise(ctx, x, xSigned, xZero, w, wSigned, wZero);
+            RunDepthwise(ctx, x, xSigned, xZero, wt, w, wSigned, wZero);
             return;
         }
 
@@ -491,7 +519,7 @@ internal sealed class IntConvKernel : Kernel
     }
 
     /// <summary>Depthwise 3×3 QLinearConv through <see cref="IntDepthwise3x3"/> (direct, no im2col).</summary>
-    private void RunDepthwise(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero)
+    private void RunDepthwise(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, Tensor wt, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero)
     {
         var g = _geo;
         float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
@@ -504,12 +532,14 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
         var yt = ctx.Output(0);
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
-        var plane = ctx.Scratch<short>(IntDepthwise3x3.PlaneShorts(g), 0);
-        var acc = ctx.Scratch<int>(IntDepthwise3x3.AccInts(g), 1);
+        var work = ctx.Scratch<byte>(IntDepthwise3x3.WorkBytes(g), 0);
+        var wzt = ctx.OptionalInput(_wZero);
+        ReadOnlySpan<int> packed = _dwPacked is not null && ReferenceEquals(_dwSrc, wt.Buffer) && _dwSrcOffset == wt.ByteOffset && _dwWType == wt.Type
+            && ReferenceEquals(_dwZeroSrc, wzt?.Buffer) && _dwZeroOffset == (wzt?.ByteOffset ?? 0) ? _dwPacked : default;
         int inImage = g.InChannels * g.InSize, outImage = g.OutChannels * g.OutSize;
         for (int n = 0; n < g.Batch; n++)
             IntDepthwise3x3.Run(g, x.Slice(n * inImage, inImage), xSigned, xZero, w, wSigned, wZero, bias, mult, yZero,
-                y.Slice(n * outImage, outImage), yt.Type == DataType.Int8, plane, acc);
+                y.Slice(n * outImage, outImage), yt.Type == DataType.Int8, packed, work);
     }
 
     private static void Requantize<TY>(ReadOnlySpan<int> acc, Span<TY> y, int firstChannel, int channels, int size,

@@ -7,7 +7,13 @@ namespace TinyOps.Engine.Kernels.Quantized;
 
 /// <summary>
 /// Depthwise 3×3 QLinearConv (group = input channels = output channels, 2-D, stride 1 or 2, dilation 1, any padding),
-/// NCHW, one channel at a time:
+/// NCHW, one channel at a time, by one of two routes:
+/// <list type="bullet">
+/// <item><b>vpdpbusd</b> (<see cref="IntDepthwiseVnni"/>, AVX-VNNI + AVX-512 BW/VBMI): raw activation bytes against
+/// packed (w − zw) bytes, four taps per int32 lane, zero points folded into the bias, single-precision requantization.
+/// Taken when no w − zw is 255 (every symmetric int8 weight is a single signed byte; larger ones take a second set)
+/// and the multipliers are finite.</item>
+/// <item><b>int16</b> (AVX2, or scalar), for everything else and for machines without those instruction sets:
 /// <list type="number">
 /// <item>the channel's input is widened to int16 minus the input zero point into a padded plane (padding is then 0,
 /// exactly the zero point's contribution); for stride 2 each padded row is split into its even and odd columns, so
@@ -15,14 +21,19 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <item>a row of outputs accumulates in int32: taps are paired (two int16 vectors interleaved) and multiplied with the
 /// pair of weights (minus the weight zero point) by vpmaddwd, 16 outputs per step, exact for any uint8/int8 mix;</item>
 /// <item>the row is requantized with <see cref="IntRequantize"/> (round half to even, saturate).</item>
+/// </list></item>
 /// </list>
 /// Results are bit-identical to the im2col route (<see cref="IntGemm"/> + <see cref="QuantMath.Requantize"/>);
-/// <see cref="Reference"/> is the plain direct loop the tests compare against; the scalar path runs when AVX2 is
-/// missing or <see cref="FastIntGemm.Forced"/> asks for it.
+/// <see cref="Reference"/> is the plain direct loop the tests compare against. <see cref="FastIntGemm.Forced"/> selects
+/// the route in tests: <see cref="IntGemmPath.Avx2"/> forces the int16 AVX2 route, <see cref="IntGemmPath.Scalar"/>
+/// the scalar one.
 /// </summary>
 internal static class IntDepthwise3x3
 {
     private const int Block = 16;
+
+    /// <summary>True when the last <see cref="Run"/> on this thread took the vpdpbusd route (tests check the route ran).</summary>
+    [ThreadStatic] internal static bool LastRunVnni;
 
     /// <summary>True when the geometry is the one this kernel implements.</summary>
     public static bool Supports(ConvGeometry g) =>
@@ -33,8 +44,8 @@ internal static class IntDepthwise3x3
     /// <summary>Padded row length (int16 elements) of one plane row for an output width.</summary>
     private static int RowLength(int outW) => (outW + Block - 1) / Block * Block + Block;
 
-    /// <summary>int16 scratch elements <see cref="Run"/> needs for this geometry.</summary>
-    public static int PlaneShorts(ConvGeometry g)
+    /// <summary>int16 scratch elements of the int16 route for this geometry.</summary>
+    private static int PlaneShorts(ConvGeometry g)
     {
         int s = g.Strides[0];
         int rows = (g.OutDims[0] - 1) * s + 3;
@@ -42,14 +53,63 @@ internal static class IntDepthwise3x3
         return rows * len * (s == 2 ? 2 : 1);
     }
 
-    /// <summary>int32 scratch elements <see cref="Run"/> needs (the channel's accumulators, vector slack, a raw padded row).</summary>
-    public static int AccInts(ConvGeometry g) => g.OutDims[0] * g.OutDims[1] + Block + (RowLength(g.OutDims[1]) * 2 + 8) / 4 + 1;
+    /// <summary>int32 scratch elements of the int16 route (the channel's accumulators, vector slack, a raw padded row).</summary>
+    private static int AccInts(ConvGeometry g) => g.OutDims[0] * g.OutDims[1] + Block + (RowLength(g.OutDims[1]) * 2 + 8) / 4 + 1;
+
+    /// <summary>Scratch bytes <see cref="Run"/> needs for this geometry (whichever route runs).</summary>
+    public static int WorkBytes(ConvGeometry g) =>
+        Math.Max(IntDepthwiseVnni.WorkBytes(g), ((PlaneShorts(g) * 2 + 63) & ~63) + AccInts(g) * 4);
+
+    /// <summary>ints of the packed weights <see cref="PackWeights"/> writes for this geometry.</summary>
+    public static int PackedInts(ConvGeometry g) => IntDepthwiseVnni.PackedInts(g);
+
+    /// <summary>
+    /// Packs w [C, 3, 3] with its zero points for <see cref="Run"/> (done once at planning for constant weights), with
+    /// a table that depends on the output shape (rebuilt at run time when the shape has changed).
+    /// </summary>
+    public static void PackWeights(ConvGeometry g, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, Span<int> packed) =>
+        IntDepthwiseVnni.Pack(g, w, wSigned, wZero, packed);
 
     /// <summary>
     /// One image: x [C, H, W] (raw bytes, signed when <paramref name="xSigned"/>), w [C, 3, 3], per-channel (or shared)
     /// weight zero points, bias (or empty), multipliers x_scale·w_scale/y_scale per channel, y [C, OH, OW].
+    /// <paramref name="packed"/> is <see cref="PackWeights"/> of these weights and zero points, or empty (then they are
+    /// packed into <paramref name="work"/> when needed); <paramref name="work"/> has <see cref="WorkBytes"/> bytes.
     /// </summary>
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> x, bool xSigned, int xZero,
+        ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero,
+        ReadOnlySpan<int> bias, ReadOnlySpan<float> mult, int yZero, Span<byte> y, bool ySigned,
+        ReadOnlySpan<int> packed, Span<byte> work)
+    {
+        if (IntDepthwiseVnni.IsSupported && FastIntGemm.Forced is (IntGemmPath.Auto or IntGemmPath.AvxVnni) && AllFinite(mult.Slice(0, g.InChannels)))
+        {
+            if (packed.IsEmpty)
+            {
+                var pk = MemoryMarshal.Cast<byte, int>(work.Slice(0, PackedInts(g) * 4));
+                PackWeights(g, w, wSigned, wZero, pk);
+                packed = pk;
+            }
+            if (packed[IntDepthwiseVnni.FlagIndex(g.InChannels)] == 1)
+            {
+                IntDepthwiseVnni.Run(g, x, xSigned, xZero, packed, bias, mult, yZero, y, ySigned, work);
+                LastRunVnni = true;
+                return;
+            }
+        }
+        LastRunVnni = false;
+        var plane = MemoryMarshal.Cast<byte, short>(work.Slice(0, PlaneShorts(g) * 2));
+        var acc = MemoryMarshal.Cast<byte, int>(work.Slice((PlaneShorts(g) * 2 + 63) & ~63, AccInts(g) * 4));
+        RunInt16(g, x, xSigned, xZero, w, wSigned, wZero, bias, mult, yZero, y, ySigned, plane, acc);
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> v)
+    {
+        foreach (float f in v) if (!float.IsFinite(f)) return false;
+        return true;
+    }
+
+    /// <summary>The int16 route (AVX2 or scalar), see the class summary.</summary>
+    private static void RunInt16(ConvGeometry g, ReadOnlySpan<byte> x, bool xSigned, int xZero,
         ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero,
         ReadOnlySpan<int> bias, ReadOnlySpan<float> mult, int yZero, Span<byte> y, bool ySigned,
         Span<short> plane, Span<int> acc)
