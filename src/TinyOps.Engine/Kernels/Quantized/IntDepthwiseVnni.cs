@@ -429,6 +429,11 @@ internal static unsafe class IntDepthwiseVnni
     private static Vector256<int> Dot(Vector256<int> acc, byte* p, Vector256<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(p), w);
 
     /// <summary>Stride 1: accumulator v, lane k of a step at f0 is output f0 + 4k + v (loads at f0 + v).</summary>
+    /// <remarks>
+    /// The step is inlined once here and once in <see cref="Tail1{TR, TS}"/>: with both loops in one method the JIT ran
+    /// out of inlining budget in the model and left the vpdpbusd helpers as calls (4x slower than in isolation).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Filter1<TR, TS>(byte* p, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
         Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
     {
@@ -436,6 +441,13 @@ internal static unsafe class IntDepthwiseVnni
         int full = FullSteps(in o), step = 0;
         for (; step < full; step++)
             Vector256.Store(Step1<TR, TS>(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+        if (full < o.Steps) Tail1<TR, TS>(p, p1, p2, full, w0, w1, w2, bias, rq, in o);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Tail1<TR, TS>(byte* p, byte* p1, byte* p2, int step, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
+    {
         for (; step < o.Steps; step++)
             StoreTail(Step1<TR, TS>(p, p1, p2, step * Step, w0, w1, w2, bias, in rq, in o, step), in o, step);
     }
@@ -462,6 +474,7 @@ internal static unsafe class IntDepthwiseVnni
     /// Stride 2: accumulator v, lane k of a step at f0 is output f0 + 16·(v / 2) + 2k + v % 2 (loads at 2f0 + 32·(v / 2)
     /// + 2·(v % 2) in the even plane, the odd plane, and the even plane one row on).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Filter2<TR, TS>(byte* e, byte* od, int wq, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
         Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
     {
@@ -469,6 +482,13 @@ internal static unsafe class IntDepthwiseVnni
         int full = FullSteps(in o), step = 0;
         for (; step < full; step++)
             Vector256.Store(Step2<TR, TS>(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), o.Y + o.Offsets[step]);
+        if (full < o.Steps) Tail2<TR, TS>(e, od, e2, full, w0, w1, w2, bias, rq, in o);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Tail2<TR, TS>(byte* e, byte* od, byte* e2, int step, Vector256<sbyte> w0, Vector256<sbyte> w1, Vector256<sbyte> w2,
+        Vector256<int> bias, TR rq, in Output o) where TR : struct, IRound where TS : struct
+    {
         for (; step < o.Steps; step++)
             StoreTail(Step2<TR, TS>(e, od, e2, 2 * Step * step, w0, w1, w2, bias, in rq, in o, step), in o, step);
     }
