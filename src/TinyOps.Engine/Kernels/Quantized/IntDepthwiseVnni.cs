@@ -7,7 +7,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 
 /// <summary>
 /// The AVX-512 route of <see cref="IntDepthwise3x3"/>: depthwise 3×3 QLinearConv with vpdpbusd (AVX-VNNI, four
-/// unsigned-byte × signed-byte products summed into each int32 lane) straight on the activation bytes, then an
+/// unsigned-byte × signed-byte products summed into each int32 lane) straight on the activation bytes, then a
 /// single-precision requantization. One channel at a time:
 /// <list type="number">
 /// <item><b>Weights</b> (packed once, at planning when constant, see <see cref="Pack"/>): each kernel row becomes one
