@@ -86,6 +86,7 @@ internal static unsafe class MaxPool2dBytes
     /// <paramref name="pairPermutation"/>: 128 bytes from <see cref="PairRowPermutation"/> for this out2 (the caller
     /// keeps them across runs).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Run<T>(T* x, T* y, int channels, int in1, int in2, int out1, int out2,
         int k1, int k2, int s1, int s2, int d1, int d2, int p1, int p2, T* scratch, byte* pairPermutation)
         where T : unmanaged, INumber<T>, IMinMaxValue<T>

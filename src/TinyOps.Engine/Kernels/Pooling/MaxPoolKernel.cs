@@ -42,6 +42,7 @@ internal sealed class MaxPoolKernel : Kernel
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Run(RunContext ctx)
     {
         var x = ctx.Input(0);

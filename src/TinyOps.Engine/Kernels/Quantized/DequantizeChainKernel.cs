@@ -71,6 +71,7 @@ internal sealed class DequantizeChainKernel : Kernel
         ctx.SetOutput(0, yType, shape);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Run(RunContext ctx)
     {
         var x = ctx.Input(0);

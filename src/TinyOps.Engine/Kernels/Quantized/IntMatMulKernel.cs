@@ -216,6 +216,7 @@ internal sealed class IntMatMulKernel : Kernel
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void RunFast(RunContext ctx, Tensor at, Tensor bt)
     {
         var yt = ctx.Output(0);
@@ -327,6 +328,7 @@ internal sealed class IntMatMulKernel : Kernel
     /// broadcast operand, b (packed in 24-column panels, once at planning when constant) the vector operand; the
     /// zero-point terms are −zb·Σa per row (the accumulators' start) and −za·(Σb − K·zb) per column.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void RunWide(RunContext ctx, Tensor at, Tensor bt, int m, int k, int n, int batches, Span<int> aOff, Span<int> bOff,
         Tensor? azt, Tensor? bzt, bool flip, bool aUnsigned, int shift, bool prepacked, float mult)
     {

@@ -63,6 +63,7 @@ internal sealed class QuantizeLinearKernel : Kernel
         ctx.SetOutput(0, yType, ctx.InputShape(0));
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Run(RunContext ctx)
     {
         var x = ctx.Input(0);

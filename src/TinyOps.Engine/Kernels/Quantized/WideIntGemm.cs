@@ -157,6 +157,7 @@ internal static class WideIntGemm
     /// Multiplies packed A (m × k) by packed B (k × n) and requantizes into the epilogue's output. The caller has
     /// checked <see cref="HardwareSupported"/> and that every multiplier is finite.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MultiplyRequantize(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> bp, in Epilogue e)
     {
         if (m == 0 || n == 0) return;
