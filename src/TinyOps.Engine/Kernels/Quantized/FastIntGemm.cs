@@ -86,7 +86,6 @@ internal static class FastIntGemm
     /// </summary>
     public static void PackA(ReadOnlySpan<byte> a, int m, int k, int lda, bool flip, bool signedAfter, Span<byte> dst, Span<int> rowSums)
     {
-        const int mr = MR;
         int kq = Quads(k);
         dst.Slice(0, PackedASize(m, k)).Clear();
         byte x = flip ? (byte)0x80 : (byte)0;
@@ -94,14 +93,14 @@ internal static class FastIntGemm
         for (int i = 0; i < m; i++)
         {
             var row = a.Slice(i * lda, k);
-            int block = i / mr, r = i % mr;
-            int baseOff = block * kq * mr * 4 + r * 4;
+            int block = i / MR, r = i % MR;
+            int baseOff = block * kq * MR * 4 + r * 4;
             int sum = 0;
             int p = 0;
             for (; p + 4 <= k; p += 4)
             {
                 uint v = Unsafe.ReadUnaligned<uint>(ref Unsafe.AsRef(in row[p])) ^ (x * 0x01010101u);
-                Unsafe.WriteUnaligned(ref Unsafe.Add(ref d0, baseOff + (p >> 2) * mr * 4), v);
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref d0, baseOff + (p >> 2) * MR * 4), v);
                 sum += signedAfter
                     ? (sbyte)v + (sbyte)(v >> 8) + (sbyte)(v >> 16) + (sbyte)(v >> 24)
                     : (int)(v & 0xFF) + (int)((v >> 8) & 0xFF) + (int)((v >> 16) & 0xFF) + (int)(v >> 24);
@@ -109,7 +108,7 @@ internal static class FastIntGemm
             for (; p < k; p++)
             {
                 byte v = (byte)(row[p] ^ x);
-                Unsafe.Add(ref d0, baseOff + (p >> 2) * mr * 4 + (p & 3)) = v;
+                Unsafe.Add(ref d0, baseOff + (p >> 2) * MR * 4 + (p & 3)) = v;
                 sum += signedAfter ? (sbyte)v : v;
             }
             rowSums[i] = sum;

@@ -161,16 +161,6 @@ internal sealed class IntConvKernel : Kernel
     /// <summary>True when a QLinearConv on this thread takes <see cref="WideIntGemm"/> (the choice can change per thread in tests).</summary>
     private static bool Wide(bool qlinear) => qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
 
-    /// <summary>x_scale·w_scale/y_scale is finite for every channel (the scalar route defines the other cases).</summary>
-    private static bool MultipliersFinite(RunContext ctx)
-    {
-        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
-        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
-        foreach (float w in ctx.Input(4).ReadOnlySpan<float>())
-            if (!float.IsFinite(xs * w / ys)) return false;
-        return true;
-    }
-
     /// <summary>Packs constant depthwise 3×3 weights (and their zero points, which must be constant too) for <see cref="IntDepthwise3x3"/>.</summary>
     private void PrepackDepthwise(InferContext ctx, Tensor wv, DataType wType)
     {
@@ -329,7 +319,6 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<byte> wPacked = default;
         ReadOnlySpan<int> wRowSums = default;
         bool pairsFit = false;
-        bool wide = !rows && Wide(_qlinear) && MultipliersFinite(ctx);
         int perGroup = FastIntGemm.PackedASize(mg, kc);
         if (!rows)
         {
@@ -356,13 +345,13 @@ internal sealed class IntConvKernel : Kernel
             return;
         }
 
-        if (wide)
+        // the wide path with parameters that are not all constant: the per-channel constants now, into scratch
+        // (non-finite multipliers go on to the route below, which defines those cases)
+        int m0 = g.OutChannels;
+        var block = !rows && Wide(_qlinear) ? ctx.Scratch<int>(3 * m0, 3) : default;
+        var mults = MemoryMarshal.Cast<int, float>(block.Slice(0, block.IsEmpty ? 0 : m0));
+        if (!block.IsEmpty && Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mults))
         {
-            // parameters that are not all constant: derive the per-channel constants now, into scratch
-            int m0 = g.OutChannels;
-            var block = ctx.Scratch<int>(3 * m0, 3);
-            var mults = MemoryMarshal.Cast<int, float>(block.Slice(0, m0));
-            Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mults);
             var bt = ctx.OptionalInput(8);
             var rowInit = block.Slice(m0, m0);
             RowStarts(bt is null ? default : bt.ReadOnlySpan<int>(), xZero, wRowSums, rowInit);
