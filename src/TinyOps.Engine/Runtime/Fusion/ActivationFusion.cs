@@ -66,24 +66,7 @@ internal static class ActivationFusion
             (replaced ??= [])[op] = fused;
             (removed ??= []).Add(act);
         }
-        if (replaced is null) return graph;
-
-        var nodes = new List<Node>(graph.Nodes.Count);
-        foreach (var node in graph.Nodes)
-        {
-            if (removed!.Contains(node)) continue;
-            nodes.Add(replaced.TryGetValue(node, out var f) ? f : node);
-        }
-        return new Graph
-        {
-            Name = graph.Name,
-            Nodes = nodes,
-            Inputs = graph.Inputs,
-            Outputs = graph.Outputs,
-            ValueInfos = graph.ValueInfos,
-            Initializers = graph.Initializers,
-            DocString = graph.DocString,
-        };
+        return GraphRewrite.Apply(graph, replaced, removed);
     }
 
     /// <summary>An Add of a DequantizeLinear output: left whole for DequantizeChainFusion, which takes the Relu too.</summary>

@@ -117,24 +117,7 @@ internal static class DequantizeChainFusion
             removed.Add(dq);
             foreach (var n in chain) if (n != add) removed.Add(n);
         }
-        if (replaced is null) return graph;
-
-        var nodes = new List<Node>(graph.Nodes.Count);
-        foreach (var node in graph.Nodes)
-        {
-            if (removed!.Contains(node)) continue;
-            nodes.Add(replaced.TryGetValue(node, out var f) ? f : node);
-        }
-        return new Graph
-        {
-            Name = graph.Name,
-            Nodes = nodes,
-            Inputs = graph.Inputs,
-            Outputs = graph.Outputs,
-            ValueInfos = graph.ValueInfos,
-            Initializers = graph.Initializers,
-            DocString = graph.DocString,
-        };
+        return GraphRewrite.Apply(graph, replaced, removed);
     }
 
     private static bool OnlyAxis(Node n)
