@@ -207,6 +207,45 @@ public class FastIntKernelTests
         }
     }
 
+    /// <summary>
+    /// The shapes the direct route (<see cref="IntDirectConv"/>) serves on the wide path: uint8 x, int8 w with zero
+    /// points 0, stride 1, channel quads (C a multiple of 4) and column quads (kw ≤ 4), widths that leave ragged
+    /// vectors, batches of 2, asymmetric padding, and huge multipliers that saturate.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void QLinearConvDirectRouteMatchesReference(int pathId)
+    {
+        var path = (IntGemmPath)pathId;
+        var rng = new Random(4321 + (int)path);
+        for (int trial = 0; trial < 30; trial++)
+        {
+            bool quads = trial % 2 == 0;
+            int c = quads ? 4 * (1 + rng.Next(4)) : 1 + rng.Next(7);
+            int kh = 1 + rng.Next(5), kw = quads ? 1 + rng.Next(5) : 1 + rng.Next(4);
+            if (kh == 1 && kw == 1) kw = 2;
+            int m = 1 + rng.Next(13), h = kh + rng.Next(16), w = kw + rng.Next(40), batch = 1 + trial % 2;
+            var attrs = new Dictionary<string, AttributeValue>
+            {
+                ["pads"] = AttributeValue.Of("pads", new long[] { rng.Next(kh), rng.Next(kw), rng.Next(kh), rng.Next(kw) }),
+            };
+            var x = Bytes(rng, false, batch, c, h, w);
+            var wt = Bytes(rng, true, m, c, kh, kw);
+            bool perChannel = trial % 3 != 0;
+            float ys = trial % 7 == 6 ? 1e-6f : 0.2f + 0.5f * (float)rng.NextDouble();
+            (string, Tensor?)[] q =
+            [
+                ("x", x), ("xs", Tensor.Scalar(0.02f)), ("xz", Tensor.Scalar((byte)rng.Next(0, 256))), ("w", wt), ("ws", Scales(rng, m, perChannel, 0.01f)),
+                ("wz", Tensor.FromArray(new sbyte[perChannel ? m : 1], perChannel ? [m] : [1])),
+                ("ys", Tensor.Scalar(ys)), ("yz", trial % 4 == 1 ? Tensor.Scalar((sbyte)rng.Next(-10, 10)) : Tensor.Scalar((byte)rng.Next(100, 150))),
+                ("b", trial % 5 == 4 ? null : Tensor.FromArray(Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray(), m)),
+            ];
+            var consts = new HashSet<string> { "w", "ws", "wz", "xs", "xz", "ys", "yz", "b" };
+            string what = $"trial {trial} x {ShapeUtil.Format(x.Shape)} w {ShapeUtil.Format(wt.Shape)} pads {string.Join(",", attrs["pads"].Ints)}";
+            AssertSame(RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Reference), RunNode("QLinearConv", q, consts, attrs, path), "QLinearConv " + what);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void QLinearConvAndConvIntegerMatchReference(int pathId)

@@ -35,6 +35,21 @@ internal sealed class IntConvKernel : Kernel
 
     /// <summary>What <see cref="RunWide"/> derives from the constant parameters: multipliers, accumulator starts, zero points.</summary>
     private sealed record WideConstants(float[] Mult, int[] RowInit, int[]? Za, int XZero, int YZero);
+    // the direct route (IntDirectConv): weights in its quad order, accumulator starts and tap offsets, planned with the wide constants
+    private DirectConstants? _direct;
+
+    /// <summary>
+    /// What <see cref="RunDirect"/> needs: packed weights and bias − x_zero·Σw per output channel; the quads' cell
+    /// offsets depend on the input size too, so they are kept with the size they were computed for.
+    /// </summary>
+    private sealed class DirectConstants(byte[] packed, int[] rowInit)
+    {
+        public byte[] Packed { get; } = packed;
+        public int[] RowInit { get; } = rowInit;
+        public int[] Offsets { get; set; } = [];
+        public int H { get; set; } = -1;
+        public int W { get; set; } = -1;
+    }
     // depthwise 3×3 QLinearConv: weights packed for IntDepthwise3x3, keyed by the weight and zero-point buffers
     private int[]? _dwPacked;
     private byte[]? _dwSrc, _dwZeroSrc;
@@ -98,6 +113,7 @@ internal sealed class IntConvKernel : Kernel
         _packedW = null;
         _packedRowSums = null;
         _wideConstants = null;
+        _direct = null;
         _dwPacked = null;
         var wv = ctx.InputValue(_w);
         if (wv is null || ctx.InputValue(_x) is not null) return;
@@ -140,6 +156,15 @@ internal sealed class IntConvKernel : Kernel
         var rowInit = new int[m0];
         RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, sums, rowInit);
         _wideConstants = new WideConstants(mult, rowInit, anyZa ? za : null, xZero, QuantMath.ReadInt(yz, 0));
+        if (!anyZa && IntDirectConv.Supports(g, xType == DataType.Int8, wType == DataType.Int8))
+        {
+            var dp = new byte[IntDirectConv.PackedBytes(g)];
+            var dsums = new int[m0];
+            IntDirectConv.PackWeights(g, wb, dp, dsums);
+            var dInit = new int[m0];
+            RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
+            _direct = new DirectConstants(dp, dInit);
+        }
     }
 
     /// <summary>mult[m] = x_scale·w_scale[m]/y_scale; false when one is not finite (the scalar route handles those).</summary>
@@ -296,6 +321,11 @@ internal sealed class IntConvKernel : Kernel
             && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
         if (!rows && packedMatch && _wideConstants is { } wc && Wide(_qlinear))
         {
+            if (_direct is { } dc && IntDirectConv.Supports(g, xSigned, wSigned))
+            {
+                RunDirect(ctx, x, dc, wc);
+                return;
+            }
             FastIntGemm.Plan(wSigned, xSigned, out _, out bool au, out _);
             RunWide(ctx, x, xSigned, wc.XZero, _packedW, au, wc.Mult, wc.RowInit, wc.Za, wc.YZero);
             return;
@@ -492,6 +522,28 @@ internal sealed class IntConvKernel : Kernel
                 WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
                 if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
             }
+        }
+    }
+
+    /// <summary>QLinearConv through <see cref="IntDirectConv"/>: per image, the quad planes, then the products requantized into y.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private void RunDirect(RunContext ctx, ReadOnlySpan<byte> x, DirectConstants dc, WideConstants wc)
+    {
+        var g = _geo;
+        if (dc.H != g.InDims[0] || dc.W != g.InDims[1])
+        {
+            var offsets = new int[IntDirectConv.Quads(g)];
+            IntDirectConv.Offsets(g, offsets);
+            (dc.Offsets, dc.H, dc.W) = (offsets, g.InDims[0], g.InDims[1]);
+        }
+        var planes = ctx.Scratch<byte>(IntDirectConv.PlanesBytes(g), 0);
+        var yt = ctx.Output(0);
+        var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
+        int inImage = g.InChannels * g.InSize, outImage = g.OutChannels * g.OutSize;
+        for (int n = 0; n < g.Batch; n++)
+        {
+            IntDirectConv.BuildPlanes(g, x.Slice(n * inImage, inImage), (byte)wc.XZero, planes);
+            IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, y.Slice(n * outImage, outImage));
         }
     }
 

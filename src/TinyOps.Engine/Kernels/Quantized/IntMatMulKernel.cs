@@ -335,7 +335,7 @@ internal sealed class IntMatMulKernel : Kernel
         bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
         int za = (azt is null ? 0 : QuantMath.ReadInt(azt, 0)) + shift, zb = bzt is null ? 0 : QuantMath.ReadInt(bzt, 0);
         var yt = ctx.Output(0);
-        int paSize = FastIntGemm.PackedASize(m, k), pbSize = WideIntGemm.PackedBSize(k, n);
+        int paSize = m == 1 && !flip && (k & 3) == 0 ? 0 : FastIntGemm.PackedASize(m, k), pbSize = WideIntGemm.PackedBSize(k, n);
         var bytes = ctx.Scratch<byte>(paSize + (prepacked ? 0 : pbSize), 7);
         var aPacked = bytes.Slice(0, paSize);
         var bPackedRun = bytes.Slice(paSize);
@@ -353,9 +353,14 @@ internal sealed class IntMatMulKernel : Kernel
         var b = bt.Buffer.AsSpan(bt.ByteOffset, bt.Length);
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
+        // one row of A against B of the other signedness (a vector times a weight matrix): A is read as it is
+        bool rawRow = m == 1 && !flip && (k & 3) == 0;
         for (int bi = 0; bi < batches; bi++)
         {
-            FastIntGemm.PackA(a.Slice(aOff[bi] * m * k, m * k), m, k, k, flip, aSigned ^ flip, aPacked, rowSums);
+            var aMat = a.Slice(aOff[bi] * m * k, m * k);
+            if (!rawRow) FastIntGemm.PackA(aMat, m, k, k, flip, aSigned ^ flip, aPacked, rowSums);
+            else if (zb != 0) rowSums[0] = aSigned ? SumSigned(aMat) : SumUnsigned(aMat);
+            else rowSums[0] = 0;
             ReadOnlySpan<byte> bPacked;
             ReadOnlySpan<int> cs;
             if (prepacked)
@@ -372,8 +377,23 @@ internal sealed class IntMatMulKernel : Kernel
             for (int i = 0; i < m; i++) rowInit[i] = -zb * rowSums[i];
             for (int j = 0; j < n; j++) colAdj[j] = cs[j] - k * zb;
             var e = new WideIntGemm.Epilogue(rowInit, rowMult, za == 0 ? default : rowZa, colAdj, yZero, yt.Type == DataType.Int8, y.Slice(bi * m * n, m * n), n);
-            WideIntGemm.MultiplyRequantize(m, n, k, aPacked, aUnsigned, bPacked, e);
+            if (rawRow) WideIntGemm.MultiplyRowRequantize(n, k, aMat, aUnsigned, bPacked, e);
+            else WideIntGemm.MultiplyRequantize(m, n, k, aPacked, aUnsigned, bPacked, e);
         }
+    }
+
+    private static int SumUnsigned(ReadOnlySpan<byte> v)
+    {
+        int s = 0;
+        foreach (byte b in v) s += b;
+        return s;
+    }
+
+    private static int SumSigned(ReadOnlySpan<byte> v)
+    {
+        int s = 0;
+        foreach (byte b in v) s += (sbyte)b;
+        return s;
     }
 
     private static void Requantize<TY>(ReadOnlySpan<int> acc, Span<TY> y, int m, int n, ReadOnlySpan<float> aS, ReadOnlySpan<float> bS, float yS, int yZero)

@@ -19,7 +19,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// the reference.
 /// </para>
 /// <para>
-/// Requantization as <see cref="IntRequantize"/>: 16 sums of a row at a time are converted to float, multiplied by
+/// Requantization as <see cref="IntRequantize"/>: 8 sums of a row at a time (ymm only: on Intel cores a 512-bit instruction among the vpdpbusd closes port 1's vector unit and halves their throughput) are converted to float, multiplied by
 /// mult[i], converted back with round-half-to-even (vcvtps2dq under the default rounding mode), offset by the zero
 /// point and narrowed with saturation. The clamp to ±2³⁰ before the conversion is skipped when the scaled sums cannot
 /// reach it (checked per call from K, the row constants and the multipliers).
@@ -87,15 +87,7 @@ internal static class WideIntGemm
                     var v1 = Vector128.LoadUnsafe(ref r1, (nuint)j) & keep1;
                     var v2 = Vector128.LoadUnsafe(ref r2, (nuint)j) & keep2;
                     var v3 = Vector128.LoadUnsafe(ref r3, (nuint)j) & keep3;
-                    var lo01 = Sse2.UnpackLow(v0, v1).AsInt16();
-                    var hi01 = Sse2.UnpackHigh(v0, v1).AsInt16();
-                    var lo23 = Sse2.UnpackLow(v2, v3).AsInt16();
-                    var hi23 = Sse2.UnpackHigh(v2, v3).AsInt16();
-                    ref byte d = ref Unsafe.Add(ref panel, c0 * 4);
-                    Sse2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref d);
-                    Sse2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref d, 16);
-                    Sse2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref d, 32);
-                    Sse2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref d, 48);
+                    IntDirectConv.Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, c0 * 4));
                 }
                 for (; c0 < width; c0 += 8)
                 {
@@ -163,13 +155,7 @@ internal static class WideIntGemm
         if (m == 0 || n == 0) return;
         // can a scaled sum leave ±2³⁰? |sum| ≤ 4·kq·255·255 + |row constant| (wrapped to int32 at most 2³¹)
         int kq = FastIntGemm.Quads(k);
-        bool intClamp = true;
-        for (int i = 0; i < m; i++)
-        {
-            double bound = Math.Min(2147483648.0, 4.0 * kq * 65025 + Math.Abs((double)e.RowInit[i]));
-            if (e.RowZa.Length > 0) bound = 2147483648.0;
-            if (bound * Math.Abs((double)e.RowMult[i]) >= 1 << 29) { intClamp = false; break; }
-        }
+        bool intClamp = ScaledSumsInRange(kq, e.RowInit.Slice(0, m), e.RowMult, e.RowZa.Length > 0);
         if (aUnsigned)
         {
             if (intClamp) Run<AUnsigned, InRange>(m, n, kq, ap, bp, e);
@@ -182,13 +168,27 @@ internal static class WideIntGemm
         }
     }
 
+    /// <summary>
+    /// True when no scaled sum of these rows can reach ±2²⁹, so the conversion to int32 needs no clamp:
+    /// |sum| ≤ 4·kq·255·255 + |row constant| (any za ≠ 0: up to 2³¹ after wrapping).
+    /// </summary>
+    internal static bool ScaledSumsInRange(int kq, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> rowMult, bool anyZa)
+    {
+        for (int i = 0; i < rowInit.Length; i++)
+        {
+            double bound = anyZa ? 2147483648.0 : Math.Min(2147483648.0, 4.0 * kq * 65025 + Math.Abs((double)rowInit[i]));
+            if (bound * Math.Abs((double)rowMult[i]) >= 1 << 29) return false;
+        }
+        return true;
+    }
+
     private interface ISign { static abstract bool AIsUnsigned { get; } }
     private struct AUnsigned : ISign { public static bool AIsUnsigned => true; }
     private struct ASigned : ISign { public static bool AIsUnsigned => false; }
     /// <summary>Whether scaled sums are clamped to ±2³⁰ before the conversion to int32 (needed only when they could leave it).</summary>
-    private interface IClamp { static abstract bool Clamps { get; } }
-    private struct InRange : IClamp { public static bool Clamps => false; }
-    private struct Clamped : IClamp { public static bool Clamps => true; }
+    internal interface IClamp { static abstract bool Clamps { get; } }
+    internal struct InRange : IClamp { public static bool Clamps => false; }
+    internal struct Clamped : IClamp { public static bool Clamps => true; }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
@@ -219,13 +219,54 @@ internal static class WideIntGemm
         }
     }
 
+    /// <summary>
+    /// As <see cref="MultiplyRequantize"/> for one row of A read as it is (k a multiple of 4, no packing, no conversion:
+    /// the caller checked that A and B differ in signedness, <paramref name="aUnsigned"/> tells which is unsigned).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MultiplyRowRequantize(int n, int k, ReadOnlySpan<byte> a, bool aUnsigned, ReadOnlySpan<byte> bp, in Epilogue e)
+    {
+        if (n == 0) return;
+        if ((k & 3) != 0 || a.Length < k) throw new ArgumentException($"one unpacked row needs k a multiple of 4 and {k} bytes, got k = {k} and {a.Length} bytes");
+        int kq = k >> 2;
+        bool intClamp = ScaledSumsInRange(kq, e.RowInit.Slice(0, 1), e.RowMult, e.RowZa.Length > 0);
+        if (aUnsigned)
+        {
+            if (intClamp) RunRow<AUnsigned, InRange>(n, kq, a, bp, e);
+            else RunRow<AUnsigned, Clamped>(n, kq, a, bp, e);
+        }
+        else
+        {
+            if (intClamp) RunRow<ASigned, InRange>(n, kq, a, bp, e);
+            else RunRow<ASigned, Clamped>(n, kq, a, bp, e);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunRow<TS, TC>(int n, int kq, ReadOnlySpan<byte> a, ReadOnlySpan<byte> bp, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp
+    {
+        ref byte b0 = ref MemoryMarshal.GetReference(bp);
+        for (int j0 = 0; j0 < n; j0 += NR)
+        {
+            int cols = Math.Min(NR, n - j0);
+            ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
+            ref byte row = ref MemoryMarshal.GetReference(a);
+            if (cols > 16) Tile<TS, TC, V3, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
+            else if (cols > 8) Tile<TS, TC, V2, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
+            else Tile<TS, TC, V1, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
+        }
+    }
+
     private interface IVectors { static abstract int Count { get; } }
     private struct V1 : IVectors { public static int Count => 1; }
     private struct V2 : IVectors { public static int Count => 2; }
     private struct V3 : IVectors { public static int Count => 3; }
-    private interface IRows { static abstract bool All { get; } }
-    private struct R1 : IRows { public static bool All => false; }
-    private struct R4 : IRows { public static bool All => true; }
+    /// <summary>Rows of a tile: all four of a packed block, the first one of a packed block, or one unpacked row (A's quads 4 bytes apart).</summary>
+    private interface IRows { static abstract bool All { get; } static abstract int AStep { get; } }
+    private struct R1 : IRows { public static bool All => false; public static int AStep => MR * 4; }
+    private struct R4 : IRows { public static bool All => true; public static int AStep => MR * 4; }
+    private struct R1Raw : IRows { public static bool All => false; public static int AStep => 4; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot<TS>(Vector256<int> acc, Vector256<byte> b, Vector256<byte> a) where TS : struct, ISign
@@ -244,9 +285,41 @@ internal static class WideIntGemm
         var c10 = Vector256.Create(Unsafe.Add(ref init, Math.Min(1, last))); var c11 = c10; var c12 = c10;
         var c20 = Vector256.Create(Unsafe.Add(ref init, Math.Min(2, last))); var c21 = c20; var c22 = c20;
         var c30 = Vector256.Create(Unsafe.Add(ref init, Math.Min(3, last))); var c31 = c30; var c32 = c30;
-        const int aStep = MR * 4;
+        int aStep = TR.AStep;
         int bStep = TV.Count * 32;
-        for (int q = 0; q < kq; q++)
+        int q = 0;
+        if (!TR.All)
+        {
+            // one row: four quads a step into four sets of accumulators, so the dependency chains are a quarter as
+            // long (a matrix-vector product is otherwise bound by vpdpbusd's latency); int32 sums wrap, so the
+            // order of addition does not change the result
+            c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<int>.Zero;
+            for (; q + 4 <= kq; q += 4)
+            {
+                var a = Broadcast(ref ap, 0);
+                c00 = Dot<TS>(c00, Vector256.LoadUnsafe(ref bp), a);
+                if (TV.Count > 1) c01 = Dot<TS>(c01, Vector256.LoadUnsafe(ref bp, 32), a);
+                if (TV.Count > 2) c02 = Dot<TS>(c02, Vector256.LoadUnsafe(ref bp, 64), a);
+                a = Broadcast(ref ap, aStep);
+                c10 = Dot<TS>(c10, Vector256.LoadUnsafe(ref bp, (nuint)bStep), a);
+                if (TV.Count > 1) c11 = Dot<TS>(c11, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 32), a);
+                if (TV.Count > 2) c12 = Dot<TS>(c12, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 64), a);
+                a = Broadcast(ref ap, 2 * aStep);
+                c20 = Dot<TS>(c20, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep)), a);
+                if (TV.Count > 1) c21 = Dot<TS>(c21, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 32), a);
+                if (TV.Count > 2) c22 = Dot<TS>(c22, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 64), a);
+                a = Broadcast(ref ap, 3 * aStep);
+                c30 = Dot<TS>(c30, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep)), a);
+                if (TV.Count > 1) c31 = Dot<TS>(c31, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 32), a);
+                if (TV.Count > 2) c32 = Dot<TS>(c32, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 64), a);
+                ap = ref Unsafe.Add(ref ap, 4 * aStep);
+                bp = ref Unsafe.Add(ref bp, 4 * bStep);
+            }
+            c00 += c10 + c20 + c30;
+            c01 += c11 + c21 + c31;
+            c02 += c12 + c22 + c32;
+        }
+        for (; q < kq; q++)
         {
             var b0 = Vector256.LoadUnsafe(ref bp);
             var b1 = TV.Count > 1 ? Vector256.LoadUnsafe(ref bp, 32) : default;
@@ -269,7 +342,7 @@ internal static class WideIntGemm
         int ldy = e.Ldy;
         ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i0 * ldy + j0);
         ref float mult = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowMult), i0);
-        var zp = Vector512.Create(e.YZero);
+        var zp = Vector128.Create(e.YZero);
         bool signed = e.Signed, hasZa = e.RowZa.Length > 0;
         ref int za = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowZa), i0) : ref Unsafe.NullRef<int>();
         ref int adj = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0) : ref Unsafe.NullRef<int>();
@@ -283,7 +356,7 @@ internal static class WideIntGemm
     /// <summary>Requantizes one row of a tile into y (za ≠ 0: minus za·(Σ_k B − K·zb) per column first, from adj).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow<TC, TV>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, ref byte y, int cols,
-        Vector512<int> zp, bool signed, int za, ref int adj)
+        Vector128<int> zp, bool signed, int za, ref int adj)
         where TC : struct, IClamp where TV : struct, IVectors
     {
         if (za != 0)
@@ -293,32 +366,27 @@ internal static class WideIntGemm
             if (TV.Count > 1) v1 -= z * Vector256.LoadUnsafe(ref adj, 8);
             if (TV.Count > 2) v2 -= z * Vector256.LoadUnsafe(ref adj, 16);
         }
-        if (TV.Count == 1)
-        {
-            Emit8<TC>(v0, mult, zp.GetLower().GetLower(), signed, ref y, cols);
-            return;
-        }
-        // the first 16 columns as one zmm
-        var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Vector512.Create(v0, v1)), Vector512.Create(mult));
-        if (TC.Clamps) f = Avx512F.Min(Avx512F.Max(f, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
-        var r = Avx512F.ConvertToVector512Int32(f) + zp;
-        var b = signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
-                       : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
-        if (cols >= 16) b.StoreUnsafe(ref y);
-        else
-        {
-            Unsafe.WriteUnaligned(ref y, b.AsUInt64().ToScalar());
-            ulong hi = b.AsUInt64().GetElement(1);
-            for (int t = 8; t < cols; t++) Unsafe.Add(ref y, t) = (byte)(hi >> (8 * (t - 8)));
-        }
-        if (TV.Count > 2) Emit8<TC>(v2, mult, zp.GetLower().GetLower(), signed, ref Unsafe.Add(ref y, 16), cols - 16);
+        // ymm only: on Intel cores 512-bit instructions among the vpdpbusd close port 1's vector unit and halve their throughput
+        Emit8<TC>(v0, mult, zp, signed, ref y, cols);
+        if (TV.Count > 1) Emit8<TC>(v1, mult, zp, signed, ref Unsafe.Add(ref y, 8), cols - 8);
+        if (TV.Count > 2) Emit8<TC>(v2, mult, zp, signed, ref Unsafe.Add(ref y, 16), cols - 16);
     }
 
     /// <summary>Clamp for scaled sums that might leave int32 (<see cref="Clamped"/>'s case): any such value saturates.</summary>
     private const float Clamp = 1 << 30;
 
+    /// <summary>Writes the first <paramref name="valid"/> (below 8) bytes of <paramref name="bytes"/>, in pieces of 4, 2 and 1, never past dst + valid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Emit8<TC>(Vector256<int> acc, float mult, Vector128<int> zp4, bool signed, ref byte dst, int valid) where TC : struct, IClamp
+    private static void WriteTail(ulong bytes, ref byte dst, int valid)
+    {
+        int o = 0;
+        if ((valid & 4) != 0) { Unsafe.WriteUnaligned(ref dst, (uint)bytes); bytes >>= 32; o = 4; }
+        if ((valid & 2) != 0) { Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, o), (ushort)bytes); bytes >>= 16; o += 2; }
+        if ((valid & 1) != 0) Unsafe.Add(ref dst, o) = (byte)bytes;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Emit8<TC>(Vector256<int> acc, float mult, Vector128<int> zp4, bool signed, ref byte dst, int valid) where TC : struct, IClamp
     {
         var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), Vector256.Create(mult));
         if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
@@ -326,6 +394,6 @@ internal static class WideIntGemm
         ulong bytes = signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
                              : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
         if (valid >= 8) Unsafe.WriteUnaligned(ref dst, bytes);
-        else for (int t = 0; t < valid; t++) Unsafe.Add(ref dst, t) = (byte)(bytes >> (8 * t));
+        else WriteTail(bytes, ref dst, valid);
     }
 }
