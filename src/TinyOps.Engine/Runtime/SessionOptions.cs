@@ -29,6 +29,12 @@ public sealed class SessionOptions
     /// </summary>
     public bool FuseDequantizeChains { get; init; } = true;
 
+    /// <summary>
+    /// Run a Conv whose output only feeds an Add (a residual block's end, with the Relu after it) as one node that adds
+    /// the other operand in the convolution's epilogue (default on; same results; off to profile node by node).
+    /// </summary>
+    public bool FuseResiduals { get; init; } = true;
+
     /// <summary>Time every node of the main graph (see <see cref="InferenceSession.NodeProfile"/>); off by default.</summary>
     public bool ProfileNodes { get; init; }
 

@@ -227,6 +227,8 @@ public class FastKernelTests
         { 2, 16, 64, 1, 9, 9, 3, 2, 1, 1 },     // implicit GEMM, 32-channel panels: stride 2, 25 pixels
         { 1, 5, 16, 1, 9, 10, 3, 1, 1, 1 },     // implicit GEMM, 16-channel panels: odd depth (45 steps), ragged 8-pixel tile
         { 3, 8, 16, 1, 14, 14, 3, 1, 1, 1 },    // implicit GEMM: fmnist_cnn's second layer, batch 3
+        { 1, 72, 96, 1, 8, 9, 3, 1, 1, 1 },     // implicit GEMM, 64-channel panels: ragged panel, 72 pixels in 6-pixel tiles, six K blocks
+        { 1, 16, 64, 1, 5, 5, 3, 1, 1, 1 },     // implicit GEMM, 64-channel panels: 25 pixels (a one-pixel last tile)
     };
 
     [Fact]
@@ -253,12 +255,14 @@ public class FastKernelTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ImplicitGemmConvMatchesNaiveWithEitherPanelWidth(bool wide)
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void ImplicitGemmConvMatchesNaiveWithEitherPanelWidth(bool wide, bool use64)
     {
-        // The 32-channel Vector512 panels run in software where AVX-512 is missing, so both widths are checked everywhere.
+        // The 32- and 64-channel Vector512 panels run in software where AVX-512 is missing, so every width is checked everywhere.
         ImplicitGemmConv.Force512 = wide;
+        ImplicitGemmConv.Use64 = use64;
         try
         {
             foreach (var row in ConvCases())
@@ -271,6 +275,7 @@ public class FastKernelTests
         finally
         {
             ImplicitGemmConv.Force512 = null;
+            ImplicitGemmConv.Use64 = true;
         }
     }
 

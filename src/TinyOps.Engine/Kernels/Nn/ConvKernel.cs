@@ -22,6 +22,10 @@ internal sealed class ConvKernel : Kernel
 
     private readonly ConvAttributes _attrs;
     private readonly FusedActivation _act;
+    /// <summary>A residual Add fused into this node (input 3, see <c>Runtime.Fusion.ResidualFusion</c>): y = act(conv + B + R).</summary>
+    private readonly bool _residual;
+    /// <summary>The residual has the output's shape (planned): it is added in the kernels' row pass; else with broadcasting afterwards.</summary>
+    private bool _residualSameShape;
     /// <summary>The weight tensor when it is a constant of the session (known at planning), else null.</summary>
     private Tensor? _constW;
     /// <summary>Per group, <see cref="_constW"/> packed for the GEMM (built on the first run, reused after).</summary>
@@ -36,6 +40,8 @@ internal sealed class ConvKernel : Kernel
     {
         _attrs = new ConvAttributes(node, transpose: false);
         _act = FusedActivation.FromNode(node);
+        _residual = node.GetInt(FusedActivation.ResidualAttribute, 0) != 0;
+        if (_residual && node.Inputs.Count < 4) throw Error("a fused residual needs input 3");
     }
 
     public override void Infer(InferContext ctx)
@@ -57,10 +63,57 @@ internal sealed class ConvKernel : Kernel
             if (b.Length != 1 || b[0] != shape.OutChannels)
                 throw ctx.Error($"bias B has shape {ShapeUtil.Format(b)}, expected [{shape.OutChannels}]");
         }
-        ctx.SetOutput(0, DataType.Float32, shape.OutputShape());
+        var outShape = shape.OutputShape();
+        if (_residual)
+        {
+            ctx.ExpectType(3, DataType.Float32);
+            var rs = ctx.InputShape(3);
+            _residualSameShape = ShapeUtil.SameShape(rs, outShape);
+            if (!_residualSameShape)
+            {
+                // the fused Add's numpy broadcasting (opset 7+)
+                outShape = ShapeUtil.TryBroadcast(outShape, rs)
+                    ?? throw ctx.Error($"the residual added to this Conv has shape {ShapeUtil.Format(rs)}, which does not broadcast with the output {ShapeUtil.Format(outShape)}");
+            }
+        }
+        ctx.SetOutput(0, DataType.Float32, outShape);
     }
 
     public override void Run(RunContext ctx)
+    {
+        if (!_residual)
+        {
+            Run(ctx, ctx.Output(0).Span<float>(), in _act);
+            return;
+        }
+        var rT = ctx.Input(3);
+        var yT = ctx.Output(0);
+        if (_residualSameShape && ShapeUtil.SameShape(rT.Shape, yT.Shape))
+        {
+            unsafe
+            {
+                // both pinned while the kernels run: their row pass reads the residual at a fixed distance from y
+                var y = yT.Span<float>();
+                fixed (float* py = y, pr = rT.ReadOnlySpan<float>())
+                {
+                    var act = _act.WithResidual((nint)((byte*)pr - (byte*)py));
+                    Run(ctx, y, in act);
+                }
+            }
+            return;
+        }
+        // a residual that broadcasts: the convolution (with bias) into scratch, then the Add and the activation
+        var xs = ctx.Input(0).Shape;
+        var s = _attrs.ForConv(xs, ctx.Input(1).Shape);
+        var convShape = s.OutputShape();
+        var conv = ctx.Scratch<float>(ShapeUtil.Size(convShape), 7);
+        Run(ctx, conv, FusedActivation.None);
+        var yOut = yT.Span<float>();
+        Elementwise.BroadcastDriver.Run<float, float, Elementwise.ArithmeticOps.Add<float>>(conv, convShape, rT.ReadOnlySpan<float>(), rT.Shape, yOut, yT.Shape);
+        _act.Apply(yOut);
+    }
+
+    private void Run(RunContext ctx, Span<float> y, in FusedActivation act)
     {
         var xT = ctx.Input(0);
         var wT = ctx.Input(1);
@@ -69,37 +122,39 @@ internal sealed class ConvKernel : Kernel
         ReadOnlySpan<float> x = xT.ReadOnlySpan<float>();
         ReadOnlySpan<float> w = wT.ReadOnlySpan<float>();
         ReadOnlySpan<float> bias = bT is null ? default : bT.ReadOnlySpan<float>();
-        Span<float> y = ctx.Output(0).Span<float>();
 
         int outSize = s.OutSize;
         if (outSize == 0 || s.Batch == 0) return;
         int threads = ctx.Threads;
 
         int cg = s.InChannels / s.Group;
+        // depthwise and stem routes take no residual: they store conv + bias, the residual and activation follow in a pass
+        var plain = act.HasResidual ? FusedActivation.None : act;
         if (cg == 1 && s.Group > 1)
         {
-            if (DepthwiseConv.Supports(in s))
+            if (DepthwiseConv.Supports(in s)) DepthwiseConv.Run(x, w, bias, y, in s, in plain, threads);
+            else
             {
-                DepthwiseConv.Run(x, w, bias, y, in s, in _act, threads);
-                return;
+                FillBias(y, bias, in s);
+                Depthwise(x, w, y, in s);
+                plain.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
             }
-            FillBias(y, bias, in s);
-            Depthwise(x, w, y, in s);
-            _act.Apply(y.Slice(0, s.Batch * s.OutChannels * outSize));
+            if (act.HasResidual) AddResidual(y.Slice(0, s.Batch * s.OutChannels * outSize), in act);
             return;
         }
         bool implicitGemm = UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW);
         if (UseImplicitGemm && SmallChannelConv.Supports(in s))
         {
-            SmallChannelConv.Run(x, w, bias, y, in s, in _act, threads,
+            SmallChannelConv.Run(x, w, bias, y, in s, in plain, threads,
                 ctx.Scratch<float>(SmallChannelConv.ScratchFloats(in s), 0), ctx.Scratch<float>(s.OutChannels, 2), ctx.Scratch<int>(s.Kernel[2], 1));
+            if (act.HasResidual) AddResidual(y.Slice(0, s.Batch * s.OutChannels * outSize), in act);
             return;
         }
         if (implicitGemm)
         {
             int kd = s.InChannels * s.KernelSize;
             _implicitW ??= ImplicitGemmConv.Pack(w, in s);
-            ImplicitGemmConv.Run(x, _implicitW, bias, y, in s, in _act, threads,
+            ImplicitGemmConv.Run(x, _implicitW, bias, y, in s, in act, threads,
                 ctx.Scratch<float>(ImplicitGemmConv.PaddedFloats(in s), 0), ctx.Scratch<int>(kd, 1), ctx.Scratch<float>(ImplicitGemmConv.BiasFloats(in s), 2));
             return;
         }
@@ -123,7 +178,7 @@ internal sealed class ConvKernel : Kernel
                 var pw = Packed(wT, g, mg, kdim, s.Group);
                 if (direct)
                 {
-                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in _act, threads, pw);
+                    SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in act, threads, pw);
                     continue;
                 }
                 for (int r0 = 0; r0 < rows; r0 += chunkRows)
@@ -132,9 +187,20 @@ internal sealed class ConvKernel : Kernel
                     int ncols = rc * rowLen;
                     var c = col.Slice(0, kdim * ncols);
                     Im2Col(xg, c, cg, r0, rc, in s);
-                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in _act, threads, pw);
+                    SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in act, threads, pw);
                 }
             }
+    }
+
+    /// <summary>y = act(y + residual) for routes that stored conv + bias only (the residual pinned at act's distance from y).</summary>
+    private static unsafe void AddResidual(Span<float> y, in FusedActivation act)
+    {
+        fixed (float* py = y)
+        {
+            var r = new ReadOnlySpan<float>(act.Residual(py), y.Length);
+            TensorPrimitives.Add(y, r, y);
+        }
+        act.Apply(y);
     }
 
     /// <summary>The packed weights of group g when W is a session constant (packed once, on the first run), else null.</summary>

@@ -82,7 +82,7 @@ internal static unsafe class DepthwiseConv
         Vector512.IsHardwareAccelerated && !Force256 && s.OutChannels == s.InChannels && s.InChannels >= Block && s.Out[2] <= MaxBlockedWidth;
 
     /// <summary>Widest output row the channels-last path takes; wider planes keep full vectors along rows.</summary>
-    private const int MaxBlockedWidth = 16;
+    internal static int MaxBlockedWidth = 16;
 
     private static void Planes(in State st, int p0, int p1)
     {

@@ -32,9 +32,19 @@ internal readonly struct FusedActivation
     public const string KindAttribute = "__tinyops_activation";
     public const string ParamsAttribute = "__tinyops_activation_params";
 
+    /// <summary>Node attribute of a Conv that also adds a residual (its input 3) before the activation (see <c>Runtime.Fusion.ResidualFusion</c>).</summary>
+    public const string ResidualAttribute = "__tinyops_residual";
+
     public readonly ActivationKind Kind;
     public readonly float A;
     public readonly float B;
+    /// <summary>
+    /// With <see cref="HasResidual"/>: the byte distance from the output to a residual of the same layout, both pinned
+    /// for the whole call; the kernels that take it (the implicit-GEMM convolution and the packed GEMM) store
+    /// act((sum + bias) + residual).
+    /// </summary>
+    public readonly nint ResidualDelta;
+    public readonly bool HasResidual;
 
     public FusedActivation(ActivationKind kind, float a = 0f, float b = 0f)
     {
@@ -43,10 +53,29 @@ internal readonly struct FusedActivation
         B = b;
     }
 
+    private FusedActivation(in FusedActivation act, nint residualDelta)
+    {
+        Kind = act.Kind;
+        A = act.A;
+        B = act.B;
+        ResidualDelta = residualDelta;
+        HasResidual = true;
+    }
+
     public static readonly FusedActivation None = default;
+
+    /// <summary>
+    /// This activation after adding a residual that lies <paramref name="residualDelta"/> bytes from the output (the
+    /// caller keeps both pinned while the kernel runs).
+    /// </summary>
+    public FusedActivation WithResidual(nint residualDelta) => new(in this, residualDelta);
 
     /// <summary>True when the activation is applied as a separate pass (not inside the micro-kernel).</summary>
     public bool NeedsRowPass => Kind == ActivationKind.Sigmoid;
+
+    /// <summary>The residual of the output element at <paramref name="y"/> (only with <see cref="HasResidual"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe float* Residual(float* y) => (float*)((byte*)y + ResidualDelta);
 
     /// <summary>Reads the fused activation attributes of a node (None when it has none).</summary>
     public static FusedActivation FromNode(Node node)
@@ -109,7 +138,7 @@ internal readonly struct FusedActivation
         }
     }
 
-    /// <summary>Applies the activation to a span in place.</summary>
+    /// <summary>Applies the activation to a span in place (never the residual: kernels add it where they finish a value).</summary>
     public void Apply(Span<float> x)
     {
         switch (Kind)

@@ -98,7 +98,7 @@ internal static class SGemm
                     finally { WorkerPool.Exit(); }
                 }
                 else SmallColumns(in few, 0, 1);
-                if (job.RowBias != null || job.ColBias != null || act.Kind != ActivationKind.None)
+                if (job.RowBias != null || job.ColBias != null || act.Kind != ActivationKind.None || act.HasResidual)
                 {
                     job.Accumulate = true;
                     PackedGemm.EpilogueOnly(in job, 0, M);

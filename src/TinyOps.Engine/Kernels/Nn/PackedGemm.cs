@@ -289,6 +289,7 @@ internal static unsafe class PackedGemm
         {
             v += Vector512.Create(rb);
             if (cb != null) v += Vector512.Load(cb);
+            if (job.Act.HasResidual) v += Vector512.Load(job.Act.Residual(c));
             v = TAct.Apply(v, in job.Act);
         }
         return v;
@@ -307,6 +308,11 @@ internal static unsafe class PackedGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Out512<TAct>(Vector512<float> x0, Vector512<float> x1, float* c, in FusedActivation act) where TAct : struct, IActivationOp
     {
+        if (act.HasResidual)
+        {
+            x0 += Vector512.Load(act.Residual(c));
+            x1 += Vector512.Load(act.Residual(c + 16));
+        }
         Vector512.Store(TAct.Apply(x0, in act), c);
         Vector512.Store(TAct.Apply(x1, in act), c + 16);
     }
@@ -416,6 +422,7 @@ internal static unsafe class PackedGemm
         {
             v += Vector256.Create(rb);
             if (cb != null) v += Vector256.Load(cb);
+            if (job.Act.HasResidual) v += Vector256.Load(job.Act.Residual(c));
             v = TAct.Apply(v, in job.Act);
         }
         return v;
@@ -433,6 +440,11 @@ internal static unsafe class PackedGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Out256<TAct>(Vector256<float> x0, Vector256<float> x1, float* c, in FusedActivation act) where TAct : struct, IActivationOp
     {
+        if (act.HasResidual)
+        {
+            x0 += Vector256.Load(act.Residual(c));
+            x1 += Vector256.Load(act.Residual(c + 8));
+        }
         Vector256.Store(TAct.Apply(x0, in act), c);
         Vector256.Store(TAct.Apply(x1, in act), c + 8);
     }
@@ -567,6 +579,7 @@ internal static unsafe class PackedGemm
                     {
                         v += rb;
                         if (job.ColBias != null) v += Avx.MaskLoad(job.ColBias + j0 + j, mask);
+                        if (job.Act.HasResidual) v += Avx.MaskLoad(job.Act.Residual(cr + j), mask);
                         v = TAct.Apply(v, in job.Act);
                     }
                     Avx.MaskStore(cr + j, mask, v);
@@ -591,6 +604,7 @@ internal static unsafe class PackedGemm
                 {
                     v += rb;
                     if (job.ColBias != null) v += job.ColBias[j0 + j];
+                    if (job.Act.HasResidual) v += *job.Act.Residual(cr + j);
                     v = job.Act.Apply(v);
                 }
                 cr[j] = v;
@@ -607,6 +621,7 @@ internal static unsafe class PackedGemm
             if (!job.Accumulate) row.Clear();
             if (job.RowBias != null) TensorPrimitives.Add(row, job.RowBias[i], row);
             if (job.ColBias != null) TensorPrimitives.Add(row, new ReadOnlySpan<float>(job.ColBias, job.N), row);
+            if (job.Act.HasResidual) TensorPrimitives.Add(row, new ReadOnlySpan<float>(job.Act.Residual(job.C + (long)i * job.Ldc), job.N), row);
             job.Act.Apply(row);
         }
     }
