@@ -6,7 +6,7 @@ using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
 
 // usage: dotnet run -c Release --project bench/TinyOps.Bench.Kernels [-- gemm M N K ...]
-//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- maxpool C H W K S CEIL
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- maxpool C H W K S CEIL [PAD]
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- conv C H W M K S PAD GROUP [SAVE.onnx]
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qconv C H W M K S PAD GROUP   (QLinearConv, uint8 x, int8 per-channel w)
 //        (SAVE.onnx: also writes the one-layer model, so ../shared/peers/ort/bench.mjs can time the same layer)
@@ -117,13 +117,15 @@ if (args.Length >= 1 && args[0] == "qdw")
     FastIntGemm.Forced = IntGemmPath.Auto;
     return;
 }
-if (args.Length == 7 && args[0] == "maxpool")
+if (args.Length is 7 or 8 && args[0] == "maxpool")
 {
     int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), k = int.Parse(args[4]), st = int.Parse(args[5]), ceil = int.Parse(args[6]);
+    int mpad = args.Length == 8 ? int.Parse(args[7]) : 0;
     var node = new Node { OpType = "MaxPool", Inputs = ["X"], Outputs = ["Y"] };
     node.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { k, k });
     node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
     node.Attributes["ceil_mode"] = AttributeValue.Of("ceil_mode", (long)ceil);
+    node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { mpad, mpad, mpad, mpad });
     var graph = new Graph
     {
         Nodes = [node],
@@ -131,7 +133,7 @@ if (args.Length == 7 && args[0] == "maxpool")
         Outputs = [new ValueInfo("Y", DataType.Float32, null)],
     };
     var (p50, min) = TimeSingleNode(graph, c, h, w);
-    Console.WriteLine($"maxpool {c}x{h}x{w} k{k} s{st} ceil{ceil}: p50 {p50:F1} us, min {min:F1} us");
+    Console.WriteLine($"maxpool {c}x{h}x{w} k{k} s{st} ceil{ceil} pad{mpad}: p50 {p50:F1} us, min {min:F1} us");
     return;
 }
 var shapes = new List<(string Name, int M, int N, int K)>();

@@ -209,6 +209,13 @@ public class FastKernelTests
         { 1, 3, 3, 3, 10, 13, 3, 1, 3, 3 },     // depthwise, dilation 3
         { 1, 2, 2, 2, 12, 12, 3, 3, 1, 0 },     // depthwise, stride 3
         { 2, 4, 4, 4, 5, 70, 3, 2, 1, 1 },      // depthwise, wide rows, stride 2
+        { 1, 32, 32, 32, 14, 14, 3, 1, 1, 1 },  // depthwise channels-last blocks: 196 pixels (a ragged 16-pixel group)
+        { 2, 17, 17, 17, 7, 7, 3, 1, 1, 1 },    // depthwise channels-last: one block and one channel on the flat path, 49 pixels
+        { 1, 48, 48, 48, 15, 13, 3, 2, 1, 1 },  // depthwise channels-last, stride 2, odd sizes
+        { 1, 16, 16, 16, 12, 12, 5, 1, 1, 2 },  // depthwise channels-last 5x5
+        { 1, 16, 16, 16, 9, 11, 3, 2, 1, 0 },   // depthwise channels-last, no padding, columns the window never reaches
+        { 1, 3, 3, 3, 30, 100, 3, 1, 1, 1 },    // depthwise row streaming, stride 1
+        { 1, 2, 2, 2, 31, 95, 3, 2, 1, 1 },     // depthwise row streaming, stride 2, odd sizes
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN
         { 1, 3, 17, 1, 40, 75, 3, 2, 1, 0 },    // stem: 37 outputs a row (a ragged 32-output step), 17 channels (ragged group)
         { 2, 2, 9, 1, 23, 30, 5, 1, 2, 2 },     // stem: two channels, 5x5 dilated, stride 1

@@ -105,6 +105,11 @@ internal static unsafe class DepthwiseConv
     private static void Planes<TAct>(in State st, int p0, int p1) where TAct : struct, IActivationOp
     {
         ref readonly ConvShape s = ref st.S;
+        if (!UseBlocked(in s) && RowsSupported(in s))
+        {
+            for (int p = p0; p < p1; p++) RowsPlane<TAct>(in st, p);
+            return;
+        }
         int IH = s.In[1], IW = s.In[2], KH = s.Kernel[1], KW = s.Kernel[2];
         int OH = s.Out[1], OW = s.Out[2];
         int SH = s.Stride[1], SW = s.Stride[2], DH = s.Dilation[1], DW = s.Dilation[2];
@@ -223,6 +228,136 @@ internal static unsafe class DepthwiseConv
         }
     }
 
+    /// <summary>Tests and benchmarks turn the row-streaming route off to compare it with the phase-plane route.</summary>
+    internal static bool UseRows = true;
+
+    /// <summary>Narrowest output row the row-streaming route takes at stride 1 (narrower planes keep the flat filter, which fills whole vectors).</summary>
+    private const int MinRowsWidth = 48;
+
+    /// <summary>3 x 3, stride 1 or 2, no dilation, one output per input channel, pads of at most 2, with AVX-512.</summary>
+    private static bool RowsSupported(in ConvShape s) =>
+        UseRows && Avx512F.IsSupported && Vector512.IsHardwareAccelerated && !Force256 && (s.Out[2] >= MinRowsWidth || s.Stride[2] == 2)
+        && s.Kernel[1] == 3 && s.Kernel[2] == 3 && s.Dilation[1] == 1 && s.Dilation[2] == 1
+        && s.Stride[1] == s.Stride[2] && (s.Stride[1] == 1 || s.Stride[1] == 2)
+        && s.OutChannels == s.InChannels && s.PadBegin[1] <= 2 && s.PadBegin[2] <= 2;
+
+    [ThreadStatic] private static float[]? t_rows;
+    [ThreadStatic] private static (int RowLen, int PW, int IW) t_rowsGeometry;
+
+    /// <summary>
+    /// One plane, streamed by output rows: each input row is copied once into a zero-padded row of a small ring (L1),
+    /// the filter reads the three rows it needs with unaligned loads (stride 2: two loads and a permute per tap
+    /// column pair), and the output is written straight into its NCHW row (a masked store for the tail).
+    /// </summary>
+    private static void RowsPlane<TAct>(in State st, int p) where TAct : struct, IActivationOp
+    {
+        ref readonly ConvShape s = ref st.S;
+        int IH = s.In[1], IW = s.In[2], OH = s.Out[1], OW = s.Out[2], S = s.Stride[1];
+        int PH = s.PadBegin[1], PW = s.PadBegin[2];
+        int c = p % s.InChannels;
+        // padded row: PW zeros, IW values, zeros to the end; reads reach (OW rounded up to 16 - 1) * S + 2 + 16 (stride 2 loads)
+        int ow16 = (OW + 15) & ~15;
+        int rowLen = ((ow16 - 1) * S + 2 + 32 + 16) & ~15;
+        rowLen = Math.Max(rowLen, (PW + IW + 15) & ~15);
+        int need = 5 * rowLen + 16;
+        if (t_rows is null || t_rows.Length < need)
+        {
+            t_rows = GC.AllocateArray<float>(need, pinned: true);
+            t_rowsGeometry = default;
+        }
+        float* buf = (float*)(((nint)Unsafe.AsPointer(ref t_rows[0]) + 63) & ~(nint)63);
+        float* zero = buf + 4 * rowLen;
+        // the padding of the ring rows and the zero row stay zero while the geometry stays: rows only write [PW, PW + IW)
+        if (t_rowsGeometry != (rowLen, PW, IW))
+        {
+            new Span<float>(buf, 5 * rowLen).Clear();
+            t_rowsGeometry = (rowLen, PW, IW);
+        }
+        Span<int> ringRow = stackalloc int[4]; ringRow.Fill(-1);
+        float* x = st.X + (long)p * s.InSize;
+        float* y = st.Y + (long)p * s.OutSize;
+        float* wk = st.W + (long)c * 9;
+        float bias = st.Bias != null ? st.Bias[c] : 0f;
+        var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
+        var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
+        var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
+        var bv = Vector512.Create(bias);
+        ref readonly var act = ref st.Act;
+        int tail = OW & 15;
+        var tailMask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(tail)).AsSingle();
+        int full = OW - tail;
+        var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for (int oy = 0; oy < OH; oy++)
+        {
+            float* r0 = Row(oy * S - PH, x, IH, IW, PW, buf, rowLen, zero, ringRow);
+            float* r1 = Row(oy * S - PH + 1, x, IH, IW, PW, buf, rowLen, zero, ringRow);
+            float* r2 = Row(oy * S - PH + 2, x, IH, IW, PW, buf, rowLen, zero, ringRow);
+            float* yr = y + (long)oy * OW;
+            if (S == 1)
+            {
+                int ox = 0;
+                for (; ox < OW; ox += 16)
+                {
+                    var a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(r0 + ox), bv);
+                    var a1 = Vector512.Load(r1 + ox) * w3;
+                    var a2 = Vector512.Load(r2 + ox) * w6;
+                    a0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(r0 + ox + 1), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w4, Vector512.Load(r1 + ox + 1), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w7, Vector512.Load(r2 + ox + 1), a2);
+                    a0 = Vector512.FusedMultiplyAdd(w2, Vector512.Load(r0 + ox + 2), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w5, Vector512.Load(r1 + ox + 2), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w8, Vector512.Load(r2 + ox + 2), a2);
+                    var v = TAct.Apply(a0 + (a1 + a2), in act);
+                    if (ox < full) Vector512.Store(v, yr + ox);
+                    else Avx512F.MaskStore(yr + ox, tailMask, v);
+                }
+            }
+            else
+            {
+                for (int ox = 0; ox < OW; ox += 16)
+                {
+                    float* q0 = r0 + 2 * ox, q1 = r1 + 2 * ox, q2 = r2 + 2 * ox;
+                    var a = Vector512.Load(q0); var b = Vector512.Load(q0 + 16); var c2 = Vector512.Load(q0 + 2); var d = Vector512.Load(q0 + 18);
+                    var acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
+                    acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, io, b), acc0);
+                    acc0 = Vector512.FusedMultiplyAdd(w2, Avx512F.PermuteVar16x32x2(c2, ie, d), acc0);
+                    a = Vector512.Load(q1); b = Vector512.Load(q1 + 16); c2 = Vector512.Load(q1 + 2); d = Vector512.Load(q1 + 18);
+                    var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w3;
+                    acc1 = Vector512.FusedMultiplyAdd(w4, Avx512F.PermuteVar16x32x2(a, io, b), acc1);
+                    acc1 = Vector512.FusedMultiplyAdd(w5, Avx512F.PermuteVar16x32x2(c2, ie, d), acc1);
+                    a = Vector512.Load(q2); b = Vector512.Load(q2 + 16); c2 = Vector512.Load(q2 + 2); d = Vector512.Load(q2 + 18);
+                    var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w6;
+                    acc2 = Vector512.FusedMultiplyAdd(w7, Avx512F.PermuteVar16x32x2(a, io, b), acc2);
+                    acc2 = Vector512.FusedMultiplyAdd(w8, Avx512F.PermuteVar16x32x2(c2, ie, d), acc2);
+                    var v = TAct.Apply(acc0 + (acc1 + acc2), in act);
+                    if (ox < full) Vector512.Store(v, yr + ox);
+                    else Avx512F.MaskStore(yr + ox, tailMask, v);
+                }
+            }
+            if (act.NeedsRowPass) act.Apply(new Span<float>(yr, OW));
+        }
+    }
+
+    /// <summary>The padded copy of input row iy in the ring (copied on first use), or the zero row outside the input.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Row(int iy, float* x, int IH, int IW, int PW, float* buf, int rowLen, float* zero, Span<int> ring)
+    {
+        if ((uint)iy >= (uint)IH) return zero;
+        int slot = iy & 3;
+        float* d = buf + slot * rowLen;
+        if (ring[slot] != iy)
+        {
+            ring[slot] = iy;
+            float* src = x + (long)iy * IW;
+            float* dst = d + PW;
+            int i = 0;
+            for (; i + 16 <= IW; i += 16) Vector512.Store(Vector512.Load(src + i), dst + i);
+            for (; i < IW; i++) dst[i] = src[i];
+        }
+        return d;
+    }
+
     [ThreadStatic] private static float[]? t_blocked;
 
     /// <summary>
@@ -252,33 +387,41 @@ internal static unsafe class DepthwiseConv
             for (int t = 0; t < kvol; t++) wT[t * Block + ci] = wk[t];
             bT[ci] = st.Bias != null ? st.Bias[c0 + ci] : 0f;
         }
-        // Transpose in: zero the copy, then move 16 pixels x 16 channels at a time through registers; a pixel the
-        // window never reaches (rows or columns past Hp, Wp) goes to a spare vector.
-        new Span<float>(pad, Hp * Wp * Block).Clear();
+        // Transpose in: zero the padding the input does not cover, then move 16 pixels x 16 channels at a time
+        // through registers (the last ragged group with masked loads); a pixel the window never reaches (rows or
+        // columns past Hp, Wp) goes to a spare vector.
         float* xc0 = st.X + ((long)b * s.InChannels + c0) * s.InSize;
         float* spare = bT + Block;
+        int rowsIn = Math.Min(IH, Hp - PH), colsIn = Math.Min(IW, Wp - PW);
+        ClearBorder(pad, Hp, Wp, PH, PW, rowsIn, colsIn);
         float** dst = stackalloc float*[Block];
-        int plane = IH * IW, f = 0, ih0 = 0, iw0 = 0;
+        int plane = IH * IW, ih0 = 0, iw0 = 0;
         if (Avx512F.IsSupported)
-            for (; f + Block <= plane; f += Block)
+        {
+            for (int f = 0; f < plane; f += Block)
             {
-                for (int j = 0; j < Block; j++)
+                int n = Math.Min(Block, plane - f);
+                for (int j = 0; j < n; j++)
                 {
                     int rr = ih0 + PH, qq = iw0 + PW;
                     dst[j] = rr < Hp && qq < Wp ? pad + ((long)rr * Wp + qq) * Block : spare;
                     if (++iw0 == IW) { iw0 = 0; ih0++; }
                 }
-                Transpose16.Run(xc0 + f, s.InSize, dst);
+                Transpose16.Run(xc0 + f, s.InSize, Block, n, dst);
             }
-        for (; f < plane; f++)
+        }
+        else
         {
-            int rr = ih0 + PH, qq = iw0 + PW;
-            if (rr < Hp && qq < Wp)
+            for (int f = 0; f < plane; f++)
             {
-                float* d = pad + ((long)rr * Wp + qq) * Block;
-                for (int ci = 0; ci < Block; ci++) d[ci] = xc0[(long)ci * s.InSize + f];
+                int rr = ih0 + PH, qq = iw0 + PW;
+                if (rr < Hp && qq < Wp)
+                {
+                    float* d = pad + ((long)rr * Wp + qq) * Block;
+                    for (int ci = 0; ci < Block; ci++) d[ci] = xc0[(long)ci * s.InSize + f];
+                }
+                if (++iw0 == IW) { iw0 = 0; ih0++; }
             }
-            if (++iw0 == IW) { iw0 = 0; ih0++; }
         }
         var bv = Vector512.Load(bT);
         ref readonly var act = ref st.Act;
@@ -323,19 +466,37 @@ internal static unsafe class DepthwiseConv
                     Vector512.Store(TAct.Apply(a, in act), outT + ((long)oh * OW + ow) * Block);
                 }
         }
-        // Transpose out: 16 pixels x 16 channels at a time into the NCHW planes.
+        // Transpose out: 16 pixels x 16 channels at a time into the NCHW planes (the last ragged group with masked stores).
         float* yc0 = st.Y + ((long)b * s.OutChannels + c0) * s.OutSize;
-        int fo = 0;
         if (Avx512F.IsSupported)
-            for (; fo + Block <= P; fo += Block)
-            {
-                for (int j = 0; j < Block; j++) dst[j] = yc0 + (long)j * s.OutSize + fo;
-                Transpose16.Run(outT + (long)fo * Block, Block, dst);
-            }
-        for (; fo < P; fo++)
-            for (int ci = 0; ci < Block; ci++) yc0[(long)ci * s.OutSize + fo] = outT[(long)fo * Block + ci];
+            for (int fo = 0; fo < P; fo += Block)
+                Transpose16.Run(outT + (long)fo * Block, Block, Math.Min(Block, P - fo), yc0 + fo, s.OutSize, Math.Min(Block, P - fo));
+        else
+            for (int fo = 0; fo < P; fo++)
+                for (int ci = 0; ci < Block; ci++) yc0[(long)ci * s.OutSize + fo] = outT[(long)fo * Block + ci];
         if (act.NeedsRowPass)
             for (int ci = 0; ci < Block; ci++) act.Apply(new Span<float>(yc0 + (long)ci * s.OutSize, P));
+    }
+
+    /// <summary>
+    /// Zeroes the parts of the channels-last padded copy [Hp][Wp][16] that no input pixel is written to: the rows
+    /// above and below the <paramref name="rows"/> input rows, and each input row's columns left and right of its
+    /// <paramref name="cols"/> pixels.
+    /// </summary>
+    private static void ClearBorder(float* pad, int Hp, int Wp, int PH, int PW, int rows, int cols)
+    {
+        PH = Math.Min(PH, Hp);
+        PW = Math.Min(PW, Wp);
+        new Span<float>(pad, PH * Wp * Block).Clear();
+        int below = Math.Min(Hp, PH + Math.Max(rows, 0));
+        new Span<float>(pad + (long)below * Wp * Block, (Hp - below) * Wp * Block).Clear();
+        int right = Math.Min(Wp, PW + Math.Max(cols, 0));
+        for (int r = PH; r < below; r++)
+        {
+            float* row = pad + (long)r * Wp * Block;
+            new Span<float>(row, PW * Block).Clear();
+            new Span<float>(row + (long)right * Block, (Wp - right) * Block).Clear();
+        }
     }
 
     /// <summary>

@@ -75,9 +75,14 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>True when this path handles the shape: AVX2 and FMA, 2-D or 1-D, one group, a kernel wider than 1x1.</summary>
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
-        && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
+        && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && (s.KernelSize > 1 || Takes1x1(in s))
         && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= MinDepth
         && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
+
+    /// <summary>Experiment: 1x1 convolutions with few pixels take the implicit GEMM (pixels broadcast, channels in vectors).</summary>
+    internal static int Max1x1Pixels = 0;
+
+    private static bool Takes1x1(in ConvShape s) => s.Out[1] * s.Out[2] <= Max1x1Pixels && s.OutChannels >= 64;
 
     private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;
 
