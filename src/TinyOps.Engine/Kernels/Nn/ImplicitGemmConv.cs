@@ -48,6 +48,8 @@ internal static unsafe class ImplicitGemmConv
     {
         public required float[] Data { get; init; }
         public required int Panel { get; init; }
+        /// <summary>Where the panels start in <see cref="Data"/>: the first float on a 64-byte boundary (the array is pinned).</summary>
+        public int Offset { get; init; }
     }
 
     /// <summary>The panel width <see cref="Run"/> uses for this shape: 32 on the Vector512 path, else 16.</summary>
@@ -75,14 +77,9 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>True when this path handles the shape: AVX2 and FMA, 2-D or 1-D, one group, a kernel wider than 1x1.</summary>
     public static bool Supports(in ConvShape s) =>
         !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported
-        && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && (s.KernelSize > 1 || Takes1x1(in s))
+        && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
         && s.OutChannels >= 8 && (long)s.InChannels * s.KernelSize >= MinDepth
         && (long)s.InChannels * PaddedHeight(in s) * PaddedWidth(in s) < int.MaxValue / 2;
-
-    /// <summary>Experiment: 1x1 convolutions with few pixels take the implicit GEMM (pixels broadcast, channels in vectors).</summary>
-    internal static int Max1x1Pixels = 0;
-
-    private static bool Takes1x1(in ConvShape s) => s.Out[1] * s.Out[2] <= Max1x1Pixels && s.OutChannels >= 64;
 
     private static int PaddedHeight(in ConvShape s) => (s.Out[1] - 1) * s.Stride[1] + (s.Kernel[1] - 1) * s.Dilation[1] + 1;
 
@@ -100,15 +97,18 @@ internal static unsafe class ImplicitGemmConv
         int M = s.OutChannels, C = s.InChannels, taps = s.KernelSize, width = PanelFor(in s);
         int K = C * taps;
         int panels = (M + width - 1) / width;
-        var p = GC.AllocateArray<float>(Math.Max(1, panels * K * width), pinned: true);
+        // pinned, with room to start the panels on a 64-byte boundary: every weight vector load stays within one cache line
+        var p = GC.AllocateArray<float>(Math.Max(1, panels * K * width) + 16, pinned: true);
+        int off;
+        unsafe { off = (int)((64 - ((nint)Unsafe.AsPointer(ref p[0]) & 63)) & 63) / sizeof(float); }
         for (int m = 0; m < M; m++)
         {
             int pi = m / width, lane = m % width;
             for (int c = 0; c < C; c++)
                 for (int t = 0; t < taps; t++)
-                    p[((long)pi * K + t * C + c) * width + lane] = w[(m * C + c) * taps + t];
+                    p[off + ((long)pi * K + t * C + c) * width + lane] = w[(m * C + c) * taps + t];
         }
-        return new PackedWeights { Data = p, Panel = width };
+        return new PackedWeights { Data = p, Panel = width, Offset = off };
     }
 
     /// <summary>Floats of scratch for the bias, padded to whole panels.</summary>
@@ -123,7 +123,7 @@ internal static unsafe class ImplicitGemmConv
         int width = packed.Panel, pixels = width == Panel64 ? Pixels64 : width == Panel512 || Narrow512 ? Pixels512 : Pixels;
         float[] packedW = packed.Data;
         int K = C * KH * KW, P = OH * OW, panels = (M + width - 1) / width;
-        if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * width || packedW.Length < panels * K * width)
+        if (padded.Length < C * Hp * Wp || offsets.Length < K || biasPanels.Length < panels * width || packedW.Length < packed.Offset + panels * K * width)
             throw new ArgumentException("ImplicitGemmConv: buffers too small for the convolution shape");
         for (int kh = 0, k = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++)
@@ -139,7 +139,7 @@ internal static unsafe class ImplicitGemmConv
                 Pad(px + (long)n * C * IH * IW, pp, C, IH, IW, Hp, Wp, s.PadBegin[1], s.PadBegin[2]);
                 var st = new State
                 {
-                    X = pp, W = pw, Bias = pb, Y = py + (long)n * M * P, Offsets = po,
+                    X = pp, W = pw + packed.Offset, Bias = pb, Y = py + (long)n * M * P, Offsets = po,
                     K = K, M = M, P = P, OW = OW, SH = s.Stride[1] * C, SW = s.Stride[2] * C, Wp = Wp,
                     Panels = panels, Tiles = (P + pixels - 1) / pixels, Act = act, Width = width,
                 };
