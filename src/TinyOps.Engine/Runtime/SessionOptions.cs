@@ -35,6 +35,12 @@ public sealed class SessionOptions
     /// </summary>
     public bool FuseResiduals { get; init; } = true;
 
+    /// <summary>
+    /// Run a QLinearConv followed only by a 2 × 2, stride 2 MaxPool as one node that pools the sums before requantizing
+    /// them (default on; same results; off to profile node by node or to compare).
+    /// </summary>
+    public bool FuseQuantizedPools { get; init; } = true;
+
     /// <summary>Time every node of the main graph (see <see cref="InferenceSession.NodeProfile"/>); off by default.</summary>
     public bool ProfileNodes { get; init; }
 

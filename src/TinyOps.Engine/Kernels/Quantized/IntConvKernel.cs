@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using TinyOps.Engine.Ir;
+using TinyOps.Engine.Kernels.Pooling;
 using TinyOps.Engine.Tensors;
 
 namespace TinyOps.Engine.Kernels.Quantized;
@@ -18,6 +19,16 @@ internal sealed class IntConvKernel : Kernel
 {
     private readonly bool _qlinear;
     private readonly ConvGeometry _geo;
+
+    /// <summary>Node attribute of a QLinearConv that also applies the 2 × 2, stride 2 MaxPool after it (see <c>Runtime.Fusion.QuantizedPoolFusion</c>).</summary>
+    public const string PoolAttribute = "__tinyops_maxpool2x2";
+
+    /// <summary>A 2 × 2 / 2 MaxPool (floor mode) fused after this QLinearConv: y is the pooled output.</summary>
+    private readonly bool _pool;
+    /// <summary>With <see cref="_pool"/> on a route that cannot pool as it stores: the unpooled output, pooled afterwards.</summary>
+    private Tensor? _convTarget, _convBuffer;
+    private readonly byte[] _pairPermutation = new byte[128];
+    private int _pairPermutationFor = -1;
     // input positions
     private readonly int _x, _xZero, _w, _wZero;
 
@@ -42,10 +53,12 @@ internal sealed class IntConvKernel : Kernel
     /// What <see cref="RunDirect"/> needs: packed weights and bias − x_zero·Σw per output channel; the quads' cell
     /// offsets depend on the input size too, so they are kept with the size they were computed for.
     /// </summary>
-    private sealed class DirectConstants(byte[] packed, int[] rowInit)
+    private sealed class DirectConstants(byte[] packed, int[] rowInit, bool poolable)
     {
         public byte[] Packed { get; } = packed;
         public int[] RowInit { get; } = rowInit;
+        /// <summary>Every multiplier is above 0, so requantization is monotonic and a fused MaxPool may run on the sums.</summary>
+        public bool Poolable { get; } = poolable;
         public int[] Offsets { get; set; } = [];
         public int H { get; set; } = -1;
         public int W { get; set; } = -1;
@@ -62,6 +75,20 @@ internal sealed class IntConvKernel : Kernel
         _geo = new ConvGeometry(node);
         if (qlinear) { _x = 0; _xZero = 2; _w = 3; _wZero = 5; }
         else { _x = 0; _w = 1; _xZero = 2; _wZero = 3; }
+        _pool = node.GetInt(PoolAttribute, 0) != 0;
+        if (_pool && !qlinear) throw Error("only QLinearConv takes a fused MaxPool");
+    }
+
+    /// <summary>Where the convolution writes: the node's output, or with a fused pool on a route that cannot pool, the unpooled buffer.</summary>
+    private Tensor ConvOut(RunContext ctx) => _convTarget ?? ctx.Output(0);
+
+    /// <summary>The shape of the node's output: the convolution's, pooled 2 × 2 / 2 (floor mode) when a MaxPool is fused.</summary>
+    private int[] OutputShape(InferContext? ctx)
+    {
+        var s = _geo.OutputShape();
+        if (!_pool) return s;
+        if (s.Length != 4) throw ctx is null ? Error("a fused 2 × 2 MaxPool needs a 2-D convolution") : ctx.Error("a fused 2 × 2 MaxPool needs a 2-D convolution");
+        return [s[0], s[1], s[2] / 2, s[3] / 2];
     }
 
     public override void Infer(InferContext ctx)
@@ -103,7 +130,7 @@ internal sealed class IntConvKernel : Kernel
             var bs = ctx.InputShape(8);
             if (bs.Length != 1 || bs[0] != m) throw ctx.Error($"bias B must have shape [{m}], it has shape {ShapeUtil.Format(bs)}");
         }
-        ctx.SetOutput(0, yType, _geo.OutputShape());
+        ctx.SetOutput(0, yType, OutputShape(ctx));
     }
 
     /// <summary>Packs constant weights for the fast route (the input X is not constant, so the node will run many times).</summary>
@@ -163,7 +190,9 @@ internal sealed class IntConvKernel : Kernel
             IntDirectConv.PackWeights(g, wb, dp, dsums);
             var dInit = new int[m0];
             RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
-            _direct = new DirectConstants(dp, dInit);
+            bool positive = true;
+            foreach (float mu in mult) positive &= mu > 0f;
+            _direct = new DirectConstants(dp, dInit, positive);
         }
     }
 
@@ -220,6 +249,24 @@ internal sealed class IntConvKernel : Kernel
         var w = ctx.Input(_w);
         string? err = _geo.Compute(x.Shape, w.Shape);
         if (err is not null) throw Error(err);
+        if (_pool && !TryRunDirectPooled(ctx, x, w))
+        {
+            // the route stores unpooled outputs: into a buffer of the node's own, then pooled into y
+            var shape = _geo.OutputShape();
+            var yt = ctx.Output(0);
+            if (_convBuffer is null || _convBuffer.Type != yt.Type || !ShapeUtil.SameShape(_convBuffer.Shape, shape))
+                _convBuffer = Tensor.Zeros(yt.Type, shape);
+            _convTarget = _convBuffer;
+            try { RunConv(ctx, x, w); }
+            finally { _convTarget = null; }
+            PoolInto(ctx, _convBuffer, yt);
+            return;
+        }
+        if (!_pool) RunConv(ctx, x, w);
+    }
+
+    private void RunConv(RunContext ctx, Tensor x, Tensor w)
+    {
         if (!FastIntGemm.UseReference)
         {
             RunFast(ctx, x, w);
@@ -261,7 +308,7 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<int> bias = default;
         Span<int> acc = default;
         int yZero = 0;
-        var yt = ctx.Output(0);
+        var yt = ConvOut(ctx);
         if (_qlinear)
         {
             float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
@@ -407,7 +454,7 @@ internal sealed class IntConvKernel : Kernel
         ReadOnlySpan<int> bias = default;
         Span<int> acc = default;
         int yZero = 0;
-        var yt = ctx.Output(0);
+        var yt = ConvOut(ctx);
         if (_qlinear)
         {
             float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
@@ -491,7 +538,7 @@ internal sealed class IntConvKernel : Kernel
         var colSums = anyZa ? ints.Slice(0, cols) : default;
         var colAdj = anyZa ? ints.Slice(cols, cols) : default;
         ReadOnlySpan<int> rowOffsets = planes ? PlaneOffsets(g, cg) : default;
-        var yt = ctx.Output(0);
+        var yt = ConvOut(ctx);
         bool ySigned = yt.Type == DataType.Int8;
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
@@ -525,9 +572,45 @@ internal sealed class IntConvKernel : Kernel
         }
     }
 
-    /// <summary>QLinearConv through <see cref="IntDirectConv"/>: per image, the quad planes, then the products requantized into y.</summary>
+    /// <summary>
+    /// The fused 2 × 2 MaxPool on the direct route, when it applies (wide path, constant parameters, weights packed for
+    /// it, every multiplier above 0 so requantization is monotonic); false when another route must run.
+    /// </summary>
+    private bool TryRunDirectPooled(RunContext ctx, Tensor xt, Tensor wt)
+    {
+        if (FastIntGemm.UseReference || UsesRows || _direct is not { } dc || _wideConstants is not { } wc || !Wide(_qlinear) || !dc.Poolable) return false;
+        bool xSigned = xt.Type == DataType.Int8, wSigned = wt.Type == DataType.Int8;
+        bool packedMatch = _packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
+            && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
+        if (!packedMatch || !IntDirectConv.Supports(_geo, xSigned, wSigned) || _geo.SpatialRank != 2) return false;
+        RunDirect(ctx, xt.Buffer.AsSpan(xt.ByteOffset, xt.Length), dc, wc, pooled: true);
+        return true;
+    }
+
+    /// <summary>2 × 2 / 2 MaxPool (floor mode) of the unpooled convolution into y.</summary>
+    private unsafe void PoolInto(RunContext ctx, Tensor conv, Tensor y)
+    {
+        int n = conv.Shape[0], c = conv.Shape[1], h = conv.Shape[2], w = conv.Shape[3];
+        int oh = h / 2, ow = w / 2;
+        int channels = n * c;
+        var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0), 0); // the convolution is done with slot 0
+        if (_pairPermutationFor != ow)
+        {
+            MaxPool2dBytes.PairRowPermutation(ow, _pairPermutation);
+            _pairPermutationFor = ow;
+        }
+        fixed (byte* px = conv.Buffer, py = y.Buffer, ps = scratch, pp = _pairPermutation)
+        {
+            if (y.Type == DataType.Int8)
+                MaxPool2dBytes.Run((sbyte*)(px + conv.ByteOffset), (sbyte*)(py + y.ByteOffset), channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0, (sbyte*)ps, pp);
+            else
+                MaxPool2dBytes.Run(px + conv.ByteOffset, py + y.ByteOffset, channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0, ps, pp);
+        }
+    }
+
+    /// <summary>QLinearConv through <see cref="IntDirectConv"/>: per image, the quad planes, then the products requantized into y (pooled 2 × 2 / 2 first with <paramref name="pooled"/>).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private void RunDirect(RunContext ctx, ReadOnlySpan<byte> x, DirectConstants dc, WideConstants wc)
+    private void RunDirect(RunContext ctx, ReadOnlySpan<byte> x, DirectConstants dc, WideConstants wc, bool pooled = false)
     {
         var g = _geo;
         if (dc.H != g.InDims[0] || dc.W != g.InDims[1])
@@ -537,13 +620,16 @@ internal sealed class IntConvKernel : Kernel
             (dc.Offsets, dc.H, dc.W) = (offsets, g.InDims[0], g.InDims[1]);
         }
         var planes = ctx.Scratch<byte>(IntDirectConv.PlanesBytes(g), 0);
-        var yt = ctx.Output(0);
+        var yt = ConvOut(ctx);
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
-        int inImage = g.InChannels * g.InSize, outImage = g.OutChannels * g.OutSize;
+        int inImage = g.InChannels * g.InSize;
+        int outImage = g.OutChannels * (pooled ? g.OutDims[0] / 2 * (g.OutDims[1] / 2) : g.OutSize);
         for (int n = 0; n < g.Batch; n++)
         {
             IntDirectConv.BuildPlanes(g, x.Slice(n * inImage, inImage), (byte)wc.XZero, planes);
-            IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, y.Slice(n * outImage, outImage));
+            var yn = y.Slice(n * outImage, outImage);
+            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, yn);
+            else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, yn);
         }
     }
 
@@ -575,7 +661,7 @@ internal sealed class IntConvKernel : Kernel
         int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
         var bt = ctx.OptionalInput(8);
         ReadOnlySpan<int> bias = bt is null ? default : bt.ReadOnlySpan<int>();
-        var yt = ctx.Output(0);
+        var yt = ConvOut(ctx);
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         var work = ctx.Scratch<byte>(IntDepthwise3x3.WorkBytes(g), 0);
         var wzt = ctx.OptionalInput(_wZero);

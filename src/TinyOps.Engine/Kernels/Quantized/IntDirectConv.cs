@@ -27,6 +27,12 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// 8-position vector written straight to its output row (the vector lies in one row because the pitch is a multiple
 /// of 8; positions ox ≥ OW are dropped). Bit-identical to the reference.
 /// </para>
+/// <para>
+/// <see cref="RunPooled"/> also applies a 2 × 2, stride 2 MaxPool (floor mode) before requantizing: a tile is two
+/// channels × two output rows × 16 columns (8 accumulators), the row pairs and then the column pairs are reduced with
+/// integer maxima, and only the pooled sums are requantized. Requantization is monotonic for a positive multiplier
+/// (the caller checks), so this is bit-identical to pooling the requantized bytes.
+/// </para>
 /// </summary>
 internal static class IntDirectConv
 {
@@ -41,8 +47,8 @@ internal static class IntDirectConv
 
     private static bool ChannelQuads(ConvGeometry g) => g.InChannels % 4 == 0;
 
-    /// <summary>Cells per plane row: OW + kw − 1 rounded up to a multiple of 8.</summary>
-    public static int Pitch(ConvGeometry g) => (g.OutDims[1] + g.KDims[1] - 1 + 7) & ~7;
+    /// <summary>Cells per plane row: OW + kw − 1 rounded up to a multiple of 16 (the pooled tiles take 16 columns at a time).</summary>
+    public static int Pitch(ConvGeometry g) => (g.OutDims[1] + g.KDims[1] - 1 + 15) & ~15;
 
     private static int PaddedRows(ConvGeometry g) => g.OutDims[0] + g.KDims[0] - 1;
 
@@ -243,6 +249,95 @@ internal static class IntDirectConv
             oy = oy2; ox = ox2 + 8;
             if (ox >= pitch) { ox -= pitch; oy++; }
         }
+    }
+
+    /// <summary>
+    /// As <see cref="Run"/>, then a 2 × 2 MaxPool with stride 2 (floor mode): y is [M, OH / 2, OW / 2]. Every
+    /// multiplier is finite and above 0 (checked by the caller: requantization must be monotonic).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunPooled(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y)
+    {
+        int kq = Quads(g);
+        if (WideIntGemm.ScaledSumsInRange(kq, rowInit, mult, false)) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunPooled<TC>(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y) where TC : struct, WideIntGemm.IClamp
+    {
+        int kq = Quads(g), m0 = g.OutChannels, pitch = Pitch(g);
+        int ph = g.OutDims[0] / 2, pw = g.OutDims[1] / 2, pooledPlane = ph * pw;
+        if (ph == 0 || pw == 0) return;
+        ref byte a0 = ref MemoryMarshal.GetReference(packed);
+        ref byte p0 = ref MemoryMarshal.GetReference(planes);
+        ref int off = ref MemoryMarshal.GetReference(offsets);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        var zp = Vector128.Create(yZero);
+        for (int r = 0; r < ph; r++)
+        {
+            for (int x0 = 0; x0 < 2 * pw; x0 += 16)
+            {
+                int p = 2 * r * pitch + x0, valid = Math.Min(8, pw - x0 / 2);
+                int dst = r * pw + x0 / 2;
+                // channel pairs: rows (0, 1) and (2, 3) of each packed block of four
+                for (int m = 0; m < m0; m += 2)
+                {
+                    ref byte a = ref Unsafe.Add(ref a0, (m / MR) * MR * kq * 4 + (m % MR) * 4);
+                    bool two = m + 1 < m0;
+                    TilePooled<TC>(ref a, ref p0, ref off, kq, p, pitch, Unsafe.Add(ref MemoryMarshal.GetReference(rowInit), m),
+                        Unsafe.Add(ref MemoryMarshal.GetReference(rowInit), two ? m + 1 : m), Unsafe.Add(ref MemoryMarshal.GetReference(mult), m),
+                        Unsafe.Add(ref MemoryMarshal.GetReference(mult), two ? m + 1 : m), zp, ySigned,
+                        ref Unsafe.Add(ref y0, m * pooledPlane + dst), ref Unsafe.Add(ref y0, (two ? m + 1 : m) * pooledPlane + dst), valid, two);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Two channels (packed rows at <paramref name="a"/> and 4 bytes on) × output rows (2r, 2r + 1) × 16 columns from
+    /// position p: 8 accumulators, reduced to 8 pooled sums per channel and requantized.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TilePooled<TC>(ref byte a, ref byte planes, ref int off, int kq, int p, int pitch, int init0, int init1, float mult0, float mult1,
+        Vector128<int> zp, bool signed, ref byte y0, ref byte y1, int valid, bool two) where TC : struct, WideIntGemm.IClamp
+    {
+        var c00 = Vector256.Create(init0); var c01 = c00; var c02 = c00; var c03 = c00;
+        var c10 = Vector256.Create(init1); var c11 = c10; var c12 = c10; var c13 = c10;
+        nint below = (nint)pitch * 4;
+        for (int q = 0; q < kq; q++)
+        {
+            ref byte bq = ref Unsafe.Add(ref planes, (nint)(uint)(Unsafe.Add(ref off, q) + p) * 4);
+            var b0 = Vector256.LoadUnsafe(ref bq);                     // row 2r, columns 0-7
+            var b1 = Vector256.LoadUnsafe(ref bq, 32);                 // row 2r, columns 8-15
+            var b2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below));      // row 2r + 1
+            var b3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below + 32));
+            var w = Broadcast(ref a, 0);
+            c00 = Dot(c00, b0, w); c01 = Dot(c01, b1, w); c02 = Dot(c02, b2, w); c03 = Dot(c03, b3, w);
+            w = Broadcast(ref a, 4);
+            c10 = Dot(c10, b0, w); c11 = Dot(c11, b1, w); c12 = Dot(c12, b2, w); c13 = Dot(c13, b3, w);
+            a = ref Unsafe.Add(ref a, MR * 4);
+        }
+        WideIntGemm.Emit8<TC>(Pool(c00, c01, c02, c03), mult0, zp, signed, ref y0, valid);
+        if (two) WideIntGemm.Emit8<TC>(Pool(c10, c11, c12, c13), mult1, zp, signed, ref y1, valid);
+    }
+
+    /// <summary>
+    /// The 2 × 2 maxima of two rows of 16 sums (r0 = columns 0-7 and 8-15 of the upper row, r1 of the lower): lane j
+    /// of the result is the maximum of columns 2j, 2j + 1 of both rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Pool(Vector256<int> r0a, Vector256<int> r0b, Vector256<int> r1a, Vector256<int> r1b)
+    {
+        var lo = Avx2.Max(r0a, r1a).AsSingle();   // columns 0-7
+        var hi = Avx2.Max(r0b, r1b).AsSingle();   // columns 8-15
+        // per 128-bit lane: even = columns 0, 2 of lo then 0, 2 of hi (8, 10); odd the columns after them
+        var even = Avx.Shuffle(lo, hi, 0b10_00_10_00).AsInt32();
+        var odd = Avx.Shuffle(lo, hi, 0b11_01_11_01).AsInt32();
+        // pooled 0, 1, 4, 5 | 2, 3, 6, 7 → 0 .. 7
+        return Avx2.Permute4x64(Avx2.Max(even, odd).AsInt64(), 0b11_01_10_00).AsInt32();
     }
 
     private readonly ref struct Output
