@@ -224,6 +224,9 @@ public class FastKernelTests
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated
         { 1, 8, 35, 1, 6, 5, 2, 2, 1, 1 },      // even kernel, stride 2
         { 1, 40, 70, 1, 7, 7, 1, 2, 1, 0 },     // 1x1 stride 2 (im2col path)
+        { 1, 256, 96, 1, 7, 7, 1, 1, 1, 0 },    // 1x1 computed transposed (pixels as GEMM rows): a 7 x 7 plane
+        { 2, 300, 200, 1, 4, 4, 1, 1, 1, 0 },   // 1x1 transposed: 200 channels (a ragged 16-channel group), batch 2, two K blocks
+        { 1, 256, 320, 1, 14, 14, 1, 1, 1, 0 }, // 1x1 transposed: 196 pixels (a ragged 16-pixel group)
         { 2, 16, 24, 1, 11, 13, 3, 1, 1, 1 },   // implicit GEMM: 3x3, batch 2, 143 pixels (ragged last tile), ragged panel
         { 1, 9, 40, 1, 15, 14, 3, 2, 2, 2 },    // implicit GEMM: stride 2, dilation 2
         { 1, 4, 16, 1, 12, 12, 5, 1, 1, 0 },    // implicit GEMM: 5x5, no padding

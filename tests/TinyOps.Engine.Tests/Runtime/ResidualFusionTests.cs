@@ -81,6 +81,8 @@ public sealed class ResidualFusionTests
     [InlineData(24, 144, 1, 1, 1, 20, 20)]
     [InlineData(144, 24, 1, 1, 1, 28, 28)]
     [InlineData(16, 3, 1, 1, 1, 6, 6)]
+    [InlineData(256, 96, 1, 1, 1, 7, 7)]
+    [InlineData(300, 200, 1, 1, 1, 4, 4)]
     [InlineData(16, 32, 1, 2, 1, 10, 10)]
     [InlineData(32, 32, 3, 1, 32, 28, 28)]
     [InlineData(64, 64, 3, 1, 64, 7, 7)]

@@ -29,11 +29,11 @@ internal static unsafe class Transpose16
     /// <summary>
     /// Reads <paramref name="rows"/> rows of 16 floats (the rest count as zeros) and writes output row j (all 16) to
     /// <paramref name="dst"/> + j * <paramref name="dstStride"/>, only its first <paramref name="lanes"/> floats
-    /// (masked stores, nothing written past them).
+    /// (masked stores, nothing written past them); output rows from <c>outRows</c> on are not written.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run(float* src, long srcStride, int rows, float* dst, long dstStride, int lanes) =>
-        Run(new MaskedRows(src, srcStride, rows, 16), new Strided(dst, dstStride, lanes));
+    public static void Run(float* src, long srcStride, int rows, float* dst, long dstStride, int lanes, int outRows = 16) =>
+        Run(new MaskedRows(src, srcStride, rows, 16), new Strided(dst, dstStride, lanes, outRows));
 
     /// <summary>Where the 16 input rows come from.</summary>
     private interface IRows { Vector512<float> Load(int i); }
@@ -65,13 +65,14 @@ internal static unsafe class Transpose16
         }
     }
 
-    private readonly struct Strided(float* dst, long stride, int lanes) : ISink
+    private readonly struct Strided(float* dst, long stride, int lanes, int count) : ISink
     {
         private readonly Vector512<float> _mask = LaneMask(lanes);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int j, Vector512<float> v)
         {
+            if (j >= count) return;
             if (lanes >= 16) Vector512.Store(v, dst + j * stride);
             else Avx512F.MaskStore(dst + j * stride, _mask, v);
         }

@@ -32,6 +32,14 @@ internal sealed class ConvKernel : Kernel
     private PackedMatrix?[]? _packedW;
     /// <summary><see cref="_constW"/> packed for <see cref="ImplicitGemmConv"/> (built on the first run, reused after).</summary>
     private ImplicitGemmConv.PackedWeights? _implicitW;
+    /// <summary><see cref="_constW"/> transposed and packed as the B of a 1x1 convolution computed transposed (see <see cref="UseTransposed"/>).</summary>
+    private PackedMatrix? _packedWT;
+
+    /// <summary>Tests and benchmarks turn the transposed 1x1 route off to compare.</summary>
+    internal static bool UseTransposed1x1 = true;
+
+    /// <summary>Fewest input channels for the transposed 1x1 route (below, transposing the result back costs more than the padding saved).</summary>
+    internal static int MinTransposedDepth = 256;
 
     /// <summary>Tests and benchmarks turn this off to compare with the im2col + GEMM route.</summary>
     internal static bool UseImplicitGemm = Environment.GetEnvironmentVariable("TINYOPS_IMPLICIT_GEMM") != "0";
@@ -55,6 +63,7 @@ internal sealed class ConvKernel : Kernel
             _constW = wv;
             _packedW = null;
             _implicitW = null;
+            _packedWT = null;
         }
         if (ctx.HasInput(2))
         {
@@ -176,6 +185,11 @@ internal sealed class ConvKernel : Kernel
                 var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
                 var bg = bias.IsEmpty ? default : bias.Slice(g * mg, mg);
                 var pw = Packed(wT, g, mg, kdim, s.Group);
+                if (direct && s.Group == 1 && UseTransposed(mg, outSize, cg) && _constW is not null && ReferenceEquals(wT, _constW))
+                {
+                    MultiplyTransposed(ctx, w, xg, yg, bg, mg, outSize, cg, in act, threads);
+                    continue;
+                }
                 if (direct)
                 {
                     SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in act, threads, pw);
@@ -190,6 +204,47 @@ internal sealed class ConvKernel : Kernel
                     SGemm.Multiply(false, false, mg, ncols, kdim, 1f, wg, kdim, c, ncols, 0f, yg.Slice(r0 * rowLen), outSize, bg, default, in act, threads, pw);
                 }
             }
+    }
+
+    /// <summary>
+    /// Whether a 1x1 convolution of <paramref name="m"/> output channels over <paramref name="pixels"/> pixels and
+    /// <paramref name="k"/> input channels is
+    /// computed transposed: pixels as the GEMM's rows (broadcast) and channels as its columns (vectors). The tiles pad
+    /// rows to 8 and columns to 32; small planes (7 x 7, 14 x 14) waste far fewer multiplies with the channels as
+    /// columns, which outweighs transposing the small result back. AVX-512 tiles only.
+    /// </summary>
+    private static bool UseTransposed(int m, int pixels, int k)
+    {
+        // the transpose back costs per output, the saved multiplies per output and input channel: deep products only
+        if (!UseTransposed1x1 || PackedGemm.Select() != PackedGemm.Path.Avx512 || !System.Runtime.Intrinsics.X86.Avx512F.IsSupported || m < 32 || k < MinTransposedDepth) return false;
+        long normal = (long)((m + 7) / 8 * 8) * ((pixels + 31) / 32 * 32);
+        long transposed = (long)((pixels + 7) / 8 * 8) * ((m + 31) / 32 * 32);
+        return transposed * 10 < normal * 9;
+    }
+
+    /// <summary>
+    /// A 1x1 convolution computed transposed: C'[pixel, m] = Σ_c x[c, pixel] · w[m, c] with the bias as a column bias
+    /// and the activation in the GEMM's epilogue (after the transpose when a residual is added), the weights packed
+    /// once as B; C' goes back to [m, pixel] through 16 x 16 register transposes.
+    /// </summary>
+    private unsafe void MultiplyTransposed(RunContext ctx, ReadOnlySpan<float> w, ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> bias,
+        int m, int pixels, int k, in FusedActivation act, int threads)
+    {
+        var path = PackedGemm.Path.Avx512;
+        if (_packedWT is null || !_packedWT.Fits(path, k, m)) _packedWT = PackedGemm.PackB(path, k, m, w.Slice(0, m * k), 1, k);
+        var ct = ctx.Scratch<float>(pixels * m + 16, 3);
+        var inner = act.HasResidual ? FusedActivation.None : act;
+        SGemm.Multiply(true, true, pixels, m, k, 1f, x, pixels, w, k, 0f, ct, m, default, bias, in inner, threads, null, _packedWT);
+        fixed (float* pc = ct, py = y)
+        {
+            for (int i0 = 0; i0 < pixels; i0 += 16)
+            {
+                int rows = Math.Min(16, pixels - i0);
+                for (int g = 0; g < m; g += 16)
+                    Transpose16.Run(pc + (long)i0 * m + g, m, rows, py + (long)g * pixels + i0, pixels, rows, Math.Min(16, m - g));
+            }
+        }
+        if (act.HasResidual) AddResidual(y.Slice(0, m * pixels), in act);
     }
 
     /// <summary>y = act(y + residual) for routes that stored conv + bias only (the residual pinned at act's distance from y).</summary>

@@ -37,7 +37,7 @@ internal static class SGemm
     /// </summary>
     public static unsafe void Multiply(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> A, int lda, ReadOnlySpan<float> B, int ldb, float beta, Span<float> C, int ldc,
-        ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, in FusedActivation act, int threads, PackedMatrix? packedA = null)
+        ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, in FusedActivation act, int threads, PackedMatrix? packedA = null, PackedMatrix? packedB = null)
     {
         if (M <= 0 || N <= 0) return;
         CheckExtent(C.Length, M, N, ldc, "C");
@@ -58,7 +58,8 @@ internal static class SGemm
         }
         var path = PackedGemm.Select();
         bool usePacked = packedA is not null && packedA.Fits(path, M, K);
-        fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias, ppa = usePacked ? packedA!.Data : null)
+        bool usePackedB = packedB is not null && packedB.Fits(path, K, N) && !(!transA && (M < 4 || (transB && M < 16)));
+        fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias, ppa = usePacked ? packedA!.Data : null, ppb = usePackedB ? packedB!.Data : null)
         {
             var job = new PackedGemm.Job
             {
@@ -73,6 +74,7 @@ internal static class SGemm
                 Act = act,
                 Path = path,
                 PackedA = usePacked ? ppa : null,
+                PackedB = usePackedB ? ppb : null,
             };
             if (!product)
             {

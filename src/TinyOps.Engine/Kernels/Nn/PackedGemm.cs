@@ -43,6 +43,28 @@ internal static unsafe class PackedGemm
         public Path Path;
         /// <summary>A already packed by <see cref="Pack"/> for this path, or null.</summary>
         public float* PackedA;
+        /// <summary>B already packed by <see cref="PackB(Path, int, int, ReadOnlySpan{float}, int, int)"/> for this path, or null.</summary>
+        public float* PackedB;
+    }
+
+    /// <summary>
+    /// Packs op(B) (K x N, strides sbk/sbn) for <paramref name="path"/> once, for B that does not change between calls
+    /// (the weights of a transposed product): for each K block of <see cref="BlockK"/>, every NR-column panel of N in
+    /// turn, kc x NR floats each, zero-padded; block pc starts at pc * N rounded up to NR.
+    /// </summary>
+    public static PackedMatrix PackB(Path path, int K, int N, ReadOnlySpan<float> B, int sbk, int sbn)
+    {
+        var (_, NR) = Tile(path);
+        int npad = (N + NR - 1) / NR * NR;
+        var data = GC.AllocateUninitializedArray<float>(Math.Max(1, npad * K), pinned: true);
+        fixed (float* pb = B, pd = data)
+        {
+            var job = new Job { B = pb, Sbk = sbk, Sbn = sbn };
+            int KC = BlockK(K);
+            for (int pc = 0; pc < K; pc += KC)
+                PackB(in job, pc, Math.Min(KC, K - pc), 0, N, NR, pd + (long)pc * npad);
+        }
+        return new PackedMatrix { Data = data, Path = path, Rows = K, Cols = N };
     }
 
     /// <summary>Packs op(A) (M x K, strides sai/sak) for <paramref name="path"/> into the layout <see cref="Run"/> reads.</summary>
@@ -117,7 +139,9 @@ internal static unsafe class PackedGemm
                 int kc = Math.Min(KC, K - pc);
                 bool accumulate = pc > 0 || job.Accumulate;
                 bool last = pc + kc == K;
-                PackB(in job, pc, kc, jc, nc, NR, pb);
+                float* bblock = pb;
+                if (job.PackedB != null) bblock = job.PackedB + (long)pc * ((job.N + NR - 1) / NR * NR) + (long)jc * kc;
+                else PackB(in job, pc, kc, jc, nc, NR, pb);
                 for (int ic = m0; ic < m1; ic += MC)
                 {
                     int mc = Math.Min(MC, m1 - ic);
@@ -127,7 +151,7 @@ internal static unsafe class PackedGemm
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
-                        float* bp = pb + jr * kc;
+                        float* bp = bblock + jr * kc;
                         int ir = 0;
                         if (nr == NR && path != Path.Scalar && mc >= MR)
                         {
@@ -191,6 +215,12 @@ internal static unsafe class PackedGemm
                     float* d = panel + r;
                     for (int k = 0; k < kc; k++) d[k * MR] = src[k];
                 }
+            }
+            else if (sai == 1 && rows == MR && MR == 8 && Vector256.IsHardwareAccelerated)
+            {
+                // op(A) = A^T with rows of A contiguous: the 8 values of a step are one vector
+                float* src = job.A + (long)p0 * sak + i0 + ir;
+                for (int k = 0; k < kc; k++, src += sak) Vector256.Store(Vector256.Load(src), panel + k * 8);
             }
             else
             {
