@@ -7,9 +7,9 @@ namespace TinyOps.Optimize.Pruning;
 /// <summary>Where the magnitude threshold is chosen.</summary>
 public enum PruningScope
 {
-    /// <summary>Every weight tensor loses the same fraction of its weights (the default: small layers are not emptied).</summary>
+    /// <summary>Every weight tensor loses the same fraction of its weights.</summary>
     Layer,
-    /// <summary>One threshold over all weights together: large layers lose more.</summary>
+    /// <summary>One threshold over all weights together (the default): large, redundant layers lose more, small ones little (fmnist_cnn at 50 %: 0.03 points lost, against 2.3 per layer).</summary>
     Global,
 }
 
@@ -21,7 +21,7 @@ public enum PruningScope
 /// </summary>
 public sealed class MagnitudePruning : IModelPass
 {
-    public MagnitudePruning(double sparsity, PruningScope scope = PruningScope.Layer)
+    public MagnitudePruning(double sparsity, PruningScope scope = PruningScope.Global)
     {
         if (!(sparsity >= 0 && sparsity < 1))
             throw new ArgumentOutOfRangeException(nameof(sparsity), sparsity, "sparsity is the fraction of weights set to zero, from 0 up to (not including) 1");

@@ -34,12 +34,12 @@ public sealed class QuantizationPass : IModelPass
         {
             var (m, report) = DynamicQuantizer.Quantize(model, DynamicOptions);
             Passes.GraphEdit.RecordPass(m, "quantize (dynamic-int8)");
-            return PassOutcome.Of(m, "dynamic int8: " + report, report.Warnings);
+            return PassOutcome.Of(m, "dynamic int8: " + report, report.Warnings.Select(w => "warning: " + w));
         }
         var set = context.DataSets.Calibration(CalibrationSet!, model, CalibrationCount);
         context.Report($"calibrating on {set.Description}...");
         var result = StaticQuantizer.Quantize(model, set, StaticOptions);
         Passes.GraphEdit.RecordPass(result.Model, $"quantize (static-int8, {StaticOptions!.Format}, {StaticOptions.Calibration})");
-        return PassOutcome.Of(result.Model, $"static int8 ({StaticOptions.Format}, {result.Report.Calibration}): {result.Report}", result.Report.Warnings);
+        return PassOutcome.Of(result.Model, $"static int8 ({StaticOptions.Format}, {result.Report.Calibration}): {result.Report}", result.Report.Warnings.Select(w => "warning: " + w));
     }
 }

@@ -45,7 +45,7 @@ public static class PassCatalog
     {
         double sparsity = p.Number("sparsity", double.NaN, 0, 1, maxExclusive: true);
         if (double.IsNaN(sparsity)) throw p.Error("sparsity", "is missing; give the fraction of weights to set to zero, e.g. sparsity: 0.5");
-        var scope = p.Choice("scope", "layer", ["layer", "global"]) == "global" ? PruningScope.Global : PruningScope.Layer;
+        var scope = p.Choice("scope", "global", ["global", "layer"]) == "layer" ? PruningScope.Layer : PruningScope.Global;
         return new MagnitudePruning(sparsity, scope);
     }
 

@@ -42,6 +42,9 @@ public sealed class RecipeRunner
 
     public Recipe Recipe => _recipe;
 
+    /// <summary>Record the recipe, variant and targets in the model's metadata (tinyops.recipe, tinyops.variant, tinyops.targets); default on.</summary>
+    public bool StampVariant { get; init; } = true;
+
     /// <summary>The base model's evaluation (computed once, on the first call), or null when the recipe names no evaluation set.</summary>
     public ModelEvaluation? Baseline(byte[] baseBytes, string name)
     {
@@ -76,9 +79,12 @@ public sealed class RecipeRunner
                 throw new RecipeException($"{where} failed on {baseName}: {e.Message}", e);
             }
         }
-        model.Metadata["tinyops.variant"] = variant.Name;
-        model.Metadata["tinyops.recipe"] = _recipe.Name;
-        if (variant.Targets.Count > 0) model.Metadata["tinyops.targets"] = string.Join(",", variant.Targets);
+        if (StampVariant)
+        {
+            model.Metadata["tinyops.variant"] = variant.Name;
+            model.Metadata["tinyops.recipe"] = _recipe.Name;
+            if (variant.Targets.Count > 0) model.Metadata["tinyops.targets"] = string.Join(",", variant.Targets);
+        }
         var bytes = OnnxWriter.Write(model);
         ModelEvaluation? evaluation = null;
         double? drop = null;
