@@ -40,12 +40,16 @@ public sealed class GraphEdit
     public int Opset => _source.DefaultOpset;
     public HashSet<string> GraphOutputs { get; }
 
-    /// <summary>Initializers that are true constants: not also graph inputs (those a caller may override).</summary>
+    /// <summary>
+    /// Initializers that are true constants: from IR version 4 on, an initializer also listed as a graph input is a
+    /// default a caller may override, so it is not one; before, every initializer had to be listed as an input.
+    /// </summary>
     public bool TryConstant(string name, out Tensor value)
     {
         value = null!;
         if (name.Length == 0 || !Graph.Initializers.TryGetValue(name, out var t)) return false;
-        foreach (var i in Graph.Inputs) if (i.Name == name) return false;
+        if (_source.IrVersion >= 4)
+            foreach (var i in Graph.Inputs) if (i.Name == name) return false;
         value = t;
         return true;
     }
@@ -127,7 +131,7 @@ public sealed class GraphEdit
             foreach (var s in SubgraphReads(n)) used.Add(s);
         }
         foreach (var o in Graph.Outputs) used.Add(o.Name);
-        foreach (var i in Graph.Inputs) used.Add(i.Name);
+        if (_source.IrVersion >= 4) foreach (var i in Graph.Inputs) used.Add(i.Name); // overridable defaults stay
         int removed = 0;
         foreach (var k in Graph.Initializers.Keys.ToList())
             if (!used.Contains(k)) { Graph.Initializers.Remove(k); removed++; }
@@ -138,6 +142,11 @@ public sealed class GraphEdit
     public Model ToModel(IReadOnlyDictionary<string, long>? extraOpsets = null)
     {
         for (int i = 0; i < Graph.Nodes.Count; i++) Graph.Nodes[i].Index = i;
+        // an initializer listed as a graph input (IR < 4) that a pass replaced must not turn into a runtime input
+        var read = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in Graph.Nodes) { foreach (var i in n.Inputs) read.Add(i); foreach (var r in SubgraphReads(n)) read.Add(r); }
+        foreach (var o in Graph.Outputs) read.Add(o.Name);
+        Graph.Inputs.RemoveAll(i => _source.Graph.Initializers.ContainsKey(i.Name) && !Graph.Initializers.ContainsKey(i.Name) && !read.Contains(i.Name));
         // value_info entries for values that no longer exist would confuse readers
         var live = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in Graph.Nodes) foreach (var o in n.Outputs) live.Add(o);
