@@ -155,11 +155,11 @@ public sealed class StaticQuantizerTests
     }
 
     [Fact]
-    public void UnimplementedModesSayWhatToUse()
+    public void ImpossiblePercentileIsRefused()
     {
         var model = OnnxLoader.LoadFile(TestPaths.FmnistCnn);
         var set = CalibrationSet.Random([1, 28, 28], 1);
-        Assert.Contains("QOperator", Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Format = QuantizationFormat.Qdq })).Message);
-        Assert.Contains("MinMax", Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Calibration = CalibrationMethod.Entropy })).Message);
+        var e = Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Calibration = CalibrationMethod.Percentile, Percentile = 120 }));
+        Assert.Contains("percentile", e.Message);
     }
 }
