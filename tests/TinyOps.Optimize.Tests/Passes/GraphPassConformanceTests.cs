@@ -20,7 +20,7 @@ public sealed class GraphPassConformanceTests(ITestOutputHelper output)
     [MemberData(nameof(Passes))]
     public void PassKeepsEveryConformanceOutput(string passName)
     {
-        var pass = Recipes.PassCatalog.Create(new Recipes.PassSpec(passName, new Dictionary<string, string>()), "test");
+        var pass = TinyOps.Optimize.Recipes.PassCatalog.Create(new TinyOps.Optimize.Recipes.PassSpec(passName, new Dictionary<string, string>()), "test");
         var cases = ConformanceSuites.Cases.Value;
         Assert.True(cases.Count > 500, $"only {cases.Count} conformance tests run in the engine; is ../shared/onnx complete?");
         var failures = new List<string>();
