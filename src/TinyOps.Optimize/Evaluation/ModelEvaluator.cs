@@ -72,7 +72,10 @@ public static class ModelEvaluator
         };
     }
 
-    /// <summary>Median wall time of one batch-1 run (one thread) over <paramref name="runs"/> runs, in microseconds.</summary>
+    /// <summary>
+    /// Median wall time of one batch-1 run (one thread, pseudo-random input) over <paramref name="runs"/> runs, in
+    /// microseconds, after at least <paramref name="warmup"/> runs and 300 ms of warm-up.
+    /// </summary>
     public static double MedianLatency(Model model, int runs, int warmup = 20)
     {
         var session = new InferenceSession(model, new SessionOptions { Threads = 1 });
@@ -83,7 +86,9 @@ public static class ModelEvaluator
         PseudoRandomInputs.Fill(0, x.Length, x.Span<float>());
         var outputs = new Tensor[session.Outputs.Count];
         Tensor[] inputs = [x];
-        for (int i = 0; i < warmup; i++) session.Run(inputs, outputs);
+        // warm up by count and by time: the JIT's tiered compilation promotes hot methods only after a quiet period
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < warmup || (Stopwatch.GetElapsedTime(start).TotalMilliseconds < 300 && i < 100_000); i++) session.Run(inputs, outputs);
         var times = new double[runs];
         for (int i = 0; i < runs; i++)
         {
