@@ -22,6 +22,8 @@ public sealed record EvaluationOptions
     /// <summary>Timed batch-1 runs for the latency median (0: no latency).</summary>
     public int LatencyRuns { get; init; } = 200;
     public int WarmupRuns { get; init; } = 20;
+    /// <summary>Keep warming up until this many milliseconds have passed (the JIT's tiering; `tinyops bench` waits as long).</summary>
+    public int WarmupMilliseconds { get; init; } = 1000;
 }
 
 /// <summary>
@@ -66,7 +68,7 @@ public static class ModelEvaluator
             Accuracy = accuracy,
             EvaluatedImages = evaluated,
             EvaluationSet = options.DataSet,
-            LatencyMedianMicros = options.LatencyRuns > 0 ? MedianLatency(model, options.LatencyRuns, options.WarmupRuns) : null,
+            LatencyMedianMicros = options.LatencyRuns > 0 ? MedianLatency(model, options.LatencyRuns, options.WarmupRuns, options.WarmupMilliseconds) : null,
             LatencyRuns = options.LatencyRuns,
             WeightSparsity = Sparsity(model),
         };
@@ -74,9 +76,9 @@ public static class ModelEvaluator
 
     /// <summary>
     /// Median wall time of one batch-1 run (one thread, pseudo-random input) over <paramref name="runs"/> runs, in
-    /// microseconds, after at least <paramref name="warmup"/> runs and 300 ms of warm-up.
+    /// microseconds, after at least <paramref name="warmup"/> runs and <paramref name="warmupMilliseconds"/> of warm-up.
     /// </summary>
-    public static double MedianLatency(Model model, int runs, int warmup = 20)
+    public static double MedianLatency(Model model, int runs, int warmup = 20, int warmupMilliseconds = 1000)
     {
         var session = new InferenceSession(model, new SessionOptions { Threads = 1 });
         if (session.Inputs.Count != 1 || session.Inputs[0].Shape is not { } shape || shape.Skip(1).Any(d => !d.IsKnown))
@@ -88,7 +90,7 @@ public static class ModelEvaluator
         Tensor[] inputs = [x];
         // warm up by count and by time: the JIT's tiered compilation promotes hot methods only after a quiet period
         long start = Stopwatch.GetTimestamp();
-        for (int i = 0; i < warmup || (Stopwatch.GetElapsedTime(start).TotalMilliseconds < 300 && i < 100_000); i++) session.Run(inputs, outputs);
+        for (int i = 0; i < warmup || (Stopwatch.GetElapsedTime(start).TotalMilliseconds < warmupMilliseconds && i < 10_000_000); i++) session.Run(inputs, outputs);
         var times = new double[runs];
         for (int i = 0; i < runs; i++)
         {
