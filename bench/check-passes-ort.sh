@@ -14,11 +14,8 @@
 # Needs: dotnet (SDK 10), node and npm (onnxruntime-node from the npm registry), Debian's dataset-fashion-mnist.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -n "${TINYOPS_SHARED:-}" ]]; then shared="$TINYOPS_SHARED"
-elif [[ -d "$repo/../shared/peers/ort" ]]; then shared="$(cd "$repo/../shared" && pwd)"
-else shared=/work/shared; fi
-peer_src="$shared/peers/ort"
-[[ -f "$peer_src/package.json" ]] || { echo "check-passes-ort: no ONNX Runtime peer at $peer_src; set TINYOPS_SHARED" >&2; exit 1; }
+source "$repo/bench/lib.sh"
+shared="$(shared_dir "$repo")"
 data_dir="${TINYOPS_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 [[ -d "$data_dir" ]] || { echo "check-passes-ort: Fashion-MNIST not found at $data_dir; apt-get install dataset-fashion-mnist" >&2; exit 1; }
 
@@ -27,19 +24,9 @@ if [[ "${PASSES_KEEP:-0}" != 1 ]]; then trap 'rm -rf "$tmp"' EXIT; else echo "ch
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "installing the ONNX Runtime peer into $tmp/ort"
-mkdir -p "$tmp/ort"
-for f in bench.mjs package.json package-lock.json .npmrc; do [[ -e "$peer_src/$f" ]] && cp "$peer_src/$f" "$tmp/ort/"; done
-cp "$repo/bench/int8-agreement.mjs" "$tmp/ort/"
-chmod -R u+w "$tmp/ort"
-(cd "$tmp/ort" && npm install --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1) \
-  || { cat "$tmp/npm.log" >&2; echo "check-passes-ort: npm install failed in $tmp/ort" >&2; exit 1; }
-
+install_ort_peer "$shared" "$tmp/ort" "$repo"
 log "building the tinyops CLI (Release)"
-if ! dotnet build "$repo/src/TinyOps.Cli" -c Release >"$tmp/build.log" 2>&1; then
-  grep -E " error |rror\(s\)" "$tmp/build.log" >&2 || tail -30 "$tmp/build.log" >&2
-  echo "check-passes-ort: the Release build failed" >&2; exit 1
-fi
-tinyops="$repo/src/TinyOps.Cli/bin/Release/net10.0/tinyops"
+tinyops="$(build_tinyops "$repo" "$tmp")"
 commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1"; }
 pct() { awk "BEGIN{printf \"%.2f %%\", 100*$1}"; }

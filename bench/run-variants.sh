@@ -9,9 +9,8 @@
 # environment: TINYOPS_SHARED, BENCH_ROUNDS (default 3), BENCH_ITERS (timed runs per measurement, default 2000), BENCH_KEEP=1
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -n "${TINYOPS_SHARED:-}" ]]; then shared="$TINYOPS_SHARED"
-elif [[ -d "$repo/../shared/models" ]]; then shared="$(cd "$repo/../shared" && pwd)"
-else shared=/work/shared; fi
+source "$repo/bench/lib.sh"
+shared="$(shared_dir "$repo")"
 recipe="${1:-$repo/samples/recipes/fmnist-cnn.yaml}"
 model="$shared/models/fmnist_cnn.onnx"
 rounds="${BENCH_ROUNDS:-3}"; iters="${BENCH_ITERS:-2000}"
@@ -20,8 +19,7 @@ if [[ "${BENCH_KEEP:-0}" != 1 ]]; then trap 'rm -rf "$tmp"' EXIT; else echo "run
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "building the tinyops CLI (Release)"
-dotnet build "$repo/src/TinyOps.Cli" -c Release >"$tmp/build.log" 2>&1 || { tail -30 "$tmp/build.log" >&2; exit 1; }
-tinyops="$repo/src/TinyOps.Cli/bin/Release/net10.0/tinyops"
+tinyops="$(build_tinyops "$repo" "$tmp")"
 commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 log "building the variants of $recipe"

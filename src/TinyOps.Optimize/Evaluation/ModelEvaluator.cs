@@ -70,7 +70,7 @@ public static class ModelEvaluator
             EvaluationSet = options.DataSet,
             LatencyMedianMicros = options.LatencyRuns > 0 ? MedianLatency(model, options.LatencyRuns, options.WarmupRuns, options.WarmupMilliseconds) : null,
             LatencyRuns = options.LatencyRuns,
-            WeightSparsity = Sparsity(model),
+            WeightSparsity = WeightSparsity(model),
         };
     }
 
@@ -102,7 +102,8 @@ public static class ModelEvaluator
         return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
     }
 
-    private static double Sparsity(Model model)
+    /// <summary>Fraction of zeros among the constant weights of Conv, ConvTranspose, Gemm and MatMul.</summary>
+    public static double WeightSparsity(Model model)
     {
         var edit = new GraphEdit(model);
         long zeros = 0, total = 0;

@@ -61,10 +61,8 @@ public sealed class ActivationFusion : IModelPass
             fused.Add($"{op.DisplayName} + {act.DisplayName}");
         }
         g.Nodes.RemoveAll(removed.Contains);
-        edit.RemoveUnusedInitializers();
-        var result = edit.ToModel(fused.Count > 0 ? new Dictionary<string, long> { [MicrosoftDomain] = 1 } : null);
-        if (fused.Count > 0) GraphEdit.RecordPass(result, $"{Name} ({fused.Count})");
-        return PassOutcome.Of(result, $"{fused.Count} Conv/Gemm + activation pairs fused (com.microsoft FusedConv/FusedGemm)", fused);
+        return edit.Finish(Name, fused.Count, $"{fused.Count} Conv/Gemm + activation pairs fused (com.microsoft FusedConv/FusedGemm)", fused,
+            new Dictionary<string, long> { [MicrosoftDomain] = 1 });
     }
 
     private static (string Kind, float[] Params)? Describe(Node act, bool conv, GraphEdit edit)

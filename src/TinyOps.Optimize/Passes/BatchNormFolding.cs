@@ -62,10 +62,7 @@ public sealed class BatchNormFolding : IModelPass
             folded.Add($"{bn.DisplayName} into {op.DisplayName}");
         }
         g.Nodes.RemoveAll(removed.Contains);
-        edit.RemoveUnusedInitializers();
-        var result = edit.ToModel();
-        if (folded.Count > 0) GraphEdit.RecordPass(result, $"{Name} ({folded.Count})");
-        return PassOutcome.Of(result, $"{folded.Count} BatchNormalization nodes folded", folded);
+        return edit.Finish(Name, folded.Count, $"{folded.Count} BatchNormalization nodes folded", folded);
     }
 
     private static bool FoldIntoConv(Node conv, double[] scale, double[] shift, GraphEdit edit)

@@ -51,9 +51,7 @@ public sealed class ConstantFolding : IModelPass
         g.Nodes.Clear();
         g.Nodes.AddRange(kept);
         int dropped = edit.RemoveUnusedInitializers();
-        var result = edit.ToModel();
-        if (folded.Count > 0) GraphEdit.RecordPass(result, $"{Name} ({folded.Count} nodes)");
-        return PassOutcome.Of(result, $"{folded.Count} nodes folded into constants, {dropped} unused initializers dropped", folded);
+        return edit.Finish(Name, folded.Count, $"{folded.Count} nodes folded into constants, {dropped} unused initializers dropped", folded);
     }
 
     private static bool IsCandidate(Node n, GraphEdit edit)

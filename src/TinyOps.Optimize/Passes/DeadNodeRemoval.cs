@@ -28,8 +28,6 @@ public sealed class DeadNodeRemoval : IModelPass
         var removed = g.Nodes.Where(n => !keep.Contains(n)).Select(n => n.DisplayName).ToList();
         g.Nodes.RemoveAll(n => !keep.Contains(n));
         int dropped = edit.RemoveUnusedInitializers();
-        var result = edit.ToModel();
-        if (removed.Count + dropped > 0) GraphEdit.RecordPass(result, $"{Name} ({removed.Count} nodes, {dropped} initializers)");
-        return PassOutcome.Of(result, $"{removed.Count} dead nodes and {dropped} unused initializers removed", removed);
+        return edit.Finish(Name, removed.Count + dropped, $"{removed.Count} dead nodes and {dropped} unused initializers removed", removed);
     }
 }

@@ -151,20 +151,39 @@ public sealed class GraphEdit
         var live = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in Graph.Nodes) foreach (var o in n.Outputs) live.Add(o);
         Graph.ValueInfos.RemoveAll(v => !live.Contains(v.Name));
+        var m = WithGraph(_source, Graph);
+        if (extraOpsets is not null) foreach (var (k, v) in extraOpsets) m.Opsets.TryAdd(k, v);
+        return m;
+    }
+
+    /// <summary>A model with <paramref name="source"/>'s header, opsets and metadata (copied) around <paramref name="graph"/>.</summary>
+    public static Model WithGraph(Model source, Graph graph)
+    {
         var m = new Model
         {
-            IrVersion = _source.IrVersion,
-            ProducerName = _source.ProducerName,
-            ProducerVersion = _source.ProducerVersion,
-            Domain = _source.Domain,
-            ModelVersion = _source.ModelVersion,
-            DocString = _source.DocString,
-            Graph = Graph,
+            IrVersion = source.IrVersion,
+            ProducerName = source.ProducerName,
+            ProducerVersion = source.ProducerVersion,
+            Domain = source.Domain,
+            ModelVersion = source.ModelVersion,
+            DocString = source.DocString,
+            Graph = graph,
         };
-        foreach (var (k, v) in _source.Opsets) m.Opsets[k] = v;
-        if (extraOpsets is not null) foreach (var (k, v) in extraOpsets) m.Opsets.TryAdd(k, v);
-        foreach (var (k, v) in _source.Metadata) m.Metadata[k] = v;
+        foreach (var (k, v) in source.Opsets) m.Opsets[k] = v;
+        foreach (var (k, v) in source.Metadata) m.Metadata[k] = v;
         return m;
+    }
+
+    /// <summary>
+    /// Ends a pass: drops the initializers nothing reads any more, builds the model, records the pass in its
+    /// tinyops.passes metadata when it changed anything, and wraps it with its summary and details.
+    /// </summary>
+    public PassOutcome Finish(string pass, int changes, string summary, IEnumerable<string> details, IReadOnlyDictionary<string, long>? extraOpsets = null)
+    {
+        RemoveUnusedInitializers();
+        var m = ToModel(changes > 0 ? extraOpsets : null);
+        if (changes > 0) RecordPass(m, $"{pass} ({changes})");
+        return PassOutcome.Of(m, summary, details);
     }
 
     /// <summary>Appends a line to the model's tinyops.passes metadata (the history of passes applied).</summary>

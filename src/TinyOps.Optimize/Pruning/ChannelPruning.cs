@@ -52,11 +52,8 @@ public sealed class ChannelPruning : IModelPass
             removedTotal += m - keep.Length;
             details.Add($"{producer.DisplayName}: {m} -> {keep.Length} channels (consumer {consumer.DisplayName})");
         }
-        edit.RemoveUnusedInitializers();
         if (layers > 0) edit.Graph.ValueInfos.Clear(); // declared shapes of the pruned values no longer hold
-        var result = edit.ToModel();
-        if (layers > 0) GraphEdit.RecordPass(result, FormattableString.Invariant($"{Name} (ratio {Ratio:0.###}, {layers} layers)"));
-        return PassOutcome.Of(result, $"{removedTotal} channels removed from {layers} layers", details);
+        return edit.Finish(FormattableString.Invariant($"{Name} ratio {Ratio:0.###}"), layers, $"{removedTotal} channels removed from {layers} layers", details);
     }
 
     private static int OutputChannels(Node producer, Tensor w) =>
