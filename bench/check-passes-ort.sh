@@ -33,7 +33,7 @@ pct() { awk "BEGIN{printf \"%.2f %%\", 100*$1}"; }
 
 # variant name -> tinyops optimize options ("" = the model as it is)
 declare -a names=(base fold-constants+dead-nodes fold-batchnorm fuse-activations static-int8-qoperator static-int8-qdq
-  static-int8-percentile static-int8-entropy dynamic-int8 prune-0.5 prune-channels-0.25)
+  static-int8-percentile static-int8-entropy dynamic-int8 prune-0.5 prune-channels-0.25 float16-weights)
 declare -A opts=(
   [base]=""
   [fold-constants+dead-nodes]="--passes fold-constants,remove-dead-nodes"
@@ -46,6 +46,7 @@ declare -A opts=(
   [dynamic-int8]="--quantize dynamic-int8"
   [prune-0.5]="--prune 0.5"
   [prune-channels-0.25]="--prune-channels 0.25"
+  [float16-weights]="--passes fold-constants --fp16"
 )
 
 rows=""

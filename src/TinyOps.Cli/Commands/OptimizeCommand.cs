@@ -12,7 +12,7 @@ namespace TinyOps.Cli.Commands;
 /// `tinyops optimize IN OUT [--passes LIST] [--prune S] [--prune-channels R] [--quantize static-int8|dynamic-int8 ...]`
 /// writes one optimized copy of a model; `tinyops optimize IN OUTDIR --recipe FILE` builds every variant of a recipe
 /// into OUTDIR (OUTDIR/VARIANT.onnx and OUTDIR/report.json). Options map onto recipe passes (<see cref="PassCatalog"/>),
-/// applied in the order: --passes, --prune-channels, --prune, --quantize. Progress and reports go to stderr.
+/// applied in the order: --passes, --prune-channels, --prune, --quantize, --fp16. Progress and reports go to stderr.
 /// </summary>
 internal static class OptimizeCommand
 {
@@ -21,6 +21,7 @@ internal static class OptimizeCommand
         var input = new Argument<string>("in") { Description = "the float ONNX model" };
         var output = new Argument<string>("out") { Description = "where to write the optimized model (with --recipe: a folder for all variants)" };
         var passes = new Option<string?>("--passes") { Description = "comma-separated graph passes run first: fold-constants, remove-dead-nodes, fold-batchnorm, fuse-activations" };
+        var fp16 = new Option<bool>("--fp16") { Description = "store float32 weights as float16 (read through a Cast), last of all passes" };
         var quantize = new Option<string?>("--quantize") { Description = "static-int8 (calibrated) or dynamic-int8 (weights ahead of time, activations at run time)" };
         var format = new Option<string>("--format") { Description = "static-int8 output: qoperator (QLinearConv/QLinearMatMul, the default) or qdq (QuantizeLinear/DequantizeLinear around float operators)", DefaultValueFactory = _ => "qoperator" };
         var calibration = new Option<string>("--calibration") { Description = "calibration data: fashion-mnist (training images) or random (deterministic pseudo-random inputs in [0,1), for models without a data set here)", DefaultValueFactory = _ => "fashion-mnist" };
@@ -37,14 +38,14 @@ internal static class OptimizeCommand
         var cmd = new Command("optimize", "Write optimized variants of a model: fold, fuse, prune, quantize, or a whole recipe");
         cmd.Arguments.Add(input);
         cmd.Arguments.Add(output);
-        foreach (var o in new Option[] { passes, quantize, format, calibration, count, method, percentile, dataDir, perChannel, reduceRange, prune, pruneScope, pruneChannels, recipe }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { passes, fp16, quantize, format, calibration, count, method, percentile, dataDir, perChannel, reduceRange, prune, pruneScope, pruneChannels, recipe }) cmd.Options.Add(o);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             var context = new PassContext { DataSets = new DataSets { FashionMnistDirectory = r.GetValue(dataDir) }, Log = m => Console.Error.WriteLine(m) };
             string inPath = r.GetValue(input)!, outPath = r.GetValue(output)!;
             if (r.GetValue(recipe) is { } recipeFile)
             {
-                foreach (var o in new Option[] { passes, quantize, prune, pruneChannels })
+                foreach (var o in new Option[] { passes, fp16, quantize, prune, pruneChannels })
                     if (r.GetResult(o) is { Implicit: false }) throw new ArgumentException($"{o.Name} cannot be combined with --recipe; put the pass into the recipe");
                 return RunRecipe(RecipeParser.ParseFile(recipeFile), inPath, outPath, context);
             }
@@ -63,7 +64,8 @@ internal static class OptimizeCommand
                 }
                 specs.Add(PassSpec.Of("quantize", [.. q]));
             }
-            if (specs.Count == 0) throw new ArgumentException("nothing to do: give --quantize, --prune, --prune-channels, --passes or --recipe");
+            if (r.GetValue(fp16)) specs.Add(PassSpec.Of("float16-weights"));
+            if (specs.Count == 0) throw new ArgumentException("nothing to do: give --quantize, --prune, --prune-channels, --passes, --fp16 or --recipe");
             var single = new Recipe
             {
                 Name = "command line",

@@ -13,8 +13,8 @@ namespace TinyOps.Optimize.Passes;
 /// <para>
 /// Not folded: nodes with subgraphs, random operators, QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear
 /// (folding them would undo quantization), nodes whose outputs are graph outputs, and nodes whose outputs would take
-/// more than <see cref="MaxGrowthBytes"/> bytes beyond their inputs (Expand, Tile, ConstantOfShape, a Cast of float16
-/// weights to float: the file would grow). Unused initializers are dropped afterwards.
+/// more than <see cref="MaxGrowthBytes"/> bytes beyond their inputs (Expand, Tile, ConstantOfShape: the file would grow),
+/// nor a Cast of float16 weights (<see cref="Float16Weights"/>). Unused initializers are dropped afterwards.
 /// </para>
 /// </summary>
 public sealed class ConstantFolding : IModelPass
@@ -59,6 +59,8 @@ public sealed class ConstantFolding : IModelPass
         if (!n.IsDefaultDomain || NeverFold.Contains(n.OpType) || GraphEdit.HasSubgraph(n) || n.Outputs.Count == 0) return false;
         foreach (var o in n.Outputs) if (edit.GraphOutputs.Contains(o)) return false;
         foreach (var i in n.Inputs) if (i.Length > 0 && !edit.TryConstant(i, out _)) return false;
+        // a Cast of float16 weights is how float16 storage is read; folding it would store them as float32 again
+        if (n.OpType == "Cast" && edit.TryConstant(n.Inputs[0], out var src) && src.Type == DataType.Float16) return false;
         return true;
     }
 

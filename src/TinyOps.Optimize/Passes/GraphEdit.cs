@@ -142,11 +142,9 @@ public sealed class GraphEdit
     public Model ToModel(IReadOnlyDictionary<string, long>? extraOpsets = null)
     {
         for (int i = 0; i < Graph.Nodes.Count; i++) Graph.Nodes[i].Index = i;
-        // an initializer listed as a graph input (IR < 4) that a pass replaced must not turn into a runtime input
-        var read = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var n in Graph.Nodes) { foreach (var i in n.Inputs) read.Add(i); foreach (var r in SubgraphReads(n)) read.Add(r); }
-        foreach (var o in Graph.Outputs) read.Add(o.Name);
-        Graph.Inputs.RemoveAll(i => _source.Graph.Initializers.ContainsKey(i.Name) && !Graph.Initializers.ContainsKey(i.Name) && !read.Contains(i.Name));
+        // an initializer listed as a graph input (IR < 4) that a pass replaced (or turned into a node's output) must not
+        // turn into a runtime input
+        Graph.Inputs.RemoveAll(i => _source.Graph.Initializers.ContainsKey(i.Name) && !Graph.Initializers.ContainsKey(i.Name));
         // value_info entries for values that no longer exist would confuse readers
         var live = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in Graph.Nodes) foreach (var o in n.Outputs) live.Add(o);

@@ -16,11 +16,12 @@ namespace TinyOps.Optimize.Recipes;
 /// samples N; method minmax|percentile|entropy; percentile P; per_channel; reduce_range</description></item>
 /// <item><term>prune</term><description>sparsity in [0, 1); scope layer|global</description></item>
 /// <item><term>prune-channels</term><description>ratio in [0, 1)</description></item>
+/// <item><term>float16-weights</term><description>min_elements (default 16): float32 weights stored as float16 + Cast</description></item>
 /// </list>
 /// </summary>
 public static class PassCatalog
 {
-    public static readonly IReadOnlyList<string> Names = ["fold-constants", "remove-dead-nodes", "fold-batchnorm", "fuse-activations", "quantize", "prune", "prune-channels"];
+    public static readonly IReadOnlyList<string> Names = ["fold-constants", "remove-dead-nodes", "fold-batchnorm", "fuse-activations", "quantize", "prune", "prune-channels", "float16-weights"];
 
     /// <summary>Builds the pass a spec names, checking every parameter; errors start with <paramref name="where"/>.</summary>
     public static IModelPass Create(PassSpec spec, string where)
@@ -35,6 +36,7 @@ public static class PassCatalog
             "quantize" => Quantize(p),
             "prune" => Prune(p),
             "prune-channels" => new ChannelPruning(p.Number("ratio", 0.25, 0, 1, maxExclusive: true)),
+            "float16-weights" => new Float16Weights { MinElements = p.Integer("min_elements", 16, 1, int.MaxValue) },
             _ => throw new RecipeException($"{where}: unknown pass '{spec.Pass}'; the passes are: {string.Join(", ", Names)}"),
         };
         p.CheckAllUsed();

@@ -84,6 +84,19 @@ public sealed class GraphPassModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheEngineRefusesFusedActivationsItDoesNotHave()
+    {
+        var fused = new ActivationFusion().Run(Load("fmnist_cnn"), PassContext.Default).Model;
+        var conv = fused.Graph.Nodes.First(n => n.OpType == "FusedConv");
+        conv.Attributes["activation"] = AttributeValue.Of("activation", "Tanh");
+        var e = Assert.Throws<TinyOps.Engine.UnsupportedOperatorException>(() => new TinyOps.Engine.Runtime.InferenceSession(fused));
+        Assert.Contains("activation 'Tanh'", e.Message);
+        conv.Attributes["activation"] = AttributeValue.Of("activation", "LeakyRelu");
+        conv.Attributes["activation_params"] = AttributeValue.Of("activation_params", new float[] { 0.1f });
+        Assert.Equal(160, TestModels.Run(fused, TestModels.FashionBatch(16)).Length);
+    }
+
+    [Fact]
     public void DeadBranchesAndTheirWeightsAreRemoved()
     {
         var g = new Graph { Name = "dead" };
