@@ -73,7 +73,7 @@ check() { # model-name model-path dataset count calibration
       rows+="| $mname | $v | ONNX Runtime refused it: $(grep -m1 -o 'Error.*' "$tmp/ort.err" | cut -c1-120 | sed 's/|/\\|/g') | | | | | |"$'\n'; log "$mname $v: ORT failed"; continue
     fi
     local size; size=$(stat -c %s "$out")
-    local acc_cols="| |"
+    local acc_cols="| | |"
     [[ -n "$acc_t" ]] && acc_cols="| $(pct "$acc_t") | $(pct "$(field "$res" ort_accuracy)") |"
     rows+="| $mname | $v | $size $acc_cols $(field "$res" disagreements) / $count | $(field "$res" identical_scores) / $count | $(field "$res" max_abs_score_diff) |"$'\n'
   done

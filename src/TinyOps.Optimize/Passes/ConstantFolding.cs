@@ -8,7 +8,8 @@ namespace TinyOps.Optimize.Passes;
 /// <summary>
 /// Constant folding: every node whose inputs are all constants (initializers that are not graph inputs, or outputs
 /// of nodes folded before it) is run once in the engine and replaced by initializers holding its outputs. Constant
-/// nodes become initializers, Identity of a weight becomes the weight. The engine computes each folded value with
+/// nodes become initializers, an Identity of a constant is replaced by the constant itself (its readers read the
+/// original initializer, so weights torch exports through Identity stay shared). The engine computes each folded value with
 /// the kernel that would have computed it at run time, so the model's outputs do not change by a single bit.
 /// <para>
 /// Not folded: nodes with subgraphs, random operators, QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear
@@ -36,9 +37,19 @@ public sealed class ConstantFolding : IModelPass
         var g = edit.Graph;
         var folded = new List<string>();
         var kept = new List<Node>(g.Nodes.Count);
+        var alias = new Dictionary<string, string>(StringComparer.Ordinal); // Identity outputs -> the constant they copy
+        var subgraphReads = new HashSet<string>(g.Nodes.SelectMany(GraphEdit.SubgraphReads), StringComparer.Ordinal);
         foreach (var n in g.Nodes)
         {
             context.Cancellation.ThrowIfCancellationRequested();
+            for (int i = 0; i < n.Inputs.Count; i++)
+                if (alias.TryGetValue(n.Inputs[i], out var a)) n.Inputs[i] = a;
+            if (n.OpType == "Identity" && n.IsDefaultDomain && IsCandidate(n, edit) && !subgraphReads.Contains(n.Outputs[0]))
+            {
+                alias[n.Outputs[0]] = n.Inputs[0]; // a shared weight stays one initializer, not a copy per reader
+                folded.Add(n.DisplayName);
+                continue;
+            }
             if (!IsCandidate(n, edit) || Evaluate(n, edit, model) is not { } values)
             {
                 kept.Add(n);
