@@ -43,7 +43,7 @@ function panel(px, key, label, logScale, fmt) {
   });
 }
 panel(left[0], 'file_bytes', 'ONNX file size (KiB, log scale)', true, v => (v / 1024).toFixed(0));
-panel(left[1], 'latency_p50_us', 'batch-1 latency, median (µs, this machine, TinyOps)', false, v => v.toFixed(0));
+panel(left[1], 'latency_p50_us', 'batch-1 latency p50 (µs, this machine, TinyOps)', false, v => v.toFixed(0));
 out.push(`<text x="40" y="${top + panelH / 2}" text-anchor="middle" transform="rotate(-90 20 ${top + panelH / 2})">accuracy</text>`);
 // legend
 let lx = 80, ly = top + panelH + 60;
