@@ -33,13 +33,13 @@ public sealed class QuantizationPass : IModelPass
         if (DynamicOptions is not null)
         {
             var (m, report) = DynamicQuantizer.Quantize(model, DynamicOptions);
-            Passes.GraphEdit.RecordPass(m, "quantize (dynamic-int8)");
             return PassOutcome.Of(m, "dynamic int8: " + report, report.Warnings.Select(w => "warning: " + w));
         }
         var set = context.DataSets.Calibration(CalibrationSet!, model, CalibrationCount);
         context.Report($"calibrating on {set.Description}...");
         var result = StaticQuantizer.Quantize(model, set, StaticOptions);
-        Passes.GraphEdit.RecordPass(result.Model, $"quantize (static-int8, {StaticOptions!.Format}, {StaticOptions.Calibration})");
-        return PassOutcome.Of(result.Model, $"static int8 ({StaticOptions.Format}, {result.Report.Calibration}): {result.Report}", result.Report.Warnings.Select(w => "warning: " + w));
+        // no tinyops.passes entry: the quantizer's own tinyops.quantization metadata says what was done, and the file
+        // stays byte for byte what StaticQuantizer writes (bench/run-int8.sh and the int8 kernels rely on that format)
+        return PassOutcome.Of(result.Model, $"static int8 ({StaticOptions!.Format}, {result.Report.Calibration}): {result.Report}", result.Report.Warnings.Select(w => "warning: " + w));
     }
 }

@@ -155,6 +155,17 @@ public sealed class StaticQuantizerTests
     }
 
     [Fact]
+    public void TheQuantizePassWritesExactlyWhatTheQuantizerWrites()
+    {
+        // `tinyops optimize IN OUT --quantize static-int8 --calibration fashion-mnist --per-channel` goes through a
+        // one-variant recipe; its file must stay the quantizer's own, byte for byte
+        var spec = TinyOps.Optimize.Recipes.PassSpec.Of("quantize", ("mode", "static-int8"), ("calibration", "fashion-mnist"), ("per_channel", "true"));
+        var recipe = new TinyOps.Optimize.Recipes.Recipe { Name = "cli", Source = "test", LatencyRuns = 0, Variants = [new() { Name = "q", Passes = [spec] }] };
+        var viaRecipe = new TinyOps.Optimize.Recipes.RecipeRunner(recipe) { StampVariant = false }.BuildVariant(File.ReadAllBytes(TestPaths.FmnistCnn), TestPaths.FmnistCnn, 0);
+        Assert.Equal(Fmnist.Value.Bytes, viaRecipe.Bytes);
+    }
+
+    [Fact]
     public void ImpossiblePercentileIsRefused()
     {
         var model = OnnxLoader.LoadFile(TestPaths.FmnistCnn);

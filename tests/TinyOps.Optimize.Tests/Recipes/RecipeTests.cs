@@ -94,7 +94,7 @@ public sealed class RecipeTests
         Assert.Contains(v.Model.Graph.Nodes, n => n.OpType == "QLinearConv");
         Assert.Equal("int8", v.Model.Metadata["tinyops.variant"]);
         Assert.Equal("cortex-m4", v.Model.Metadata["tinyops.targets"]);
-        Assert.Contains("quantize", v.Model.Metadata["tinyops.passes"]);
+        Assert.StartsWith("static-int8, QOperator", v.Model.Metadata["tinyops.quantization"]);
         Assert.True(v.WithinBudget);
         Assert.NotNull(v.Evaluation!.LatencyMedianMicros);
         Assert.Equal(v.Bytes.LongLength, v.Evaluation.FileBytes);
