@@ -10,6 +10,7 @@ internal static class TestPaths
         : Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
 
     public static string FmnistCnn => Path.Combine(Shared, "models", "fmnist_cnn.onnx");
+    public static string FmnistMlp => Path.Combine(Shared, "models", "fmnist_mlp.onnx");
     public static string MobileNetV2 => Path.Combine(RepoRoot, "tests", "models", "mobilenet_v2", "model.onnx");
 
     private static string FindRepoRoot()

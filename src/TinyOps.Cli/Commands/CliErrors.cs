@@ -14,7 +14,8 @@ internal static class CliErrors
             return action();
         }
         catch (Exception e) when (e is EngineException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException
-            or Api.ApiCallException or HttpRequestException or InvalidOperationException or TaskCanceledException or Optimize.Quantization.QuantizationException)
+            or Api.ApiCallException or HttpRequestException or InvalidOperationException or TaskCanceledException or Optimize.Quantization.QuantizationException
+            or Optimize.Recipes.RecipeException or Optimize.Passes.PassException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

@@ -5,6 +5,7 @@ using TinyOps.Engine;
 using TinyOps.Engine.Data;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
+using TinyOps.Optimize.Evaluation;
 using TinyOps.Optimize.Quantization;
 
 namespace TinyOps.Cli.Commands;
@@ -25,6 +26,8 @@ internal static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "evaluate only the first N inputs (random: default 1000)" };
         var argmaxOut = new Option<string?>("--argmax-out") { Description = "write the argmax of every input, one per line, to this file" };
         var scoresOut = new Option<string?>("--scores-out") { Description = "write the first output of every input, raw little-endian float32, to this file" };
+        var report = new Option<bool>("--report") { Description = "also report file size, operators, parameters, MACs, planned peak memory and batch-1 latency (median of --runs)" };
+        var runs = new Option<int>("--runs") { Description = "timed batch-1 runs for the latency median of --report (0: no latency)", DefaultValueFactory = _ => 200 };
         var cmd = new Command("eval", "Measure a classifier's accuracy on a test set, or record its argmax on deterministic inputs");
         cmd.Arguments.Add(model);
         cmd.Options.Add(dataset);
@@ -33,12 +36,15 @@ internal static class EvalCommand
         cmd.Options.Add(limit);
         cmd.Options.Add(argmaxOut);
         cmd.Options.Add(scoresOut);
+        cmd.Options.Add(report);
+        cmd.Options.Add(runs);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
             string ds = r.GetValue(dataset)!;
             if (ds is not ("fashion-mnist" or "random")) throw new ArgumentException($"unknown dataset '{ds}'; supported: fashion-mnist, random");
             int b = r.GetValue(batch);
             if (b < 1) throw new ArgumentException("--batch must be at least 1");
+            if (r.GetValue(report)) return Report(r.GetValue(model)!, ds, r.GetValue(dataDir), r.GetValue(limit), b, r.GetValue(runs));
             var session = InferenceSession.Load(r.GetValue(model)!);
             string? outFile = r.GetValue(argmaxOut);
             using var scores = r.GetValue(scoresOut) is { } sf ? File.Create(sf) : null;
@@ -82,6 +88,31 @@ internal static class EvalCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>`--report`: <see cref="ModelEvaluator"/>'s measurements, one per line, accuracy last (as without --report).</summary>
+    private static int Report(string path, string dataset, string? dataDir, int? limit, int batch, int runs)
+    {
+        if (runs < 0) throw new ArgumentException("--runs must be 0 or more");
+        var options = new EvaluationOptions { DataSet = dataset == "fashion-mnist" ? dataset : null, Limit = limit, Batch = batch, LatencyRuns = runs };
+        ModelEvaluation e = null!;
+        AnsiConsole.Progress().AutoClear(true).HideCompleted(true).Start(p =>
+        {
+            var task = p.AddTask("evaluating", maxValue: limit ?? 10_000);
+            e = ModelEvaluator.Evaluate(path, options, new DataSets { FashionMnistDirectory = dataDir }, done => task.Value = done);
+        });
+        Console.WriteLine($"file: {e.FileBytes:N0} bytes");
+        Console.WriteLine($"operators: {e.OperatorText}");
+        Console.WriteLine($"parameters: {e.Parameters:N0}; weight sparsity: {e.WeightSparsity:P1}");
+        Console.WriteLine($"MACs at batch 1: {e.Macs:N0}");
+        Console.WriteLine($"planned peak memory: {e.PlannedPeakBytes:N0} bytes");
+        if (e.LatencyMedianMicros is { } l) Console.WriteLine(FormattableString.Invariant($"latency p50: {l:F1} us (batch 1, 1 thread, median of {e.LatencyRuns} runs)"));
+        if (e.Accuracy is { } a)
+        {
+            Console.WriteLine($"images: {e.EvaluatedImages}");
+            Console.WriteLine(FormattableString.Invariant($"accuracy: {a:F4}"));
+        }
+        return 0;
     }
 
     private delegate void FillInputs(int start, int count, Span<float> dst);

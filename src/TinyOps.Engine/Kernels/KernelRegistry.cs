@@ -45,7 +45,7 @@ public sealed class KernelRegistry
         {
             bool knownDomain = _entries.Keys.Any(k => k.Domain == domain);
             if (!knownDomain)
-                throw new UnsupportedOperatorException($"{node.DisplayName}: operator domain '{node.Domain}' is not supported by this build (supported: ai.onnx)");
+                throw new UnsupportedOperatorException($"{node.DisplayName}: operator domain '{node.Domain}' is not supported by this build (supported: {string.Join(", ", _entries.Keys.Select(k => k.Domain.Length == 0 ? "ai.onnx" : k.Domain).Distinct())})");
             throw new UnsupportedOperatorException($"{node.DisplayName}: operator '{node.OpType}' is not supported by this build; run 'tinyops model inspect' to list the supported operators");
         }
         if (domain == "" && (opset < EngineInfo.MinOpset || opset > EngineInfo.MaxOpset))

@@ -14,8 +14,8 @@ public static class OnnxTensors
         string name = p.Name.Length > 0 ? $"'{p.Name}'" : "(unnamed)";
         if (!Enum.IsDefined(type) || type == DataType.Undefined)
             throw new ModelFormatException($"{where}: tensor {name} has unknown data_type {p.DataType}");
-        if (!type.IsSupported())
-            throw new UnsupportedTypeException($"{where}: tensor {name} has element type {type.OnnxName()}, which this engine does not support (supported: float32, int8, uint8, int32, int64, bool)");
+        if (!type.IsSupported() && type != DataType.Float16)
+            throw new UnsupportedTypeException($"{where}: tensor {name} has element type {type.OnnxName()}, which this engine does not support (supported: float32, int8, uint8, int32, int64, bool; float16 as stored weights that a Cast turns into float32)");
         if (p.DataLocation == 1)
             throw new ModelFormatException($"{where}: tensor {name} keeps its data in an external file; re-save the model with its weights embedded");
         if (p.Segment is not null)
@@ -66,6 +66,10 @@ public static class OnnxTensors
             case DataType.Bool:
                 CheckCount(p.Int32Data.Count, n, "int32_data", where, name);
                 for (int i = 0; i < n; i++) t.Span<byte>()[i] = p.Int32Data[i] != 0 ? (byte)1 : (byte)0;
+                break;
+            case DataType.Float16: // the bits of each value in the low 16 bits of int32_data
+                CheckCount(p.Int32Data.Count, n, "int32_data", where, name);
+                for (int i = 0; i < n; i++) t.Span<ushort>()[i] = (ushort)p.Int32Data[i];
                 break;
             case DataType.Int64:
                 CheckCount(p.Int64Data.Count, n, "int64_data", where, name);

@@ -47,6 +47,7 @@ public static class DataTypeExtensions
         DataType.Int32 => 4,
         DataType.Int64 => 8,
         DataType.Bool => 1,
+        DataType.Float16 => 2, // storage only: weights kept as float16 in a file and Cast to float32 at load
         _ => throw new UnsupportedTypeException($"element type {t.OnnxName()} is not supported by this engine (supported: float32, int8, uint8, int32, int64, bool)"),
     };
 
@@ -78,6 +79,7 @@ public static class DataTypeExtensions
         if (typeof(T) == typeof(int)) return DataType.Int32;
         if (typeof(T) == typeof(long)) return DataType.Int64;
         if (typeof(T) == typeof(bool)) return DataType.Bool;
+        if (typeof(T) == typeof(Half)) return DataType.Float16;
         throw new UnsupportedTypeException($"CLR type {typeof(T).Name} has no engine element type");
     }
 }

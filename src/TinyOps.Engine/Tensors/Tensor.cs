@@ -70,6 +70,7 @@ public sealed class Tensor
             DataType.Int32 => typeof(T) == typeof(int),
             DataType.Int64 => typeof(T) == typeof(long),
             DataType.Bool => typeof(T) == typeof(bool) || typeof(T) == typeof(byte),
+            DataType.Float16 => typeof(T) == typeof(Half) || typeof(T) == typeof(ushort),
             _ => false,
         };
         if (!ok) throw new InvalidOperationException($"a {Type.OnnxName()} tensor was read as {typeof(T).Name}");

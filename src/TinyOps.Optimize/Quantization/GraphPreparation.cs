@@ -43,18 +43,7 @@ public static class GraphPreparation
             g.Nodes.Add(Copy(n));
         }
         for (int i = 0; i < g.Nodes.Count; i++) g.Nodes[i].Index = i;
-        var copy = new Model
-        {
-            IrVersion = model.IrVersion,
-            ProducerName = model.ProducerName,
-            ProducerVersion = model.ProducerVersion,
-            Domain = model.Domain,
-            ModelVersion = model.ModelVersion,
-            DocString = model.DocString,
-            Graph = g,
-        };
-        foreach (var (k, v) in model.Opsets) copy.Opsets[k] = v;
-        foreach (var (k, v) in model.Metadata) copy.Metadata[k] = v;
+        var copy = Passes.GraphEdit.WithGraph(model, g);
         return copy;
     }
 

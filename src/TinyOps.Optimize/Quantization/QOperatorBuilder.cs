@@ -83,18 +83,10 @@ internal sealed class QOperatorBuilder
         foreach (var k in _out.Initializers.Keys.ToList()) if (!used.Contains(k)) _out.Initializers.Remove(k);
         for (int i = 0; i < _out.Nodes.Count; i++) _out.Nodes[i].Index = i;
 
-        var m = new Model
-        {
-            IrVersion = Math.Max(_src.IrVersion, 7),
-            ProducerName = "tinyops",
-            ProducerVersion = TinyOps.Engine.EngineInfo.Version,
-            Domain = _src.Domain,
-            ModelVersion = _src.ModelVersion,
-            DocString = _src.DocString,
-            Graph = _out,
-        };
-        foreach (var (k, v) in _src.Opsets) m.Opsets[k] = v;
-        foreach (var (k, v) in _src.Metadata) m.Metadata[k] = v;
+        var m = Passes.GraphEdit.WithGraph(_src, _out);
+        m.IrVersion = Math.Max(_src.IrVersion, 7);
+        m.ProducerName = "tinyops";
+        m.ProducerVersion = TinyOps.Engine.EngineInfo.Version;
         return m;
     }
 

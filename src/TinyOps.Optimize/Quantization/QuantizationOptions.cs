@@ -5,7 +5,7 @@ public enum QuantizationFormat
 {
     /// <summary>QLinearConv / QLinearMatMul with QuantizeLinear / DequantizeLinear only at float boundaries.</summary>
     QOperator,
-    /// <summary>Float operators wrapped in QuantizeLinear → DequantizeLinear pairs (issue 5; not implemented yet).</summary>
+    /// <summary>Float operators reading QuantizeLinear → DequantizeLinear pairs and int8 weights through DequantizeLinear (see <see cref="QdqBuilder"/>).</summary>
     Qdq,
 }
 
@@ -14,9 +14,9 @@ public enum CalibrationMethod
 {
     /// <summary>The smallest and largest value seen (extended to include 0).</summary>
     MinMax,
-    /// <summary>A percentile of |x| (issue 5; not implemented yet).</summary>
+    /// <summary>Clips |x| at a percentile of its calibration distribution (<see cref="QuantizationOptions.Percentile"/>).</summary>
     Percentile,
-    /// <summary>KL-divergence threshold (issue 5; not implemented yet).</summary>
+    /// <summary>Clips |x| where the KL divergence between the clipped and the quantized histogram is smallest.</summary>
     Entropy,
 }
 
@@ -47,6 +47,15 @@ public sealed record QuantizationOptions
     /// (a Flatten runs on uint8 too). Needs opset 12 (MaxPool on uint8); below it MaxPool stays float.
     /// </summary>
     public bool QuantizedMaxPool { get; init; } = true;
+
+    /// <summary>Percentile of |x| kept by <see cref="CalibrationMethod.Percentile"/> (default 99.99).</summary>
+    public double Percentile { get; init; } = 99.99;
+
+    /// <summary>Histogram bins of the Percentile and Entropy methods.</summary>
+    public int HistogramBins { get; init; } = 2048;
+
+    /// <summary>Quantization levels the Entropy method compares against (128, as TensorRT's calibrator).</summary>
+    public int EntropyLevels { get; init; } = 128;
 
     /// <summary>Calibration images per engine run.</summary>
     public int CalibrationBatch { get; init; } = 16;

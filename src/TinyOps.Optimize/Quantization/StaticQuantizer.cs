@@ -19,10 +19,8 @@ public static class StaticQuantizer
     public static QuantizationResult Quantize(Model model, CalibrationSet calibration, QuantizationOptions? options = null)
     {
         options ??= new QuantizationOptions();
-        if (options.Format != QuantizationFormat.QOperator)
-            throw new QuantizationException($"quantization format {options.Format} is not implemented yet; use {QuantizationFormat.QOperator}");
-        if (options.Calibration != CalibrationMethod.MinMax)
-            throw new QuantizationException($"calibration method {options.Calibration} is not implemented yet; use {CalibrationMethod.MinMax}");
+        if (!(options.Percentile > 0 && options.Percentile <= 100))
+            throw new QuantizationException($"the calibration percentile must be in (0, 100], it is {options.Percentile}");
         int opset = model.DefaultOpset;
         if (opset < 10)
             throw new QuantizationException($"the model imports ai.onnx opset {opset}; QLinearConv and QLinearMatMul need opset 10 or later (13 for per-channel weights)");
@@ -30,13 +28,48 @@ public static class StaticQuantizer
         var candidates = prepared.Graph.Nodes.Where(n => IsQuantizable(n, prepared.Graph, options)).ToList();
         if (candidates.Count == 0)
             throw new QuantizationException($"graph '{model.Graph.Name}' has no Conv, Gemm or MatMul with constant float weights, so there is nothing to quantize; static int8 quantization needs at least one");
-        var calib = ActivationCalibration.Run(prepared, calibration, new MinMaxCalibrator(), options.CalibrationBatch);
-        var builder = new QOperatorBuilder(prepared, calib, options with { PerChannel = options.PerChannel && opset >= 13 });
-        var result = builder.Build();
-        builder.Report.Calibration = $"MinMax over {calibration.Description}";
-        result.Metadata["tinyops.quantization"] = $"static-int8, QOperator, MinMax calibration over {calibration.Description}, "
-            + $"weights int8 symmetric {(options.PerChannel && opset >= 13 ? "per channel (Conv)" : "per tensor")}{(options.ReduceRange ? ", 7-bit range" : "")}, activations uint8 asymmetric";
-        return new QuantizationResult(result, builder.Report, calib);
+        var calib = Calibrate(prepared, calibration, options);
+        Model result;
+        QuantizationReport report;
+        if (options.Format == QuantizationFormat.QOperator)
+        {
+            var builder = new QOperatorBuilder(prepared, calib, options with { PerChannel = options.PerChannel && opset >= 13 });
+            result = builder.Build();
+            report = builder.Report;
+        }
+        else
+        {
+            var builder = new QdqBuilder(prepared, calib, options);
+            result = builder.Build();
+            report = builder.Report;
+        }
+        string method = MethodText(options);
+        report.Calibration = $"{method} over {calibration.Description}";
+        result.Metadata["tinyops.quantization"] = $"static-int8, {(options.Format == QuantizationFormat.QOperator ? "QOperator" : "QDQ")}, {method} calibration over {calibration.Description}, "
+            + $"weights int8 symmetric {(options.PerChannel && opset >= 13 ? (options.Format == QuantizationFormat.QOperator ? "per channel (Conv)" : "per channel") : "per tensor")}{(options.ReduceRange ? ", 7-bit range" : "")}, activations uint8 asymmetric";
+        return new QuantizationResult(result, report, calib);
+    }
+
+    private static string MethodText(QuantizationOptions o) => o.Calibration switch
+    {
+        CalibrationMethod.Percentile => FormattableString.Invariant($"Percentile {o.Percentile:0.####}"),
+        CalibrationMethod.Entropy => "Entropy",
+        _ => "MinMax",
+    };
+
+    /// <summary>
+    /// Activation ranges: one MinMax pass; for Percentile and Entropy a second pass over the same data fills a
+    /// histogram of |x| per activation over the first pass's range, and the range is clipped where the method says.
+    /// </summary>
+    public static CalibrationResult Calibrate(Model prepared, CalibrationSet calibration, QuantizationOptions options)
+    {
+        var minmax = ActivationCalibration.Run(prepared, calibration, new MinMaxCalibrator(), options.CalibrationBatch);
+        if (options.Calibration == CalibrationMethod.MinMax) return minmax;
+        var first = minmax.Calibrator.Names.ToDictionary(n => n, minmax.Range, StringComparer.Ordinal);
+        Func<long[], double, double> pick = options.Calibration == CalibrationMethod.Percentile
+            ? (h, top) => HistogramCalibrator.PercentileThreshold(h, top, options.Percentile)
+            : (h, top) => HistogramCalibrator.EntropyThreshold(h, top, options.EntropyLevels);
+        return ActivationCalibration.Run(prepared, calibration, new HistogramCalibrator(first, pick, options.HistogramBins), options.CalibrationBatch);
     }
 
     internal static bool IsQuantizable(Node n, Graph g, QuantizationOptions options)

@@ -155,11 +155,22 @@ public sealed class StaticQuantizerTests
     }
 
     [Fact]
-    public void UnimplementedModesSayWhatToUse()
+    public void TheQuantizePassWritesExactlyWhatTheQuantizerWrites()
+    {
+        // `tinyops optimize IN OUT --quantize static-int8 --calibration fashion-mnist --per-channel` goes through a
+        // one-variant recipe; its file must stay the quantizer's own, byte for byte
+        var spec = TinyOps.Optimize.Recipes.PassSpec.Of("quantize", ("mode", "static-int8"), ("calibration", "fashion-mnist"), ("per_channel", "true"));
+        var recipe = new TinyOps.Optimize.Recipes.Recipe { Name = "cli", Source = "test", LatencyRuns = 0, Variants = [new() { Name = "q", Passes = [spec] }] };
+        var viaRecipe = new TinyOps.Optimize.Recipes.RecipeRunner(recipe) { StampVariant = false }.BuildVariant(File.ReadAllBytes(TestPaths.FmnistCnn), TestPaths.FmnistCnn, 0);
+        Assert.Equal(Fmnist.Value.Bytes, viaRecipe.Bytes);
+    }
+
+    [Fact]
+    public void ImpossiblePercentileIsRefused()
     {
         var model = OnnxLoader.LoadFile(TestPaths.FmnistCnn);
         var set = CalibrationSet.Random([1, 28, 28], 1);
-        Assert.Contains("QOperator", Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Format = QuantizationFormat.Qdq })).Message);
-        Assert.Contains("MinMax", Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Calibration = CalibrationMethod.Entropy })).Message);
+        var e = Assert.Throws<QuantizationException>(() => StaticQuantizer.Quantize(model, set, new QuantizationOptions { Calibration = CalibrationMethod.Percentile, Percentile = 120 }));
+        Assert.Contains("percentile", e.Message);
     }
 }

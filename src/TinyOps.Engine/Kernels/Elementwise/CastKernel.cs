@@ -4,7 +4,7 @@ using TinyOps.Engine.Tensors;
 namespace TinyOps.Engine.Kernels.Elementwise;
 
 /// <summary>
-/// Cast between float32, int8, uint8, int32, int64 and bool. Float to integer truncates toward zero, anything to
+/// Cast between float32, int8, uint8, int32, int64 and bool, and from float16 (weights stored as float16). Float to integer truncates toward zero, anything to
 /// bool is "!= 0". Opset 1 names the target type with a string; later opsets with a TensorProto.DataType number.
 /// The opset 19+ 'saturate' attribute only concerns float8 targets, which this engine does not support.
 /// </summary>
@@ -52,7 +52,8 @@ internal sealed class CastKernel : Kernel
 
     public override void Infer(InferContext ctx)
     {
-        ctx.ExpectType(0, AnySupported);
+        // float16 only as a source: weights stored as float16 become float32 (or another supported type) here
+        ctx.ExpectType(0, [.. AnySupported, DataType.Float16]);
         if (!_to.IsSupported())
             throw new UnsupportedTypeException($"{Node.DisplayName}: casting to {_to.OnnxName()} is not supported by this engine");
         ctx.SetOutput(0, _to, ctx.InputShape(0));

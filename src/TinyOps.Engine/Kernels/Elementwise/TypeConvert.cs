@@ -17,6 +17,7 @@ internal static class TypeConvert
         switch (src.Type)
         {
             case DataType.Float32: Convert(src.ReadOnlySpan<float>(), dst); break;
+            case DataType.Float16: Convert(src.ReadOnlySpan<Half>(), dst); break;
             case DataType.Int8: Convert(src.ReadOnlySpan<sbyte>(), dst); break;
             case DataType.UInt8: Convert(src.ReadOnlySpan<byte>(), dst); break;
             case DataType.Bool: BoolTo(src.ReadOnlySpan<byte>(), dst); break;
@@ -57,6 +58,7 @@ internal static class TypeConvert
         switch (src.Type)
         {
             case DataType.Float32: From(src.ReadOnlySpan<float>(), dst); break;
+            case DataType.Float16: From(src.ReadOnlySpan<Half>(), dst); break;
             case DataType.Int8: From(src.ReadOnlySpan<sbyte>(), dst); break;
             case DataType.UInt8: From(src.ReadOnlySpan<byte>(), dst); break;
             case DataType.Bool: From(BoolBytes(src), dst); break;

@@ -9,5 +9,6 @@ internal static class NnKernels
         r.Register("Gemm", (node, opset) => new GemmKernel(node, opset));
         r.Register("MatMul", (node, opset) => new MatMulKernel(node, opset));
         r.Register("BatchNormalization", (node, opset) => new BatchNormalizationKernel(node, opset));
+        MicrosoftFusedKernels.Register(r);
     }
 }
