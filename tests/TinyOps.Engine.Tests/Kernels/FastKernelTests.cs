@@ -224,6 +224,9 @@ public class FastKernelTests
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated
         { 1, 8, 35, 1, 6, 5, 2, 2, 1, 1 },      // even kernel, stride 2
         { 1, 40, 70, 1, 7, 7, 1, 2, 1, 0 },     // 1x1 stride 2 (im2col path)
+        { 1, 40, 20, 1, 24, 24, 1, 1, 1, 0 },   // 1x1, few output channels over a large plane: X read in place (one pass of 24 rows)
+        { 1, 17, 33, 1, 23, 25, 1, 1, 1, 0 },   // 1x1, few output channels: two passes, a ragged last 16-column block
+        { 2, 8, 5, 1, 32, 17, 1, 1, 1, 0 },     // 1x1, five output channels (one pass of 8 rows), batch 2
         { 1, 256, 96, 1, 7, 7, 1, 1, 1, 0 },    // 1x1 computed transposed (pixels as GEMM rows): a 7 x 7 plane
         { 2, 300, 200, 1, 4, 4, 1, 1, 1, 0 },   // 1x1 transposed: 200 channels (a ragged 16-channel group), batch 2, two K blocks
         { 1, 256, 320, 1, 14, 14, 1, 1, 1, 0 }, // 1x1 transposed: 196 pixels (a ragged 16-pixel group)

@@ -34,6 +34,8 @@ internal sealed class ConvKernel : Kernel
     private ImplicitGemmConv.PackedWeights? _implicitW;
     /// <summary><see cref="_constW"/> transposed and packed as the B of a 1x1 convolution computed transposed (see <see cref="UseTransposed"/>).</summary>
     private PackedMatrix? _packedWT;
+    /// <summary><see cref="_constW"/> packed for <see cref="SmallMGemm"/> (few output channels over large planes).</summary>
+    private float[]? _smallW;
 
     /// <summary>Tests and benchmarks turn the transposed 1x1 route off to compare.</summary>
     internal static bool UseTransposed1x1 = true;
@@ -64,6 +66,7 @@ internal sealed class ConvKernel : Kernel
             _packedW = null;
             _implicitW = null;
             _packedWT = null;
+            _smallW = null;
         }
         if (ctx.HasInput(2))
         {
@@ -185,6 +188,12 @@ internal sealed class ConvKernel : Kernel
                 var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
                 var bg = bias.IsEmpty ? default : bias.Slice(g * mg, mg);
                 var pw = Packed(wT, g, mg, kdim, s.Group);
+                if (direct && s.Group == 1 && SmallMGemm.Supports(mg, outSize) && _constW is not null && ReferenceEquals(wT, _constW))
+                {
+                    _smallW ??= SmallMGemm.Pack(w, mg, cg);
+                    SmallMGemm.Run(_smallW, xg, yg, bg, mg, outSize, cg, in act, threads);
+                    continue;
+                }
                 if (direct && s.Group == 1 && UseTransposed(mg, outSize, cg) && _constW is not null && ReferenceEquals(wT, _constW))
                 {
                     MultiplyTransposed(ctx, w, xg, yg, bg, mg, outSize, cg, in act, threads);
