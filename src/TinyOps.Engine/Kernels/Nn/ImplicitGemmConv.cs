@@ -237,7 +237,7 @@ internal static unsafe class ImplicitGemmConv
         static abstract int Width { get; }
         /// <summary>K steps per block for a depth of <paramref name="K"/>.</summary>
         static abstract int KStep(int K);
-        static abstract void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp;
+        static abstract void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile, bool first) where TAct : struct, IActivationOp;
     }
 
     /// <summary>AVX2: 16 channels x 6 pixels.</summary>
@@ -246,7 +246,7 @@ internal static unsafe class ImplicitGemmConv
         public static int Pixels => ImplicitGemmConv.Pixels;
         public static int Width => Panel;
         public static int KStep(int K) => KBlock;
-        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile, bool first) where TAct : struct, IActivationOp
             => Tile<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
 
@@ -256,7 +256,7 @@ internal static unsafe class ImplicitGemmConv
         public static int Pixels => Pixels512;
         public static int Width => Panel;
         public static int KStep(int K) => KBlock;
-        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile, bool first) where TAct : struct, IActivationOp
             => Tile16x8Kernel<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
 
@@ -270,9 +270,17 @@ internal static unsafe class ImplicitGemmConv
             int blocks = (K + KBlock512 - 1) / KBlock512;
             return (K + blocks - 1) / blocks;
         }
-        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile, bool first) where TAct : struct, IActivationOp
             => Tile512<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
+
+    /// <summary>Benchmarks turn the weight prefetch off to compare.</summary>
+    internal static bool PrefetchWeights = true;
+
+    /// <summary>Whether a tile's k loop prefetches the weights after its block (a type, so the plain loop carries no test).</summary>
+    private interface IPrefetch { static abstract bool On { get; } }
+    private struct Prefetching : IPrefetch { public static bool On => true; }
+    private struct NoPrefetch : IPrefetch { public static bool On => false; }
 
     /// <summary>Vector512 with 64 or more output channels: 64 channels x 6 pixels; K in equal blocks of at most <see cref="KBlock64"/>.</summary>
     private struct Tile64x6 : ITile
@@ -284,8 +292,12 @@ internal static unsafe class ImplicitGemmConv
             int blocks = (K + KBlock64 - 1) / KBlock64;
             return (K + blocks - 1) / blocks;
         }
-        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
-            => Tile64<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
+        public static void Run<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile, bool first) where TAct : struct, IActivationOp
+        {
+            // the first tile of a block also prefetches the weights that follow it (the next block or panel) into L2
+            if (first && PrefetchWeights) Tile64<TAct, Prefetching>(in st, panel, pix0, xb, k0, k1, acc, tile);
+            else Tile64<TAct, NoPrefetch>(in st, panel, pix0, xb, k0, k1, acc, tile);
+        }
     }
 
     /// <summary>
@@ -310,7 +322,7 @@ internal static unsafe class ImplicitGemmConv
             {
                 int k1 = Math.Min(st.K, k0 + kb);
                 for (int t = 0; t < nt; t++)
-                    TTile.Run<TAct>(in st, panel, (t0 + t) * px, bases + t * px, k0, k1, partial + t * px * TTile.Width, tile);
+                    TTile.Run<TAct>(in st, panel, (t0 + t) * px, bases + t * px, k0, k1, partial + t * px * TTile.Width, tile, t == 0);
             }
         }
     }
@@ -448,8 +460,10 @@ internal static unsafe class ImplicitGemmConv
     /// Steps [k0, k1) of one 6-pixel tile of a 64-channel panel: four weight vectors and six broadcasts feed 24
     /// accumulators a step (10 loads for 24 FMAs, against 10 for 16 in the 32 x 8 tile).
     /// </summary>
-    private static void Tile64<TAct>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile) where TAct : struct, IActivationOp
+    private static void Tile64<TAct, TP>(in State st, int panel, int pix0, float** xb, int k0, int k1, float* acc, float* tile)
+        where TAct : struct, IActivationOp where TP : struct, IPrefetch
     {
+        long ahead = (long)(k1 - k0) * Panel64;
         float* x0 = xb[0], x1 = xb[1], x2 = xb[2], x3 = xb[3], x4 = xb[4], x5 = xb[5];
         float* w = st.W + ((long)panel * st.K + k0) * Panel64;
         int* offs = st.Offsets;
@@ -471,6 +485,13 @@ internal static unsafe class ImplicitGemmConv
         for (int k = k0; k < k1; k++, w += Panel64)
         {
             int o = offs[k];
+            if (TP.On)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(w + ahead);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(w + ahead + 16);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(w + ahead + 32);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch1(w + ahead + 48);
+            }
             var w0 = Vector512.Load(w);
             var w1 = Vector512.Load(w + 16);
             var w2 = Vector512.Load(w + 32);

@@ -159,7 +159,10 @@ internal static unsafe class PackedGemm
                             int tiles = mc / MR;
                             int i0 = ic, j0 = jc + jr;
                             float* c = job.C + (long)i0 * job.Ldc + j0;
-                            if (path == Path.Avx512) Kernel8x32<TAct>(kc, ablock, bp, c, job.Ldc, true, in job, accumulate, last, i0, j0, tiles);
+                            // prepacked A (weights, often not in cache): on the first panel each tile prefetches the next
+                            // tile's A, which follows it in memory
+                            if (path == Path.Avx512) Kernel8x32<TAct>(kc, ablock, bp, c, job.Ldc, true, in job, accumulate, last, i0, j0, tiles,
+                                PrefetchA && jr == 0 && job.PackedA != null);
                             else Kernel6x16<TAct>(kc, ablock, bp, c, job.Ldc, true, in job, accumulate, last, i0, j0, tiles);
                             ir = tiles * MR;
                             if (last && job.Act.NeedsRowPass)
@@ -175,7 +178,7 @@ internal static unsafe class PackedGemm
                             switch (path)
                             {
                                 case Path.Avx512:
-                                    Kernel8x32<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0, 1);
+                                    Kernel8x32<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 32, full, in job, accumulate, last, i0, j0, 1, false);
                                     break;
                                 case Path.Avx2:
                                     Kernel6x16<TAct>(kc, ap, bp, full ? c : tile, full ? job.Ldc : 16, full, in job, accumulate, last, i0, j0, 1);
@@ -364,20 +367,34 @@ internal static unsafe class PackedGemm
     /// Written with <see cref="Vector512"/> operations (FMA on AVX-512 hardware, software elsewhere, which lets
     /// tests check this path on any machine).
     /// </summary>
-    private static void Kernel8x32<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0, int tiles) where TAct : struct, IActivationOp
+    private static void Kernel8x32<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0, int tiles, bool prefetch) where TAct : struct, IActivationOp
     {
         // tiles > 1 (direct only): consecutive row tiles of one B panel; A panels follow each other in the packed block.
         for (int t = 0; t < tiles; t++, a += 8 * kc, c += (long)8 * ldc, i0 += 8)
-            Kernel8x32Tile<TAct>(kc, a, b, c, ldc, direct, in job, accumulate, last, i0, j0);
+        {
+            if (prefetch) Kernel8x32Tile<TAct, Prefetching>(kc, a, b, c, ldc, direct, in job, accumulate, last, i0, j0);
+            else Kernel8x32Tile<TAct, NoPrefetch>(kc, a, b, c, ldc, direct, in job, accumulate, last, i0, j0);
+        }
     }
 
+    /// <summary>Benchmarks turn the prefetch of packed weights off to compare.</summary>
+    internal static bool PrefetchA = true;
+
+    /// <summary>Whether a tile's k loop prefetches the next tile's A (a type, so the plain loop carries no test).</summary>
+    private interface IPrefetch { static abstract bool On { get; } }
+    private struct Prefetching : IPrefetch { public static bool On => true; }
+    private struct NoPrefetch : IPrefetch { public static bool On => false; }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel8x32Tile<TAct>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0) where TAct : struct, IActivationOp
+    private static void Kernel8x32Tile<TAct, TP>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0)
+        where TAct : struct, IActivationOp where TP : struct, IPrefetch
     {
+        long ahead = 8L * kc; // the next tile's A panel
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         for (int k = 0; k < kc; k++, a += 8, b += 32)
         {
+            if (TP.On && (k & 1) == 0) Sse.Prefetch1(a + ahead); // 8 floats a step: one line every two steps
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
             var v = Vector512.Create(a[0]);

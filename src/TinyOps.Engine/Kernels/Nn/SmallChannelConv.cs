@@ -42,8 +42,11 @@ internal static unsafe class SmallChannelConv
 
     [ThreadStatic] private static float[]? t_packed;
 
+    /// <summary>Experiments turn this route off (stems then take the implicit GEMM).</summary>
+    internal static bool Enabled = true;
+
     public static bool Supports(in ConvShape s) =>
-        !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported && Avx.IsSupported
+        Enabled && !SGemm.ForceScalar && Vector256.IsHardwareAccelerated && Fma.IsSupported && Avx.IsSupported
         && s.Group == 1 && s.In[0] == 1 && s.Kernel[0] == 1 && s.Out[0] == 1 && s.KernelSize > 1
         && s.InChannels <= MaxChannels && s.Out[2] >= 4;
 
