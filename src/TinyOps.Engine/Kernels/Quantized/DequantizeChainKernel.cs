@@ -20,16 +20,22 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// </summary>
 internal sealed class DequantizeChainKernel : Kernel
 {
-    /// <summary>Node attribute naming the fused steps: Add, AddRelu, AddQuantize or AddReluQuantize (internal, never written to files).</summary>
+    /// <summary>
+    /// Node attribute naming the fused steps: Add, AddRelu, AddQuantize or AddReluQuantize, each optionally prefixed
+    /// with Q when the other addend's DequantizeLinear is fused too (internal, never written to files).
+    /// </summary>
     public const string StepsAttribute = "__tinyops_dequantize_chain";
 
     private readonly bool _relu;
     private readonly bool _quantize;
+    /// <summary>The other addend is quantized (its DequantizeLinear fused: inputs 6 and 7 are its scale and zero point).</summary>
+    private readonly bool _quantizedB;
 
     public DequantizeChainKernel(Node node, int opset) : base(node, opset)
     {
         string steps = node.GetString(StepsAttribute, "");
-        (_relu, _quantize) = steps switch
+        _quantizedB = steps.StartsWith('Q');
+        (_relu, _quantize) = (_quantizedB ? steps[1..] : steps) switch
         {
             "Add" => (false, false),
             "AddRelu" => (true, false),
@@ -37,7 +43,7 @@ internal sealed class DequantizeChainKernel : Kernel
             "AddReluQuantize" => (true, true),
             _ => throw Error($"unknown fused steps '{steps}'"),
         };
-        if (node.Inputs.Count != 6) throw Error("a fused dequantize chain takes 6 inputs");
+        if (node.Inputs.Count != (_quantizedB ? 8 : 6)) throw Error($"a fused dequantize chain takes {(_quantizedB ? 8 : 6)} inputs");
     }
 
     public static bool IsFused(Node node) => node.HasAttribute(StepsAttribute);
@@ -52,7 +58,18 @@ internal sealed class DequantizeChainKernel : Kernel
             if (ctx.InputType(2) != xType) throw ctx.Error($"x_zero_point has type {ctx.InputType(2).OnnxName()} but x has type {xType.OnnxName()}");
             if (ShapeUtil.Size(ctx.InputShape(2)) != 1) throw ctx.Error("x_zero_point must have one element");
         }
-        ctx.ExpectType(3, DataType.Float32);
+        if (_quantizedB)
+        {
+            var bType = ctx.ExpectType(3, DataType.UInt8, DataType.Int8, DataType.Int32);
+            ctx.ExpectType(6, DataType.Float32);
+            if (ShapeUtil.Size(ctx.InputShape(6)) != 1) throw ctx.Error("the other addend's scale must have one element");
+            if (ctx.HasInput(7))
+            {
+                if (ctx.InputType(7) != bType) throw ctx.Error($"the other addend's zero point has type {ctx.InputType(7).OnnxName()} but it has type {bType.OnnxName()}");
+                if (ShapeUtil.Size(ctx.InputShape(7)) != 1) throw ctx.Error("the other addend's zero point must have one element");
+            }
+        }
+        else ctx.ExpectType(3, DataType.Float32);
         var shape = ShapeUtil.TryBroadcast(ctx.InputShape(0), ctx.InputShape(3))
             ?? throw ctx.Error($"input shapes {ShapeUtil.Format(ctx.InputShape(0))} and {ShapeUtil.Format(ctx.InputShape(3))} do not broadcast");
         if (!_quantize)
@@ -78,10 +95,24 @@ internal sealed class DequantizeChainKernel : Kernel
         var bias = ctx.Input(3);
         var y = ctx.Output(0);
         int n = y.Length;
-        Span<float> f = _quantize ? ctx.Scratch<float>(n, 0) : y.Span<float>();
         float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
         var xz = ctx.OptionalInput(2);
-        var b = bias.ReadOnlySpan<float>();
+        if (_quantize && x.Length == n && bias.Length == n && x.Type != DataType.Int32 && (!_quantizedB || bias.Type != DataType.Int32))
+        {
+            // same shapes (a residual sum): one pass from the bytes to the bytes
+            RunOnePass(ctx, x, xs, xz, bias, y);
+            return;
+        }
+        Span<float> f = _quantize ? ctx.Scratch<float>(n, 0) : y.Span<float>();
+        ReadOnlySpan<float> b;
+        if (_quantizedB)
+        {
+            // the other addend dequantized apart, exactly as its own DequantizeLinear would
+            var bf = ctx.Scratch<float>(bias.Length, 2);
+            Dequantize(bias, ctx.Input(6).ReadOnlySpan<float>()[0], ctx.OptionalInput(7), bf);
+            b = bf;
+        }
+        else b = bias.ReadOnlySpan<float>();
         if (x.Length == n && Periodic(x.Shape, bias.Shape))
         {
             Dequantize(x, xs, xz, f);
@@ -102,6 +133,46 @@ internal sealed class DequantizeChainKernel : Kernel
         var yz = ctx.OptionalInput(5);
         if (y.Type == DataType.UInt8) Quantize(f, ys, yz is null ? 0 : QuantMath.ReadInt(yz, 0), y.Span<byte>(), byte.MinValue, byte.MaxValue, signed: false);
         else Quantize(f, ys, QuantMath.ReadInt(yz!, 0), MemoryMarshal.AsBytes(y.Span<sbyte>()), sbyte.MinValue, sbyte.MaxValue, signed: true);
+    }
+
+    /// <summary>
+    /// y = Q(relu(DQ(x) + b)) elementwise (b float, or DQ(b) with the fused DequantizeLinear's parameters): the vector
+    /// pass of <see cref="QuantizeVector.AddQuantize"/>, then the separate kernels' scalar formulas for the rest.
+    /// </summary>
+    private void RunOnePass(RunContext ctx, Tensor x, float xs, Tensor? xz, Tensor bias, Tensor y)
+    {
+        bool xSigned = x.Type == DataType.Int8, ySigned = y.Type == DataType.Int8;
+        int za = xz is null ? 0 : QuantMath.ReadInt(xz, 0);
+        float ys = ctx.Input(4).ReadOnlySpan<float>()[0];
+        var yzt = ctx.OptionalInput(5);
+        int zy = yzt is null ? 0 : QuantMath.ReadInt(yzt, 0);
+        var a = x.Buffer.AsSpan(x.ByteOffset, x.Length);
+        var yb = y.Buffer.AsSpan(y.ByteOffset, y.Length);
+        ReadOnlySpan<byte> bq = default;
+        ReadOnlySpan<float> bf = default;
+        bool bSigned = false;
+        int zb = 0;
+        float sb = 0f;
+        if (_quantizedB)
+        {
+            bq = bias.Buffer.AsSpan(bias.ByteOffset, bias.Length);
+            bSigned = bias.Type == DataType.Int8;
+            sb = ctx.Input(6).ReadOnlySpan<float>()[0];
+            var bz = ctx.OptionalInput(7);
+            zb = bz is null ? 0 : QuantMath.ReadInt(bz, 0);
+        }
+        else bf = bias.ReadOnlySpan<float>();
+        int done = QuantizeVector.AddQuantize(a, xSigned, za, xs, bq, bSigned, zb, sb, bf, _relu, ys, zy, yb, ySigned);
+        float zaf = za, zbf = zb;
+        int min = ySigned ? sbyte.MinValue : byte.MinValue, max = ySigned ? sbyte.MaxValue : byte.MaxValue;
+        for (int i = done; i < a.Length; i++)
+        {
+            float fa = ((xSigned ? (sbyte)a[i] : a[i]) - zaf) * xs;
+            float fb = _quantizedB ? ((bSigned ? (sbyte)bq[i] : bq[i]) - zbf) * sb : bf[i];
+            float s = fa + fb;
+            if (_relu) s = MathF.Max(s, 0f);
+            yb[i] = (byte)QuantMath.Quantize(s / ys, zy, min, max);
+        }
     }
 
     /// <summary>True when the bias, without its leading unit dimensions, is x's trailing dimensions (or one value).</summary>

@@ -89,4 +89,50 @@ internal static class QuantizeVector
         }
         return j;
     }
+
+    /// <summary>
+    /// One pass of DequantizeLinear → Add → [Relu] → QuantizeLinear over same-shaped operands: y[i] =
+    /// Q(relu(DQ(a[i]) + b[i])) where b is float (<paramref name="bf"/>) or quantized (<paramref name="bq"/>, then
+    /// DQ(b[i]) with its own scale and zero point); the same operations, in the same order, as the separate kernels
+    /// (so the same bits). With AVX-512, 16 values a step; a block holding NaN stops the loop (the caller's scalar
+    /// loop defines it). Returns how many leading elements it did.
+    /// </summary>
+    public static int AddQuantize(ReadOnlySpan<byte> a, bool aSigned, int za, float sa, ReadOnlySpan<byte> bq, bool bSigned, int zb, float sb,
+        ReadOnlySpan<float> bf, bool relu, float ys, int zy, Span<byte> y, bool ySigned)
+    {
+        if (!Enabled || !Use512 || a.Length < 16) return 0;
+        bool quantizedB = bf.IsEmpty;
+        ref byte a0 = ref MemoryMarshal.GetReference(a);
+        ref byte bq0 = ref MemoryMarshal.GetReference(bq);
+        ref float bf0 = ref MemoryMarshal.GetReference(bf);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        var sa5 = Vector512.Create(sa);
+        var za5 = Vector512.Create((float)za);
+        var sb5 = Vector512.Create(sb);
+        var zb5 = Vector512.Create((float)zb);
+        var ys5 = Vector512.Create(ys);
+        var zy5 = Vector512.Create((float)zy);
+        var lo5 = Vector512.Create(ySigned ? -128f : 0f);
+        var hi5 = Vector512.Create(ySigned ? 127f : 255f);
+        int j = 0;
+        for (; j + 16 <= a.Length; j += 16)
+        {
+            var ab = Vector128.LoadUnsafe(ref a0, (nuint)j);
+            var fa = (Avx512F.ConvertToVector512Single(aSigned ? Avx512F.ConvertToVector512Int32(ab.AsSByte()) : Avx512F.ConvertToVector512Int32(ab)) - za5) * sa5;
+            Vector512<float> fb;
+            if (quantizedB)
+            {
+                var bb = Vector128.LoadUnsafe(ref bq0, (nuint)j);
+                fb = (Avx512F.ConvertToVector512Single(bSigned ? Avx512F.ConvertToVector512Int32(bb.AsSByte()) : Avx512F.ConvertToVector512Int32(bb)) - zb5) * sb5;
+            }
+            else fb = Vector512.LoadUnsafe(ref bf0, (nuint)j);
+            var s = fa + fb;
+            if (!Vector512.EqualsAll(s, s)) return j; // NaN: let the scalar loop define it
+            if (relu) s = Avx512F.Max(s, Vector512<float>.Zero);
+            var r = Avx512F.RoundScale(Avx512F.Divide(s, ys5), 0x08) + zy5;
+            r = Avx512F.Min(Avx512F.Max(r, lo5), hi5);
+            Avx512F.ConvertToVector128Byte(Avx512F.ConvertToVector512Int32WithTruncation(r)).StoreUnsafe(ref y0, (nuint)j);
+        }
+        return j;
+    }
 }

@@ -15,7 +15,8 @@ namespace TinyOps.Engine.Runtime.Fusion;
 /// Conditions: every intermediate value has exactly that one consumer and is not a graph output; the scales and
 /// zero points are one-element initializers (per-tensor quantization); the Add's other input is a float32
 /// initializer or a value computed in the graph (the fused node takes the Add's place in the order, after both
-/// addends; of two DequantizeLinear addends the first is fused, the other runs as before); DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
+/// addends; of two DequantizeLinear addends the first leads the chain and the second is fused as well when the Add
+/// is its only reader, so both addends are read as bytes); DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
 /// and Relu none, and the model's opset is at least 10 (numpy broadcasting for Add). The fused node keeps the op type
 /// DequantizeLinear with the internal attribute <see cref="DequantizeChainKernel.StepsAttribute"/>, which the
 /// registered DequantizeLinear factory sends to the fused kernel. As with <see cref="ActivationFusion"/>, the
@@ -51,6 +52,10 @@ internal static class DequantizeChainFusion
         }
         var outputs = new HashSet<string>(StringComparer.Ordinal);
         foreach (var o in graph.Outputs) outputs.Add(o.Name);
+        var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes)
+            foreach (var o in node.Outputs)
+                if (o.Length > 0) producers[o] = node;
 
         Node? SoleConsumer(string value)
         {
@@ -98,14 +103,25 @@ internal static class DequantizeChainFusion
                 last = q.Outputs[0];
             }
 
-            string steps = (relu ? "AddRelu" : "Add") + (q is not null ? "Quantize" : "");
+            // the other addend from a per-tensor DequantizeLinear read by this Add only (a residual of a quantized
+            // graph): fused too, so both addends are read as bytes
+            Node? bdq = null;
+            if (producers.TryGetValue(bias, out var bp) && bp != dq && bp.IsDefaultDomain && bp.OpType == "DequantizeLinear"
+                && !bp.HasAttribute(DequantizeChainKernel.StepsAttribute) && bp.Inputs.Count is 2 or 3 && bp.Outputs.Count == 1 && OnlyAxis(bp)
+                && IsScalarConstant(graph, bp.Inputs[1], DataType.Float32) && (!bp.HasInput(2) || IsScalarConstant(graph, bp.Inputs[2], null))
+                && SoleConsumer(bias) == add && !(removed?.Contains(bp) ?? false) && !(replaced?.ContainsKey(bp) ?? false))
+                bdq = bp;
+
+            string steps = (bdq is not null ? "Q" : "") + (relu ? "AddRelu" : "Add") + (q is not null ? "Quantize" : "");
             var fused = new Node
             {
                 Name = (dq.Name.Length > 0 ? dq.Name : "DequantizeLinear") + "+" + string.Join("+", chain.Select(n => n.OpType)),
                 OpType = "DequantizeLinear",
                 Domain = dq.Domain,
-                Inputs = [dq.Inputs[0], dq.Inputs[1], dq.HasInput(2) ? dq.Inputs[2] : "", bias,
-                          q?.Inputs[1] ?? "", q is not null && q.HasInput(2) ? q.Inputs[2] : ""],
+                Inputs = bdq is null
+                    ? [dq.Inputs[0], dq.Inputs[1], dq.HasInput(2) ? dq.Inputs[2] : "", bias, q?.Inputs[1] ?? "", q is not null && q.HasInput(2) ? q.Inputs[2] : ""]
+                    : [dq.Inputs[0], dq.Inputs[1], dq.HasInput(2) ? dq.Inputs[2] : "", bdq.Inputs[0], q?.Inputs[1] ?? "", q is not null && q.HasInput(2) ? q.Inputs[2] : "",
+                       bdq.Inputs[1], bdq.HasInput(2) ? bdq.Inputs[2] : ""],
                 Outputs = [last],
                 DocString = dq.DocString,
                 Index = dq.Index,
@@ -115,6 +131,7 @@ internal static class DequantizeChainFusion
             (replaced ??= [])[add] = fused;
             removed ??= [];
             removed.Add(dq);
+            if (bdq is not null) removed.Add(bdq);
             foreach (var n in chain) if (n != add) removed.Add(n);
         }
         return GraphRewrite.Apply(graph, replaced, removed);
