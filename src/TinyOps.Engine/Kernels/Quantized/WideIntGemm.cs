@@ -208,9 +208,9 @@ internal static class WideIntGemm
                 int rows = Math.Min(MR, m - i0);
                 if (rows == 1) // a single row (a matrix-vector product): skip the three padding rows of the block
                 {
-                    if (cols > 16) TileRow<TS, TC, V3, R1>(ref ablock, ref panel, kq, i0, j0, cols, e);
-                    else if (cols > 8) TileRow<TS, TC, V2, R1>(ref ablock, ref panel, kq, i0, j0, cols, e);
-                    else TileRow<TS, TC, V1, R1>(ref ablock, ref panel, kq, i0, j0, cols, e);
+                    if (cols > 16) Tile<TS, TC, V3, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
+                    else if (cols > 8) Tile<TS, TC, V2, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
+                    else Tile<TS, TC, V1, R1>(ref ablock, ref panel, kq, i0, 1, j0, cols, e);
                 }
                 else if (cols > 16) Tile<TS, TC, V3, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
                 else if (cols > 8) Tile<TS, TC, V2, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
@@ -252,9 +252,9 @@ internal static class WideIntGemm
             int cols = Math.Min(NR, n - j0);
             ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
             ref byte row = ref MemoryMarshal.GetReference(a);
-            if (cols > 16) TileRow<TS, TC, V3, R1Raw>(ref row, ref panel, kq, 0, j0, cols, e);
-            else if (cols > 8) TileRow<TS, TC, V2, R1Raw>(ref row, ref panel, kq, 0, j0, cols, e);
-            else TileRow<TS, TC, V1, R1Raw>(ref row, ref panel, kq, 0, j0, cols, e);
+            if (cols > 16) Tile<TS, TC, V3, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
+            else if (cols > 8) Tile<TS, TC, V2, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
+            else Tile<TS, TC, V1, R1Raw>(ref row, ref panel, kq, 0, 1, j0, cols, e);
         }
     }
 
@@ -287,7 +287,39 @@ internal static class WideIntGemm
         var c30 = Vector256.Create(Unsafe.Add(ref init, Math.Min(3, last))); var c31 = c30; var c32 = c30;
         int aStep = TR.AStep;
         int bStep = TV.Count * 32;
-        for (int q = 0; q < kq; q++)
+        int q = 0;
+        if (!TR.All)
+        {
+            // one row: four quads a step into four sets of accumulators, so the dependency chains are a quarter as
+            // long (a matrix-vector product is otherwise bound by vpdpbusd's latency); int32 sums wrap, so the
+            // order of addition does not change the result
+            c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector256<int>.Zero;
+            for (; q + 4 <= kq; q += 4)
+            {
+                var a = Broadcast(ref ap, 0);
+                c00 = Dot<TS>(c00, Vector256.LoadUnsafe(ref bp), a);
+                if (TV.Count > 1) c01 = Dot<TS>(c01, Vector256.LoadUnsafe(ref bp, 32), a);
+                if (TV.Count > 2) c02 = Dot<TS>(c02, Vector256.LoadUnsafe(ref bp, 64), a);
+                a = Broadcast(ref ap, aStep);
+                c10 = Dot<TS>(c10, Vector256.LoadUnsafe(ref bp, (nuint)bStep), a);
+                if (TV.Count > 1) c11 = Dot<TS>(c11, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 32), a);
+                if (TV.Count > 2) c12 = Dot<TS>(c12, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 64), a);
+                a = Broadcast(ref ap, 2 * aStep);
+                c20 = Dot<TS>(c20, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep)), a);
+                if (TV.Count > 1) c21 = Dot<TS>(c21, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 32), a);
+                if (TV.Count > 2) c22 = Dot<TS>(c22, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 64), a);
+                a = Broadcast(ref ap, 3 * aStep);
+                c30 = Dot<TS>(c30, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep)), a);
+                if (TV.Count > 1) c31 = Dot<TS>(c31, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 32), a);
+                if (TV.Count > 2) c32 = Dot<TS>(c32, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 64), a);
+                ap = ref Unsafe.Add(ref ap, 4 * aStep);
+                bp = ref Unsafe.Add(ref bp, 4 * bStep);
+            }
+            c00 += c10 + c20 + c30;
+            c01 += c11 + c21 + c31;
+            c02 += c12 + c22 + c32;
+        }
+        for (; q < kq; q++)
         {
             var b0 = Vector256.LoadUnsafe(ref bp);
             var b1 = TV.Count > 1 ? Vector256.LoadUnsafe(ref bp, 32) : default;
@@ -306,22 +338,6 @@ internal static class WideIntGemm
             ap = ref Unsafe.Add(ref ap, aStep);
             bp = ref Unsafe.Add(ref bp, bStep);
         }
-        // the sums leave the registers here: the epilogue may call out, and with sums live across a call the register
-        // allocator spilled every accumulator inside the loop above (a store and a load per vpdpbusd)
-        var s = new Sums { C00 = c00, C01 = c01, C02 = c02, C10 = c10, C11 = c11, C12 = c12, C20 = c20, C21 = c21, C22 = c22, C30 = c30, C31 = c31, C32 = c32 };
-        TileEpilogue<TC, TV, TR>(ref s, kq, i0, rows, j0, cols, in e);
-    }
-
-    /// <summary>A tile's 12 accumulators, handed from the k loop to the epilogue in memory.</summary>
-    private struct Sums
-    {
-        public Vector256<int> C00, C01, C02, C10, C11, C12, C20, C21, C22, C30, C31, C32;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void TileEpilogue<TC, TV, TR>(ref Sums s, int kq, int i0, int rows, int j0, int cols, in Epilogue e)
-        where TC : struct, IClamp where TV : struct, IVectors where TR : struct, IRows
-    {
         // the epilogue's parameters, read once per tile (through `e` every access would be a reload)
         int ldy = e.Ldy;
         ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i0 * ldy + j0);
@@ -330,73 +346,17 @@ internal static class WideIntGemm
         bool signed = e.Signed, hasZa = e.RowZa.Length > 0;
         ref int za = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowZa), i0) : ref Unsafe.NullRef<int>();
         ref int adj = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0) : ref Unsafe.NullRef<int>();
-        bool wide = kq <= WideEpilogueQuads;
-        StoreRow<TC, TV>(s.C00, s.C01, s.C02, mult, ref y, cols, zp, signed, hasZa ? za : 0, ref adj, wide);
+        StoreRow<TC, TV>(c00, c01, c02, mult, ref y, cols, zp, signed, hasZa ? za : 0, ref adj);
         if (!TR.All) return;
-        if (rows > 1) StoreRow<TC, TV>(s.C10, s.C11, s.C12, Unsafe.Add(ref mult, 1), ref Unsafe.Add(ref y, ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 1) : 0, ref adj, wide);
-        if (rows > 2) StoreRow<TC, TV>(s.C20, s.C21, s.C22, Unsafe.Add(ref mult, 2), ref Unsafe.Add(ref y, 2 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 2) : 0, ref adj, wide);
-        if (rows > 3) StoreRow<TC, TV>(s.C30, s.C31, s.C32, Unsafe.Add(ref mult, 3), ref Unsafe.Add(ref y, 3 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 3) : 0, ref adj, wide);
-    }
-
-    /// <summary>
-    /// One row of A (packed, or unpacked with <see cref="R1Raw"/>) against a panel: four quads a step into four sets of
-    /// accumulators, so the dependency chains are a quarter as long (a matrix-vector product is otherwise bound by
-    /// vpdpbusd's latency); int32 sums wrap, so the order of addition does not change the result. Kept apart from
-    /// <see cref="Tile"/>, whose register allocation the second loop shape would spoil.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileRow<TS, TC, TV, TR>(ref byte ap, ref byte bp, int kq, int i0, int j0, int cols, in Epilogue e)
-        where TS : struct, ISign where TC : struct, IClamp where TV : struct, IVectors where TR : struct, IRows
-    {
-        var c00 = Vector256.Create(e.RowInit[i0]); var c01 = c00; var c02 = c00;
-        Vector256<int> c10 = default, c11 = default, c12 = default, c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
-        int aStep = TR.AStep;
-        int bStep = TV.Count * 32;
-        int q = 0;
-        for (; q + 4 <= kq; q += 4)
-        {
-            var a = Broadcast(ref ap, 0);
-            c00 = Dot<TS>(c00, Vector256.LoadUnsafe(ref bp), a);
-            if (TV.Count > 1) c01 = Dot<TS>(c01, Vector256.LoadUnsafe(ref bp, 32), a);
-            if (TV.Count > 2) c02 = Dot<TS>(c02, Vector256.LoadUnsafe(ref bp, 64), a);
-            a = Broadcast(ref ap, aStep);
-            c10 = Dot<TS>(c10, Vector256.LoadUnsafe(ref bp, (nuint)bStep), a);
-            if (TV.Count > 1) c11 = Dot<TS>(c11, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 32), a);
-            if (TV.Count > 2) c12 = Dot<TS>(c12, Vector256.LoadUnsafe(ref bp, (nuint)bStep + 64), a);
-            a = Broadcast(ref ap, 2 * aStep);
-            c20 = Dot<TS>(c20, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep)), a);
-            if (TV.Count > 1) c21 = Dot<TS>(c21, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 32), a);
-            if (TV.Count > 2) c22 = Dot<TS>(c22, Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep) + 64), a);
-            a = Broadcast(ref ap, 3 * aStep);
-            c30 = Dot<TS>(c30, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep)), a);
-            if (TV.Count > 1) c31 = Dot<TS>(c31, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 32), a);
-            if (TV.Count > 2) c32 = Dot<TS>(c32, Vector256.LoadUnsafe(ref bp, (nuint)(3 * bStep) + 64), a);
-            ap = ref Unsafe.Add(ref ap, 4 * aStep);
-            bp = ref Unsafe.Add(ref bp, 4 * bStep);
-        }
-        for (; q < kq; q++)
-        {
-            var a = Broadcast(ref ap, 0);
-            c00 = Dot<TS>(c00, Vector256.LoadUnsafe(ref bp), a);
-            if (TV.Count > 1) c01 = Dot<TS>(c01, Vector256.LoadUnsafe(ref bp, 32), a);
-            if (TV.Count > 2) c02 = Dot<TS>(c02, Vector256.LoadUnsafe(ref bp, 64), a);
-            ap = ref Unsafe.Add(ref ap, aStep);
-            bp = ref Unsafe.Add(ref bp, bStep);
-        }
-        c00 += c10 + c20 + c30;
-        c01 += c11 + c21 + c31;
-        c02 += c12 + c22 + c32;
-        int ldy = e.Ldy;
-        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), i0 * ldy + j0);
-        bool hasZa = e.RowZa.Length > 0;
-        ref int adj = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0) : ref Unsafe.NullRef<int>();
-        StoreRow<TC, TV>(c00, c01, c02, e.RowMult[i0], ref y, cols, Vector128.Create(e.YZero), e.Signed, hasZa ? e.RowZa[i0] : 0, ref adj, kq <= WideEpilogueQuads);
+        if (rows > 1) StoreRow<TC, TV>(c10, c11, c12, Unsafe.Add(ref mult, 1), ref Unsafe.Add(ref y, ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 1) : 0, ref adj);
+        if (rows > 2) StoreRow<TC, TV>(c20, c21, c22, Unsafe.Add(ref mult, 2), ref Unsafe.Add(ref y, 2 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 2) : 0, ref adj);
+        if (rows > 3) StoreRow<TC, TV>(c30, c31, c32, Unsafe.Add(ref mult, 3), ref Unsafe.Add(ref y, 3 * ldy), cols, zp, signed, hasZa ? Unsafe.Add(ref za, 3) : 0, ref adj);
     }
 
     /// <summary>Requantizes one row of a tile into y (za ≠ 0: minus za·(Σ_k B − K·zb) per column first, from adj).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow<TC, TV>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, ref byte y, int cols,
-        Vector128<int> zp, bool signed, int za, ref int adj, bool wide)
+        Vector128<int> zp, bool signed, int za, ref int adj)
         where TC : struct, IClamp where TV : struct, IVectors
     {
         if (za != 0)
@@ -406,35 +366,10 @@ internal static class WideIntGemm
             if (TV.Count > 1) v1 -= z * Vector256.LoadUnsafe(ref adj, 8);
             if (TV.Count > 2) v2 -= z * Vector256.LoadUnsafe(ref adj, 16);
         }
-        // ymm only where the products are long: on Intel cores 512-bit instructions among the vpdpbusd close port 1's
-        // vector unit and halve their throughput; short products (few quads) are bound by this epilogue instead, where
-        // one zmm for 16 sums halves the work
-        if (TV.Count > 1 && wide)
-        {
-            Emit16<TC>(v0, v1, mult, Vector512.Create(zp.ToScalar()), signed, ref y, cols);
-            if (TV.Count > 2) Emit8<TC>(v2, mult, zp, signed, ref Unsafe.Add(ref y, 16), cols - 16);
-            return;
-        }
+        // ymm only: on Intel cores 512-bit instructions among the vpdpbusd close port 1's vector unit and halve their throughput
         Emit8<TC>(v0, mult, zp, signed, ref y, cols);
         if (TV.Count > 1) Emit8<TC>(v1, mult, zp, signed, ref Unsafe.Add(ref y, 8), cols - 8);
         if (TV.Count > 2) Emit8<TC>(v2, mult, zp, signed, ref Unsafe.Add(ref y, 16), cols - 16);
-    }
-
-    /// <summary>Products of at most this many quads requantize 16 sums a zmm (see StoreRow); longer ones stay on ymm.</summary>
-    internal static int WideEpilogueQuads = 8;
-
-    /// <summary>Requantizes 16 sums (two vectors) as one zmm and writes the first <paramref name="valid"/> (9 or more) of them.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Emit16<TC>(Vector256<int> lo, Vector256<int> hi, float mult, Vector512<int> zp, bool signed, ref byte dst, int valid) where TC : struct, IClamp
-    {
-        var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Vector512.Create(lo, hi)), Vector512.Create(mult));
-        if (TC.Clamps) f = Avx512F.Min(Avx512F.Max(f, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
-        var r = Avx512F.ConvertToVector512Int32(f) + zp;
-        var b = signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
-                       : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
-        if (valid >= 16) { b.StoreUnsafe(ref dst); return; }
-        Unsafe.WriteUnaligned(ref dst, b.AsUInt64().ToScalar());
-        WriteTail(b.AsUInt64().GetElement(1), ref Unsafe.Add(ref dst, 8), valid - 8);
     }
 
     /// <summary>Clamp for scaled sums that might leave int32 (<see cref="Clamped"/>'s case): any such value saturates.</summary>
