@@ -191,26 +191,9 @@ internal static unsafe class DepthwiseConv
         if (KH == 3)
         {
             float* r0 = rows[0], r1 = rows[1], r2 = rows[2];
-            var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
-            var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
-            var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
+            var w = new Taps9(wk);
             for (int j = 0; j < n; j += 16)
-            {
-                float* q0 = r0 + 2 * j, q1 = r1 + 2 * j, q2 = r2 + 2 * j;
-                var a = Vector512.Load(q0); var b = Vector512.Load(q0 + 16); var c = Vector512.Load(q0 + 2); var d = Vector512.Load(q0 + 18);
-                var acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
-                acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, io, b), acc0);
-                acc0 = Vector512.FusedMultiplyAdd(w2, Avx512F.PermuteVar16x32x2(c, ie, d), acc0);
-                a = Vector512.Load(q1); b = Vector512.Load(q1 + 16); c = Vector512.Load(q1 + 2); d = Vector512.Load(q1 + 18);
-                var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w3;
-                acc1 = Vector512.FusedMultiplyAdd(w4, Avx512F.PermuteVar16x32x2(a, io, b), acc1);
-                acc1 = Vector512.FusedMultiplyAdd(w5, Avx512F.PermuteVar16x32x2(c, ie, d), acc1);
-                a = Vector512.Load(q2); b = Vector512.Load(q2 + 16); c = Vector512.Load(q2 + 2); d = Vector512.Load(q2 + 18);
-                var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w6;
-                acc2 = Vector512.FusedMultiplyAdd(w7, Avx512F.PermuteVar16x32x2(a, io, b), acc2);
-                acc2 = Vector512.FusedMultiplyAdd(w8, Avx512F.PermuteVar16x32x2(c, ie, d), acc2);
-                Vector512.Store(TAct.Apply(acc0 + (acc1 + acc2), in act), o + j);
-            }
+                Vector512.Store(TAct.Apply(Pairs3x3(r0 + 2 * j, r1 + 2 * j, r2 + 2 * j, in w, bv, ie, io), in act), o + j);
             return;
         }
         for (int j = 0; j < n; j += 16)
@@ -278,9 +261,8 @@ internal static unsafe class DepthwiseConv
         float* y = st.Y + (long)p * s.OutSize;
         float* wk = st.W + (long)c * 9;
         float bias = st.Bias != null ? st.Bias[c] : 0f;
-        var w0 = Vector512.Create(wk[0]); var w1 = Vector512.Create(wk[1]); var w2 = Vector512.Create(wk[2]);
-        var w3 = Vector512.Create(wk[3]); var w4 = Vector512.Create(wk[4]); var w5 = Vector512.Create(wk[5]);
-        var w6 = Vector512.Create(wk[6]); var w7 = Vector512.Create(wk[7]); var w8 = Vector512.Create(wk[8]);
+        var taps = new Taps9(wk);
+        var (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps.W0, taps.W1, taps.W2, taps.W3, taps.W4, taps.W5, taps.W6, taps.W7, taps.W8);
         var bv = Vector512.Create(bias);
         ref readonly var act = ref st.Act;
         int tail = OW & 15;
@@ -317,20 +299,7 @@ internal static unsafe class DepthwiseConv
             {
                 for (int ox = 0; ox < OW; ox += 16)
                 {
-                    float* q0 = r0 + 2 * ox, q1 = r1 + 2 * ox, q2 = r2 + 2 * ox;
-                    var a = Vector512.Load(q0); var b = Vector512.Load(q0 + 16); var c2 = Vector512.Load(q0 + 2); var d = Vector512.Load(q0 + 18);
-                    var acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
-                    acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, io, b), acc0);
-                    acc0 = Vector512.FusedMultiplyAdd(w2, Avx512F.PermuteVar16x32x2(c2, ie, d), acc0);
-                    a = Vector512.Load(q1); b = Vector512.Load(q1 + 16); c2 = Vector512.Load(q1 + 2); d = Vector512.Load(q1 + 18);
-                    var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w3;
-                    acc1 = Vector512.FusedMultiplyAdd(w4, Avx512F.PermuteVar16x32x2(a, io, b), acc1);
-                    acc1 = Vector512.FusedMultiplyAdd(w5, Avx512F.PermuteVar16x32x2(c2, ie, d), acc1);
-                    a = Vector512.Load(q2); b = Vector512.Load(q2 + 16); c2 = Vector512.Load(q2 + 2); d = Vector512.Load(q2 + 18);
-                    var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w6;
-                    acc2 = Vector512.FusedMultiplyAdd(w7, Avx512F.PermuteVar16x32x2(a, io, b), acc2);
-                    acc2 = Vector512.FusedMultiplyAdd(w8, Avx512F.PermuteVar16x32x2(c2, ie, d), acc2);
-                    var v = TAct.Apply(acc0 + (acc1 + acc2), in act);
+                    var v = TAct.Apply(Pairs3x3(r0 + 2 * ox, r1 + 2 * ox, r2 + 2 * ox, in taps, bv, ie, io), in act);
                     if (ox < full) Vector512.Store(v, yr + ox);
                     else Avx512F.MaskStore(yr + ox, tailMask, v);
                 }
@@ -356,6 +325,42 @@ internal static unsafe class DepthwiseConv
             for (; i < IW; i++) dst[i] = src[i];
         }
         return d;
+    }
+
+    /// <summary>The nine weights of a 3 x 3 filter, each broadcast to a Vector512.</summary>
+    private readonly struct Taps9
+    {
+        public readonly Vector512<float> W0, W1, W2, W3, W4, W5, W6, W7, W8;
+
+        public Taps9(float* wk)
+        {
+            W0 = Vector512.Create(wk[0]); W1 = Vector512.Create(wk[1]); W2 = Vector512.Create(wk[2]);
+            W3 = Vector512.Create(wk[3]); W4 = Vector512.Create(wk[4]); W5 = Vector512.Create(wk[5]);
+            W6 = Vector512.Create(wk[6]); W7 = Vector512.Create(wk[7]); W8 = Vector512.Create(wk[8]);
+        }
+    }
+
+    /// <summary>
+    /// 16 outputs of a 3 x 3, stride 2 filter over three padded rows (q_r at twice the first output's column): output
+    /// j of kernel row r takes q_r[2j], q_r[2j + 1], q_r[2j + 2], the even and odd values of two vector loads split by
+    /// one permute each; one partial sum per kernel row, added at the end.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Pairs3x3(float* q0, float* q1, float* q2, in Taps9 w, Vector512<float> bias, Vector512<int> ie, Vector512<int> io)
+    {
+        var a = Vector512.Load(q0); var b = Vector512.Load(q0 + 16); var c = Vector512.Load(q0 + 2); var d = Vector512.Load(q0 + 18);
+        var acc0 = Vector512.FusedMultiplyAdd(w.W0, Avx512F.PermuteVar16x32x2(a, ie, b), bias);
+        acc0 = Vector512.FusedMultiplyAdd(w.W1, Avx512F.PermuteVar16x32x2(a, io, b), acc0);
+        acc0 = Vector512.FusedMultiplyAdd(w.W2, Avx512F.PermuteVar16x32x2(c, ie, d), acc0);
+        a = Vector512.Load(q1); b = Vector512.Load(q1 + 16); c = Vector512.Load(q1 + 2); d = Vector512.Load(q1 + 18);
+        var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w.W3;
+        acc1 = Vector512.FusedMultiplyAdd(w.W4, Avx512F.PermuteVar16x32x2(a, io, b), acc1);
+        acc1 = Vector512.FusedMultiplyAdd(w.W5, Avx512F.PermuteVar16x32x2(c, ie, d), acc1);
+        a = Vector512.Load(q2); b = Vector512.Load(q2 + 16); c = Vector512.Load(q2 + 2); d = Vector512.Load(q2 + 18);
+        var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w.W6;
+        acc2 = Vector512.FusedMultiplyAdd(w.W7, Avx512F.PermuteVar16x32x2(a, io, b), acc2);
+        acc2 = Vector512.FusedMultiplyAdd(w.W8, Avx512F.PermuteVar16x32x2(c, ie, d), acc2);
+        return acc0 + (acc1 + acc2);
     }
 
     [ThreadStatic] private static float[]? t_blocked;

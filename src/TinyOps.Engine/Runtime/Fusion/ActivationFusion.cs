@@ -19,22 +19,8 @@ internal static class ActivationFusion
     {
         if (!ReferenceEquals(registry, KernelRegistry.Default)) return graph;
         int opset = model.DefaultOpset;
-        var consumers = new Dictionary<string, int>(StringComparer.Ordinal);
-        var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
-        foreach (var node in graph.Nodes)
-        {
-            foreach (var i in node.Inputs)
-                if (i.Length > 0) consumers[i] = consumers.GetValueOrDefault(i) + 1;
-            foreach (var a in node.Attributes.Values)
-            {
-                if (a.Kind == AttributeKind.Graph && a.Graph is not null)
-                    foreach (var f in CompiledGraph.FreeVariables(a.Graph)) consumers[f] = consumers.GetValueOrDefault(f) + 2;
-                if (a.Kind == AttributeKind.Graphs) return graph; // keep it simple: no rewrite around graph lists
-            }
-            foreach (var o in node.Outputs) if (o.Length > 0) producers[o] = node;
-        }
-        var outputs = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var o in graph.Outputs) outputs.Add(o.Name);
+        if (GraphRewrite.Index(graph) is not { } index) return graph;
+        var (consumers, producers, outputs) = (index.Consumers, index.Producers, index.Outputs);
 
         Dictionary<Node, Node>? replaced = null;
         HashSet<Node>? removed = null;

@@ -30,4 +30,37 @@ internal static class GraphRewrite
             DocString = graph.DocString,
         };
     }
+
+    /// <summary>
+    /// Who reads and who writes each value of a graph, for the fusions: consumer counts (a value read inside a
+    /// subgraph counts two more, so it is never fused away), producers, and the graph's outputs. Null when a node
+    /// carries a list of graphs (no rewrite around those).
+    /// </summary>
+    public static ValueIndex? Index(Graph graph)
+    {
+        var consumers = new Dictionary<string, int>(StringComparer.Ordinal);
+        var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes)
+        {
+            foreach (var i in node.Inputs)
+                if (i.Length > 0) consumers[i] = consumers.GetValueOrDefault(i) + 1;
+            foreach (var a in node.Attributes.Values)
+            {
+                if (a.Kind == AttributeKind.Graph && a.Graph is not null)
+                    foreach (var f in CompiledGraph.FreeVariables(a.Graph)) consumers[f] = consumers.GetValueOrDefault(f) + 2;
+                if (a.Kind == AttributeKind.Graphs) return null;
+            }
+            foreach (var o in node.Outputs) if (o.Length > 0) producers[o] = node;
+        }
+        var outputs = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var o in graph.Outputs) outputs.Add(o.Name);
+        return new ValueIndex(consumers, producers, outputs);
+    }
+
+    /// <summary>See <see cref="Index"/>.</summary>
+    public sealed record ValueIndex(Dictionary<string, int> Consumers, Dictionary<string, Node> Producers, HashSet<string> Outputs)
+    {
+        /// <summary>The value is read by exactly one node and is not a graph output: fusing its producer away loses nothing.</summary>
+        public bool ReadOnlyOnce(string value) => value.Length > 0 && !Outputs.Contains(value) && Consumers.GetValueOrDefault(value) == 1;
+    }
 }
