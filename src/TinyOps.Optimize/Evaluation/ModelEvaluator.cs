@@ -54,8 +54,9 @@ public static class ModelEvaluator
         if (options.DataSet is { } ds)
         {
             var test = sets.Test(ds);
+            CheckShape(session, test, name);
             evaluated = Math.Min(test.Count, options.Limit ?? test.Count);
-            accuracy = Evaluator.Accuracy(session, test, evaluated, options.Batch, progress).Accuracy;
+            accuracy = test.Accuracy(session, evaluated, options.Batch, progress).Accuracy;
         }
         return new ModelEvaluation
         {
@@ -72,6 +73,19 @@ public static class ModelEvaluator
             LatencyRuns = options.LatencyRuns,
             WeightSparsity = WeightSparsity(model),
         };
+    }
+
+    /// <summary>Refuses a set whose samples do not have the shape the model's input takes (after the batch dimension).</summary>
+    private static void CheckShape(InferenceSession session, LabelledSet set, string name)
+    {
+        if (session.Inputs.Count != 1) return; // the evaluator says so
+        var input = session.Inputs[0];
+        if (input.Shape is not { } shape) return;
+        bool matches = shape.Length == set.SampleShape.Length + 1;
+        for (int i = 1; matches && i < shape.Length; i++)
+            matches = !shape[i].IsKnown || shape[i].Value == set.SampleShape[i - 1];
+        if (!matches)
+            throw new ArgumentException($"{set.Description} holds samples of shape {ShapeUtil.Format(set.SampleShape)}, but {name}'s input '{input.Name}' takes {input.ShapeText} (batch first); evaluate it on a set of its input's shape");
     }
 
     /// <summary>
