@@ -3,7 +3,6 @@ using TinyOps.Cli.Api;
 using TinyOps.Engine;
 using TinyOps.Engine.Kernels;
 using TinyOps.Protocol.Devices;
-using TinyOps.Simulator;
 
 namespace TinyOps.EndToEnd.Tests;
 
