@@ -98,7 +98,7 @@ public static class VariantChooser
         if (AccuracyOf(v) != AccuracyOf(best))
             return double.IsNegativeInfinity(AccuracyOf(v)) ? "no accuracy measured" : $"accuracy {F(AccuracyOf(v))} < {F(AccuracyOf(best))}";
         if (LatencyOf(v) != LatencyOf(best))
-            return double.IsPositiveInfinity(LatencyOf(v)) ? "no latency measured" : $"latency {Us(LatencyOf(v))} > {Us(LatencyOf(best))}";
+            return double.IsPositiveInfinity(LatencyOf(v)) ? "no latency measured" : $"latency {F(LatencyOf(v))} us > {F(LatencyOf(best))} us";
         if (v.Metadata.PlannedPeakBytes != best.Metadata.PlannedPeakBytes)
             return $"planned peak {Compatibility.Bytes(v.Metadata.PlannedPeakBytes)} > {Compatibility.Bytes(best.Metadata.PlannedPeakBytes)}";
         return "ties, ordered by id";
@@ -108,7 +108,7 @@ public static class VariantChooser
     {
         var parts = new List<string>();
         if (v.Metrics.TryGetValue(Accuracy, out double a)) parts.Add($"accuracy {F(a)}");
-        if (v.Metrics.TryGetValue(LatencyUs, out double l)) parts.Add($"latency {Us(l)}");
+        if (v.Metrics.TryGetValue(LatencyUs, out double l)) parts.Add($"latency {F(l)} us");
         if (DeviceLatencyOf(v, cls) is { } est) parts.Add($"estimated {Us(est)} on {cls}" + (budget is { } b ? $" within the {Us(b)} budget" : ""));
         parts.Add($"planned peak {Compatibility.Bytes(v.Metadata.PlannedPeakBytes)}");
         return $" ({string.Join(", ", parts)})";
