@@ -6,7 +6,8 @@ using TinyOps.Server.Fleet;
 namespace TinyOps.Server.Deployments;
 
 /// <summary>
-/// Picks, for one device, the best evaluated variant that fits: among the version's accepted variants that pass
+/// Picks, for one device, the best evaluated variant that fits: among the version's accepted variants meant for the
+/// device's class (a recipe variant lists the classes it targets; the base and hand-registered variants are for any) that pass
 /// <see cref="Compatibility.Check"/> (operators, RAM, storage) and the deployment's latency budget for the device's
 /// class (the variant's estimated latency on that class, from its evaluation), the highest metrics["accuracy"] (when
 /// present), then the lowest metrics["latency_us"] (measured here; a recipe job scales every variant of a version to a
@@ -38,6 +39,11 @@ public static class VariantChooser
             if (v.Status != "accepted")
             {
                 notes[v.Id] = $"{Label(v)} is {v.Status}" + (string.IsNullOrEmpty(v.StatusReason) ? "" : $" ({v.StatusReason})");
+                continue;
+            }
+            if (v.Lineage?.Targets is { Count: > 0 } targets && !targets.Contains(cls, StringComparer.Ordinal))
+            {
+                notes[v.Id] = $"{Label(v)} is not meant for this class: its recipe targets {string.Join(", ", targets)}, not {(cls.Length == 0 ? "(no class)" : cls)}";
                 continue;
             }
             var reasons = Compatibility.Check(caps, reported, v);

@@ -109,4 +109,18 @@ public sealed class VariantChooserTests
         Assert.True(best > 0 && pend > best && low > pend, c.Reason);
         Assert.Null(VariantChooser.Choose(Class("phone"), null, [rejected]).Variant);
     }
+
+    [Fact]
+    public void ARecipeVariantIsOnlyForTheClassesItTargets()
+    {
+        var int8 = E("var_int8", accuracy: 0.90, latencyHere: 7, m4Us: 8_100, phoneUs: 110) with
+        {
+            Lineage = new VariantLineageDto { Targets = ["cortex-m4", "cortex-m0"] },
+        };
+        var fp32 = E("var_base", accuracy: 0.88, latencyHere: 11, m4Us: 12_700, phoneUs: 170); // no lineage: for any class
+        var phone = VariantChooser.Choose(Class("phone"), null, [int8, fp32]);
+        Assert.Equal("var_base", phone.Variant?.Id);
+        Assert.Contains("var_int8 (var_int8) is not meant for this class: its recipe targets cortex-m4, cortex-m0, not phone", phone.Reason);
+        Assert.Equal("var_int8", VariantChooser.Choose(Class("cortex-m4"), null, [int8, fp32]).Variant?.Id);
+    }
 }

@@ -138,22 +138,26 @@ public sealed class RecipeJobTests
         Assert.Equal(int8.Id, m0Target.VariantId);
         Assert.Contains($"{baseVariant.Id} (base) does not fit: planned peak memory 30.6 KiB exceeds the device's RAM 16.0 KiB", m0Target.Reason);
         Assert.Contains($"{pruned.Id} (pruned-90) is rejected (accuracy dropped", m0Target.Reason);
-        var best = new[] { baseVariant, int8 }.OrderByDescending(v => v.Metrics["accuracy"]).ThenBy(v => v.Metrics["latency_us"]).First();
-        Assert.Equal(best.Id, d.Targets.Single(t => t.DeviceId == phone.Id).VariantId);
+        // int8 targets the microcontroller classes only, so the phone gets the base model.
+        var phoneChoice = d.Targets.Single(t => t.DeviceId == phone.Id);
+        Assert.Equal(baseVariant.Id, phoneChoice.VariantId);
+        Assert.Contains($"{int8.Id} (int8) is not meant for this class: its recipe targets cortex-m4, cortex-m0, not phone", phoneChoice.Reason);
 
-        // A latency budget on the phone class that only the fastest accepted variant meets.
-        var fastest = new[] { baseVariant, int8 }.OrderBy(v => v.Evaluation!.DeviceLatencyUs["phone"]).First();
+        // A latency budget on the Cortex-M4 class that only the faster of base and int8 meets.
+        var m4 = await Seed.DeviceAsync(db, P, "m4", Seed.Class("cortex-m4", 256 * Seed.KiB, 1024 * Seed.KiB), "m4");
+        var fastest = new[] { baseVariant, int8 }.OrderBy(v => v.Evaluation!.DeviceLatencyUs["cortex-m4"]).First();
         var slowest = new[] { baseVariant, int8 }.Single(v => v.Id != fastest.Id);
-        double budget = fastest.Evaluation!.DeviceLatencyUs["phone"];
+        double budget = fastest.Evaluation!.DeviceLatencyUs["cortex-m4"];
         var budgeted = await (await s.Admin.PostAsJsonAsync($"{Project}/deployments", new CreateDeploymentRequest
         {
-            Model = "fmnist", Version = "2", Selector = ["t"], CanaryPercent = 100, LatencyBudgetsUs = new Dictionary<string, double> { ["phone"] = budget },
+            Model = "fmnist", Version = "2", Selector = ["m4"], CanaryPercent = 100, LatencyBudgetsUs = new Dictionary<string, double> { ["cortex-m4"] = budget },
         }, ProtocolJsonOptions.Options)).ReadAsync<DeploymentDto>();
-        Assert.Equal(budget, budgeted.LatencyBudgetsUs["phone"]);
-        var phoneTarget = budgeted.Targets.Single(t => t.DeviceId == phone.Id);
-        Assert.Equal(fastest.Id, phoneTarget.VariantId);
-        if (slowest.Evaluation!.DeviceLatencyUs["phone"] > budget)
-            Assert.Contains($"{slowest.Id} ({slowest.Name}) does not fit: its estimated latency on phone", phoneTarget.Reason);
+        Assert.Equal(budget, budgeted.LatencyBudgetsUs["cortex-m4"]);
+        var m4Target = budgeted.Targets.Single(t => t.DeviceId == m4.Id);
+        Assert.Equal(fastest.Id, m4Target.VariantId);
+        Assert.Contains("within the", m4Target.Reason);
+        if (slowest.Evaluation!.DeviceLatencyUs["cortex-m4"] > budget)
+            Assert.Contains($"{slowest.Id} ({slowest.Name}) does not fit: its estimated latency on cortex-m4", m4Target.Reason);
         var refused = await s.Admin.PostAsJsonAsync($"{Project}/deployments", new CreateDeploymentRequest
         {
             Model = "fmnist", Version = "2", Selector = ["t"], LatencyBudgetsUs = new Dictionary<string, double> { ["phone"] = -5 },
