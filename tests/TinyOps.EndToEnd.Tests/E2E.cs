@@ -44,6 +44,27 @@ internal static class E2E
             InitialBackoff = TimeSpan.FromMilliseconds(100),
         });
 
+    /// <summary>Debian's Chromium, headless, driven by Microsoft.Playwright (no downloaded browser).</summary>
+    public static async Task<Microsoft.Playwright.IBrowser> ChromiumAsync(Microsoft.Playwright.IPlaywright playwright)
+    {
+        const string chromium = "/usr/bin/chromium";
+        Xunit.Assert.True(File.Exists(chromium), $"{chromium} is missing: apt-get install chromium (.ci/run does)");
+        return await playwright.Chromium.LaunchAsync(new Microsoft.Playwright.BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    /// <summary>Where the dashboard tests save their screenshots (TestResults/screenshots).</summary>
+    public static string ScreenshotFolder()
+    {
+        string shots = Path.Combine(RepoRoot, "TestResults", "screenshots");
+        Directory.CreateDirectory(shots);
+        return shots;
+    }
+
     /// <summary>Syncs every agent until the deployment settles or the deadline passes.</summary>
     public static async Task<Protocol.Management.DeploymentDto> RollOutAsync(TinyOpsClient client, string deploymentId, IReadOnlyList<DeviceAgent> agents, TimeSpan? timeout = null)
     {

