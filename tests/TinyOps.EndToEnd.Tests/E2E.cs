@@ -57,6 +57,28 @@ internal static class E2E
         });
     }
 
+    /// <summary>Runs the `tinyops` CLI (this test's copy of tinyops.dll) against a server; returns its exit code and output.</summary>
+    public static async Task<(int Exit, string Out, string Err)> CliAsync(string url, string token, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "tinyops.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["TINYOPS_URL"] = url;
+        psi.Environment["TINYOPS_TOKEN"] = token;
+        psi.Environment["TINYOPS_CONFIG"] = Path.Combine(Path.GetTempPath(), "tinyops-e2e-no-config.json");
+        psi.Environment["NO_COLOR"] = "1";
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
     /// <summary>Where the dashboard tests save their screenshots (TestResults/screenshots).</summary>
     public static string ScreenshotFolder()
     {

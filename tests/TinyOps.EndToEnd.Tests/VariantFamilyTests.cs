@@ -97,6 +97,30 @@ public sealed class VariantFamilyTests
         Assert.Equal("rejected", byName["pruned-90"].Status);
         Assert.Contains("never deployed", byName["pruned-90"].StatusReason);
 
+        // The same through the CLI.
+        string url = s.BaseUrl, admin = s.Server.AdminToken!;
+        var variants = await E2E.CliAsync(url, admin, "model", "variants", "fmnist");
+        Assert.True(variants.Exit == 0, variants.Err);
+        foreach (var v in version.Variants) Assert.Contains(v.Id, variants.Out);
+        Assert.Contains("est. cortex-m0", variants.Out);
+        Assert.Contains($"pruned-90 is rejected: {byName["pruned-90"].StatusReason}", variants.Out);
+        var jobs = await E2E.CliAsync(url, admin, "jobs");
+        Assert.True(jobs.Exit == 0, jobs.Err);
+        Assert.Contains(job.Id, jobs.Out);
+        Assert.Contains("succeeded", jobs.Out);
+        var get = await E2E.CliAsync(url, admin, "model", "recipe", "get", "fmnist");
+        Assert.Equal(Recipe + "\n", get.Out);
+        string badFile = Path.Combine(s.DataDirectory, "bad.yaml");
+        await File.WriteAllTextAsync(badFile, Recipe.Replace("fold-constants, remove-dead-nodes", "fold-constants, sharpen", StringComparison.Ordinal));
+        var bad = await E2E.CliAsync(url, admin, "model", "recipe", "set", "fmnist", badFile);
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains("unknown pass 'sharpen'", bad.Err);
+        Assert.Contains("[field: variants[0].passes[1]]", bad.Err);
+        var budgeted = await E2E.CliAsync(url, admin, "deploy", "fmnist", "--tag", "nobody", "--latency-budget", "cortex-m4=20ms", "--latency-budget", "*=0.5s");
+        Assert.True(budgeted.Exit == 0, budgeted.Err);
+        var recorded = (await client.DeploymentsAsync(p)).Single();
+        Assert.Equal(new Dictionary<string, double> { ["cortex-m4"] = 20_000, ["*"] = 500_000 }, recorded.LatencyBudgetsUs);
+
         // Two device classes, real agents: each gets the variant that fits it.
         var token = await client.CreateEnrollmentTokenAsync(p, 4, ["e2e"]);
         string states = Path.Combine(s.DataDirectory, "agents");
