@@ -14,6 +14,7 @@ root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(OptimizeCommand.Create());
+foreach (var c in OptimizationCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
 return root.Parse(args).Invoke();

@@ -71,6 +71,19 @@ namespace TinyOps.Protocol;
 [JsonSerializable(typeof(List<ClassLatencyDto>))]
 // end telemetry additions
 //
+// optimization additions
+[JsonSerializable(typeof(RecipeDto))]
+[JsonSerializable(typeof(CreateEvaluationSetRequest))]
+[JsonSerializable(typeof(EvaluationSetDto))]
+[JsonSerializable(typeof(List<EvaluationSetDto>))]
+[JsonSerializable(typeof(JobDto))]
+[JsonSerializable(typeof(List<JobDto>))]
+[JsonSerializable(typeof(VariantLineageDto))]
+[JsonSerializable(typeof(VariantEvaluationDto))]
+[JsonSerializable(typeof(Dictionary<string, int>))]
+[JsonSerializable(typeof(List<int>))]
+// end optimization additions
+//
 // agent additions
 [JsonSerializable(typeof(List<InferenceRecord>))]
 // end agent additions

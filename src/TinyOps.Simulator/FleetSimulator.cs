@@ -73,7 +73,7 @@ public sealed class FleetSimulator : IAsyncDisposable
                     },
                     Conditions = () => Conditions(profile, name),
                     HttpClient = http,
-                    LatencyScale = options.HostMacsPerSecond / profile.EffectiveMacsPerSecond,
+                    LatencyScale = profile.LatencyScale(options.HostMacsPerSecond),
                     InitialBackoff = TimeSpan.FromMilliseconds(200),
                     MaxBackoff = TimeSpan.FromSeconds(5),
                 });

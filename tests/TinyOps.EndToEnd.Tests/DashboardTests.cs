@@ -14,14 +14,10 @@ namespace TinyOps.EndToEnd.Tests;
 /// </summary>
 public sealed class DashboardTests
 {
-    private const string Chromium = "/usr/bin/chromium";
-
     [Fact]
     public async Task DemoCompletesAndTheDashboardShowsWhatTheApiSays()
     {
-        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install chromium (.ci/run does)");
-        string shots = Path.Combine(E2E.RepoRoot, "TestResults", "screenshots");
-        Directory.CreateDirectory(shots);
+        string shots = E2E.ScreenshotFolder();
         var images = TinyOps.Engine.Onnx.OnnxTensors.ReadPb(File.ReadAllBytes(Path.Combine(E2E.RepoRoot, "samples", "fmnist_cnn", "test_data_set_0", "input_0.pb")), "input_0.pb").ToArray<float>();
         var checkedPages = new List<string>();
 
@@ -47,12 +43,7 @@ public sealed class DashboardTests
     {
         using var client = new TinyOpsClient(server.BaseUrl, server.AdminToken);
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await E2E.ChromiumAsync(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 900 } });
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);

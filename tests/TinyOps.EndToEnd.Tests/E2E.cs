@@ -3,7 +3,6 @@ using TinyOps.Cli.Api;
 using TinyOps.Engine;
 using TinyOps.Engine.Kernels;
 using TinyOps.Protocol.Devices;
-using TinyOps.Simulator;
 
 namespace TinyOps.EndToEnd.Tests;
 
@@ -44,6 +43,49 @@ internal static class E2E
             LatencyScale = 10,
             InitialBackoff = TimeSpan.FromMilliseconds(100),
         });
+
+    /// <summary>Debian's Chromium, headless, driven by Microsoft.Playwright (no downloaded browser).</summary>
+    public static async Task<Microsoft.Playwright.IBrowser> ChromiumAsync(Microsoft.Playwright.IPlaywright playwright)
+    {
+        const string chromium = "/usr/bin/chromium";
+        Xunit.Assert.True(File.Exists(chromium), $"{chromium} is missing: apt-get install chromium (.ci/run does)");
+        return await playwright.Chromium.LaunchAsync(new Microsoft.Playwright.BrowserTypeLaunchOptions
+        {
+            ExecutablePath = chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    /// <summary>Runs the `tinyops` CLI (this test's copy of tinyops.dll) against a server; returns its exit code and output.</summary>
+    public static async Task<(int Exit, string Out, string Err)> CliAsync(string url, string token, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "tinyops.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["TINYOPS_URL"] = url;
+        psi.Environment["TINYOPS_TOKEN"] = token;
+        psi.Environment["TINYOPS_CONFIG"] = Path.Combine(Path.GetTempPath(), "tinyops-e2e-no-config.json");
+        psi.Environment["NO_COLOR"] = "1";
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Where the dashboard tests save their screenshots (TestResults/screenshots).</summary>
+    public static string ScreenshotFolder()
+    {
+        string shots = Path.Combine(RepoRoot, "TestResults", "screenshots");
+        Directory.CreateDirectory(shots);
+        return shots;
+    }
 
     /// <summary>Syncs every agent until the deployment settles or the deadline passes.</summary>
     public static async Task<Protocol.Management.DeploymentDto> RollOutAsync(TinyOpsClient client, string deploymentId, IReadOnlyList<DeviceAgent> agents, TimeSpan? timeout = null)

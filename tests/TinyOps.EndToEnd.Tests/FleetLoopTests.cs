@@ -1,7 +1,7 @@
 using TinyOps.Cli.Api;
 using TinyOps.Protocol.Management;
 using TinyOps.Server.Tests;
-using TinyOps.Simulator;
+using TinyOps.Protocol.Devices;
 using Xunit;
 
 namespace TinyOps.EndToEnd.Tests;

@@ -7,9 +7,11 @@ using TinyOps.Protocol.Management;
 namespace TinyOps.Cli.Api;
 
 /// <summary>An error answer of the control plane, with its problem details.</summary>
-public sealed class ApiCallException(int status, string message) : Exception(message)
+public sealed class ApiCallException(int status, string message, string? field = null) : Exception(message)
 {
     public int Status { get; } = status;
+    /// <summary>The request field the server named (problem details' "field"), if any.</summary>
+    public string? Field { get; } = field;
 }
 
 /// <summary>A typed client of the management API (/api/v1) for the CLI and the demo.</summary>
@@ -71,6 +73,32 @@ public sealed class TinyOpsClient : IDisposable
 
     public Task<TelemetrySummaryDto> TelemetrySummaryAsync(string project) => GetAsync<TelemetrySummaryDto>($"{P(project)}/telemetry/summary");
 
+    // optimization: recipes, evaluation sets, jobs
+    public Task<RecipeDto> RecipeAsync(string project, string model) => GetAsync<RecipeDto>($"{P(project)}/models/{E(model)}/recipe");
+
+    public async Task<RecipeDto> SetRecipeAsync(string project, string model, string text, string mediaType = "application/yaml")
+    {
+        using var r = await _http.PutAsync($"{P(project).TrimStart('/')}/models/{E(model)}/recipe", new StringContent(text, System.Text.Encoding.UTF8, mediaType));
+        return await ReadAsync<RecipeDto>(r);
+    }
+
+    public Task DeleteRecipeAsync(string project, string model) => SendAsync<object?>(HttpMethod.Delete, $"{P(project)}/models/{E(model)}/recipe", null);
+    public Task<JobDto> OptimizeAsync(string project, string model, string version) => SendAsync<JobDto>(HttpMethod.Post, $"{P(project)}/models/{E(model)}/versions/{E(version)}/optimize", null);
+    public Task<List<EvaluationSetDto>> EvaluationSetsAsync(string project) => GetAsync<List<EvaluationSetDto>>($"{P(project)}/evaluation-sets");
+    public Task<EvaluationSetDto> CreateEvaluationSetAsync(string project, CreateEvaluationSetRequest request) => SendAsync<EvaluationSetDto>(HttpMethod.Post, $"{P(project)}/evaluation-sets", request);
+
+    public Task<List<JobDto>> JobsAsync(string project, string? model = null, string? version = null, string? state = null, int limit = 50)
+    {
+        var query = new List<string> { $"limit={limit}" };
+        if (model is not null) query.Add("model=" + E(model));
+        if (version is not null) query.Add("version=" + E(version));
+        if (state is not null) query.Add("state=" + E(state));
+        return GetAsync<List<JobDto>>($"{P(project)}/jobs?{string.Join("&", query)}");
+    }
+
+    public Task<JobDto> JobAsync(string project, string id) => GetAsync<JobDto>($"{P(project)}/jobs/{E(id)}");
+    public Task<JobDto> CancelJobAsync(string project, string id) => SendAsync<JobDto>(HttpMethod.Post, $"{P(project)}/jobs/{E(id)}/cancel", null);
+
     private async Task<T> GetAsync<T>(string path)
     {
         using var r = await _http.GetAsync(path.TrimStart('/'));
@@ -91,13 +119,15 @@ public sealed class TinyOpsClient : IDisposable
         {
             string text = await r.Content.ReadAsStringAsync();
             string detail = text;
+            string? field = null;
             try
             {
                 var p = JsonSerializer.Deserialize(text, ProtocolJson.Default.ProblemDetailsDto);
                 if (p is not null && p.Detail.Length > 0) detail = p.Detail;
+                field = p?.Field;
             }
             catch (JsonException) { }
-            throw new ApiCallException((int)r.StatusCode, $"{(int)r.StatusCode} {r.ReasonPhrase}: {detail}");
+            throw new ApiCallException((int)r.StatusCode, $"{(int)r.StatusCode} {r.ReasonPhrase}: {detail}" + (field is null ? "" : $" [field: {field}]"), field);
         }
         if (typeof(T) == typeof(object) || r.StatusCode == System.Net.HttpStatusCode.NoContent || r.Content.Headers.ContentLength == 0) return default!;
         return (await r.Content.ReadFromJsonAsync<T>(Json))!;

@@ -126,6 +126,7 @@ internal static class ControlPlaneCommands
         var selector = new Option<string[]>("--tag", "-t") { Description = "devices must carry all these tags", AllowMultipleArgumentsPerToken = true };
         var canary = new Option<int>("--canary") { Description = "percent of devices in the canary stage", DefaultValueFactory = _ => 10 };
         var manual = new Option<bool>("--manual-promote") { Description = "wait for 'rollout promote' after the canary stage" };
+        var budget = new Option<string[]>("--latency-budget") { Description = "CLASS=TIME: largest estimated latency on a device class (e.g. cortex-m4=20ms, phone=500us, *=50ms)", AllowMultipleArgumentsPerToken = true };
         var cmd = new Command("deploy", "Roll a model version out to the devices matching the tags, in stages");
         cmd.Arguments.Add(model);
         cmd.Options.Add(project);
@@ -133,6 +134,7 @@ internal static class ControlPlaneCommands
         cmd.Options.Add(selector);
         cmd.Options.Add(canary);
         cmd.Options.Add(manual);
+        cmd.Options.Add(budget);
         cmd.SetAction(r => CliErrors.Guard(async () =>
         {
             var cfg = CliConfig.Load();
@@ -144,12 +146,35 @@ internal static class ControlPlaneCommands
                 Selector = r.GetValue(selector) ?? [],
                 CanaryPercent = r.GetValue(canary),
                 AutoPromote = !r.GetValue(manual),
+                LatencyBudgetsUs = ParseBudgets(r.GetValue(budget) ?? []),
             });
             Console.WriteLine($"deployment {d.Id}: {d.Model} v{d.Version} to {d.Targeted} devices ({d.Incompatible} incompatible), status {d.Status}");
+            foreach (var g in d.Targets.GroupBy(t => (t.DeviceClass, t.VariantId)))
+                Console.WriteLine($"  {g.Count()} {g.Key.DeviceClass}: {(g.Key.VariantId is null ? "none" : g.Key.VariantId)}: {g.First().Reason}");
             Console.WriteLine($"follow it with: tinyops rollout status {d.Id}");
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>"cortex-m4=20ms", "phone=500us", "*=0.05s" (a bare number is microseconds).</summary>
+    internal static Dictionary<string, double> ParseBudgets(IEnumerable<string> items)
+    {
+        var budgets = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var item in items)
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0) throw new ArgumentException($"--latency-budget '{item}' is not CLASS=TIME, e.g. cortex-m4=20ms");
+            string value = item[(eq + 1)..].Trim();
+            (string number, double scale) = value.EndsWith("ms", StringComparison.Ordinal) ? (value[..^2], 1000.0)
+                : value.EndsWith("us", StringComparison.Ordinal) ? (value[..^2], 1.0)
+                : value.EndsWith('s') ? (value[..^1], 1e6)
+                : (value, 1.0);
+            if (!double.TryParse(number, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x) || !(x > 0))
+                throw new ArgumentException($"--latency-budget '{item}': '{value}' is not a positive time such as 20ms, 500us or 0.5s");
+            budgets[item[..eq].Trim()] = x * scale;
+        }
+        return budgets;
     }
 
     private static Command Rollout()

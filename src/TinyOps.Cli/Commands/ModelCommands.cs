@@ -30,6 +30,7 @@ internal static class ModelCommands
         cmd.Subcommands.Add(inspect);
         cmd.Subcommands.Add(ops);
         foreach (var c in RegistryCommands()) cmd.Subcommands.Add(c);
+        foreach (var c in OptimizationCommands.ModelSubcommands()) cmd.Subcommands.Add(c);
         return cmd;
     }
 
@@ -59,6 +60,8 @@ internal static class ModelCommands
                 client.PushVersionAsync(ControlPlaneCommands.ProjectOf(r, project, cfg), modelName, bytes, r.GetValue(version), r.GetValue(alias), r.GetValue(notes)));
             var b = v.Variants[0];
             Console.WriteLine($"{v.Model} version {v.Version}: variant {b.Id}, sha256 {b.ArtifactSha256[..16]}..., {b.Metadata.Parameters:N0} parameters, {b.Metadata.Macs:N0} MACs, planned peak {Server.Fleet.Compatibility.Bytes(b.Metadata.PlannedPeakBytes)}");
+            foreach (var j in await client.JobsAsync(v.Project, v.Model, v.Version))
+                Console.WriteLine($"{j.Kind} job {j.Id} {j.State}: {j.Message}; follow it with: tinyops jobs --watch");
             return 0;
         }));
         yield return push;

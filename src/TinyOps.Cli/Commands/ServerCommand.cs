@@ -26,6 +26,8 @@ internal static class ServerCommand
             using var stop = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
             await using var server = await TinyOpsServer.StartAsync(options, stop.Token);
+            // SIGTERM (systemd, docker stop) stops the host's lifetime: stop here too, so running jobs are requeued cleanly.
+            server.App.Lifetime.ApplicationStopping.Register(stop.Cancel);
             Console.WriteLine($"TinyOps control plane listening on {server.BaseUrl} (data: {options.DataDirectory}, store: {server.Database.Kind})");
             Console.WriteLine($"dashboard: {server.BaseUrl}/   API: {server.BaseUrl}/api/v1   OpenAPI: {server.BaseUrl}/openapi/v1.json");
             try { await Task.Delay(Timeout.Infinite, stop.Token); } catch (OperationCanceledException) { }

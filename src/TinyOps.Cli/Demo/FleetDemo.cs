@@ -5,6 +5,7 @@ using TinyOps.Engine.Onnx;
 using TinyOps.Engine.Profiling;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
+using TinyOps.Protocol.Devices;
 using TinyOps.Protocol.Management;
 using TinyOps.Server.Hosting;
 using TinyOps.Simulator;
@@ -60,7 +61,7 @@ public static class FleetDemo
         var times = new double[200];
         for (int i = 0; i < times.Length; i++) { long t0 = Stopwatch.GetTimestamp(); session.Run([x], outs); times[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds; }
         Array.Sort(times);
-        double hostRate = ModelProfiler.Profile(session).TotalMacs / times[times.Length / 2];
+        double hostRate = DeviceProfile.HostMacsPerSecond(ModelProfiler.Profile(session).TotalMacs, times[times.Length / 2] * 1e6);
 
         // Enroll the fleet.
         int n = Math.Max(4, o.Devices);

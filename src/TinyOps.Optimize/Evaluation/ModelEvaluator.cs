@@ -54,8 +54,9 @@ public static class ModelEvaluator
         if (options.DataSet is { } ds)
         {
             var test = sets.Test(ds);
+            CheckShape(session, test, name);
             evaluated = Math.Min(test.Count, options.Limit ?? test.Count);
-            accuracy = Evaluator.Accuracy(session, test, evaluated, options.Batch, progress).Accuracy;
+            accuracy = test.Accuracy(session, evaluated, options.Batch, progress).Accuracy;
         }
         return new ModelEvaluation
         {
@@ -74,32 +75,96 @@ public static class ModelEvaluator
         };
     }
 
+    /// <summary>Refuses a set whose samples do not have the shape the model's input takes (after the batch dimension).</summary>
+    private static void CheckShape(InferenceSession session, LabelledSet set, string name)
+    {
+        if (session.Inputs.Count != 1) return; // the evaluator says so
+        var input = session.Inputs[0];
+        if (input.Shape is not { } shape) return;
+        bool matches = shape.Length == set.SampleShape.Length + 1;
+        for (int i = 1; matches && i < shape.Length; i++)
+            matches = !shape[i].IsKnown || shape[i].Value == set.SampleShape[i - 1];
+        if (!matches)
+            throw new ArgumentException($"{set.Description} holds samples of shape {ShapeUtil.Format(set.SampleShape)}, but {name}'s input '{input.Name}' takes {input.ShapeText} (batch first); evaluate it on a set of its input's shape");
+    }
+
     /// <summary>
     /// Median wall time of one batch-1 run (one thread, pseudo-random input) over <paramref name="runs"/> runs, in
     /// microseconds, after at least <paramref name="warmup"/> runs and <paramref name="warmupMilliseconds"/> of warm-up.
     /// </summary>
     public static double MedianLatency(Model model, int runs, int warmup = 20, int warmupMilliseconds = 1000)
     {
-        var session = new InferenceSession(model, new SessionOptions { Threads = 1 });
-        if (session.Inputs.Count != 1 || session.Inputs[0].Shape is not { } shape || shape.Skip(1).Any(d => !d.IsKnown))
-            throw new ArgumentException($"latency is measured on models with one input whose dimensions after the batch are known; this one takes {string.Join(", ", session.Inputs)}");
-        int[] dims = [1, .. shape.Skip(1).Select(d => checked((int)d.Value))];
-        var x = Tensor.Zeros(DataType.Float32, dims);
-        PseudoRandomInputs.Fill(0, x.Length, x.Span<float>());
-        var outputs = new Tensor[session.Outputs.Count];
-        Tensor[] inputs = [x];
-        // warm up by count and by time: the JIT's tiered compilation promotes hot methods only after a quiet period
-        long start = Stopwatch.GetTimestamp();
-        for (int i = 0; i < warmup || (Stopwatch.GetElapsedTime(start).TotalMilliseconds < warmupMilliseconds && i < 10_000_000); i++) session.Run(inputs, outputs);
-        var times = new double[runs];
-        for (int i = 0; i < runs; i++)
+        var probe = new LatencyProbe(model);
+        probe.WarmUp(warmup, warmupMilliseconds);
+        return probe.Median(runs);
+    }
+
+    /// <summary>
+    /// Latencies of several models measured side by side, so they compare fairly on a busy machine: each is warmed up
+    /// once, then in each of <paramref name="rounds"/> rounds every model runs <paramref name="runs"/> times; a model's
+    /// latency is its fastest round's median (other processes only add time). Null for a model that cannot be timed
+    /// (not one input of known dimensions). Cancellation is checked between rounds.
+    /// </summary>
+    public static double?[] InterleavedMedianLatencies(IReadOnlyList<Model> models, int runs, int rounds = 5, int warmup = 20, int warmupMilliseconds = 1000,
+        CancellationToken cancellation = default)
+    {
+        var probes = new LatencyProbe?[models.Count];
+        for (int m = 0; m < models.Count; m++)
         {
-            long t0 = Stopwatch.GetTimestamp();
-            session.Run(inputs, outputs);
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+            cancellation.ThrowIfCancellationRequested();
+            try { probes[m] = new LatencyProbe(models[m]); }
+            catch (ArgumentException) { continue; }
+            probes[m]!.WarmUp(warmup, warmupMilliseconds);
         }
-        Array.Sort(times);
-        return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
+        var best = new double?[models.Count];
+        for (int r = 0; r < Math.Max(1, rounds); r++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            for (int m = 0; m < models.Count; m++)
+                if (probes[m] is { } probe)
+                    best[m] = Math.Min(best[m] ?? double.PositiveInfinity, probe.Median(runs));
+        }
+        return best;
+    }
+
+    /// <summary>A session timed at batch 1 on one thread with a fixed pseudo-random input.</summary>
+    private sealed class LatencyProbe
+    {
+        private readonly InferenceSession _session;
+        private readonly Tensor[] _inputs;
+        private readonly Tensor[] _outputs;
+
+        public LatencyProbe(Model model)
+        {
+            _session = new InferenceSession(model, new SessionOptions { Threads = 1 });
+            if (_session.Inputs.Count != 1 || _session.Inputs[0].Shape is not { } shape || shape.Skip(1).Any(d => !d.IsKnown))
+                throw new ArgumentException($"latency is measured on models with one input whose dimensions after the batch are known; this one takes {string.Join(", ", _session.Inputs)}");
+            int[] dims = [1, .. shape.Skip(1).Select(d => checked((int)d.Value))];
+            var x = Tensor.Zeros(DataType.Float32, dims);
+            PseudoRandomInputs.Fill(0, x.Length, x.Span<float>());
+            _inputs = [x];
+            _outputs = new Tensor[_session.Outputs.Count];
+        }
+
+        /// <summary>Warms up by count and by time: the JIT's tiered compilation promotes hot methods only after a quiet period.</summary>
+        public void WarmUp(int warmup, int warmupMilliseconds)
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < warmup || (Stopwatch.GetElapsedTime(start).TotalMilliseconds < warmupMilliseconds && i < 10_000_000); i++) _session.Run(_inputs, _outputs);
+        }
+
+        public double Median(int runs)
+        {
+            var times = new double[runs];
+            for (int i = 0; i < runs; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                _session.Run(_inputs, _outputs);
+                times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+            }
+            Array.Sort(times);
+            return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
+        }
     }
 
     /// <summary>Fraction of zeros among the constant weights of Conv, ConvTranspose, Gemm and MatMul.</summary>

@@ -30,7 +30,17 @@ public abstract class CalibrationSet
     {
         if (count < 1) throw new QuantizationException($"the calibration set needs at least one image, {count} were asked for");
         if (count > data.Count) throw new QuantizationException($"{count} calibration images were asked for but {description} has only {data.Count}");
-        return new ImageSet(data, count, description);
+        return new SampleSet(data.Images, [1, data.Rows, data.Cols], count, $"{count} images of {description}");
+    }
+
+    /// <summary>The first <paramref name="count"/> samples of shape <paramref name="sampleShape"/> stored one after the other (a registered evaluation set).</summary>
+    public static CalibrationSet FromSamples(float[] samples, int[] sampleShape, int count, string description)
+    {
+        if (count < 1) throw new QuantizationException($"the calibration set needs at least one sample, {count} were asked for");
+        var set = new SampleSet(samples, (int[])sampleShape.Clone(), count, $"{count} samples of {description}");
+        if ((long)set.SampleSize * count > samples.Length)
+            throw new QuantizationException($"{count} calibration samples were asked for but {description} holds only {samples.Length / Math.Max(1, set.SampleSize)}");
+        return set;
     }
 
     /// <summary>
@@ -46,13 +56,13 @@ public abstract class CalibrationSet
         return new RandomSet((int[])sampleShape.Clone(), count, firstSample);
     }
 
-    private sealed class ImageSet(ImageDataset data, int count, string description) : CalibrationSet
+    private sealed class SampleSet(float[] samples, int[] shape, int count, string description) : CalibrationSet
     {
-        public override string Description => $"{count} images of {description}";
+        public override string Description => description;
         public override int Count => count;
-        public override int[] SampleShape => [1, data.Rows, data.Cols];
+        public override int[] SampleShape => shape;
         public override void Fill(int start, int n, Span<float> dst) =>
-            data.Images.AsSpan(start * data.ImageSize, n * data.ImageSize).CopyTo(dst);
+            samples.AsSpan(start * SampleSize, n * SampleSize).CopyTo(dst);
     }
 
     private sealed class RandomSet(int[] shape, int count, int first) : CalibrationSet

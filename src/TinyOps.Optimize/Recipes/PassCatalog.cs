@@ -23,21 +23,25 @@ public static class PassCatalog
 {
     public static readonly IReadOnlyList<string> Names = ["fold-constants", "remove-dead-nodes", "fold-batchnorm", "fuse-activations", "quantize", "prune", "prune-channels", "float16-weights"];
 
-    /// <summary>Builds the pass a spec names, checking every parameter; errors start with <paramref name="where"/>.</summary>
-    public static IModelPass Create(PassSpec spec, string where)
+    /// <summary>
+    /// Builds the pass a spec names, checking every parameter; errors start with <paramref name="where"/> and carry
+    /// <paramref name="field"/> (the pass's path in its recipe, e.g. variants[0].passes[1]). Calibration sets are checked
+    /// against <paramref name="sets"/> (default: the built-ins).
+    /// </summary>
+    public static IModelPass Create(PassSpec spec, string where, DataSets? sets = null, string? field = null)
     {
-        var p = new PassParameters(spec, where);
+        var p = new PassParameters(spec, where, field);
         IModelPass pass = spec.Pass switch
         {
             "fold-constants" => new ConstantFolding(),
             "remove-dead-nodes" => new DeadNodeRemoval(),
             "fold-batchnorm" => new BatchNormFolding(),
             "fuse-activations" => new ActivationFusion(),
-            "quantize" => Quantize(p),
+            "quantize" => Quantize(p, sets),
             "prune" => Prune(p),
             "prune-channels" => new ChannelPruning(p.Number("ratio", 0.25, 0, 1, maxExclusive: true)),
             "float16-weights" => new Float16Weights { MinElements = p.Integer("min_elements", 16, 1, int.MaxValue) },
-            _ => throw new RecipeException($"{where}: unknown pass '{spec.Pass}'; the passes are: {string.Join(", ", Names)}"),
+            _ => throw new RecipeException($"{where}: unknown pass '{spec.Pass}'; the passes are: {string.Join(", ", Names)}") { Field = field },
         };
         p.CheckAllUsed();
         return pass;
@@ -51,7 +55,7 @@ public static class PassCatalog
         return new MagnitudePruning(sparsity, scope);
     }
 
-    private static QuantizationPass Quantize(PassParameters p)
+    private static QuantizationPass Quantize(PassParameters p, DataSets? sets)
     {
         string mode = p.Choice("mode", "static-int8", ["static-int8", "dynamic-int8"]);
         bool perChannel = p.Bool("per_channel", true);
@@ -59,7 +63,7 @@ public static class PassCatalog
         if (mode == "dynamic-int8")
             return QuantizationPass.Dynamic(new DynamicQuantizationOptions { PerChannel = perChannel, ReduceRange = reduceRange });
         string format = p.Choice("format", "qoperator", ["qoperator", "qdq"]);
-        string set = p.Choice("calibration", "fashion-mnist", DataSets.Names);
+        string set = p.Choice("calibration", "fashion-mnist", sets?.CalibrationNames ?? DataSets.Names);
         int? samples = p.OptionalInteger("samples", 1, 60_000);
         string method = p.Choice("method", "minmax", ["minmax", "percentile", "entropy"]);
         double percentile = p.Number("percentile", 99.99, 50, 100);

@@ -5,9 +5,10 @@ namespace TinyOps.Optimize.Recipes;
 /// <summary>
 /// Reads and checks one pass's parameters for <see cref="PassCatalog"/>: each read names the parameter, every error
 /// says where (<see cref="Where"/>: file, variant, pass) and what is allowed, and <see cref="CheckAllUsed"/> refuses
-/// parameters the pass does not know.
+/// parameters the pass does not know. Errors carry the parameter's path (<paramref name="field"/>.name) in
+/// <see cref="RecipeException.Field"/>.
 /// </summary>
-public sealed class PassParameters(PassSpec spec, string where)
+public sealed class PassParameters(PassSpec spec, string where, string? field = null)
 {
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
@@ -19,7 +20,9 @@ public sealed class PassParameters(PassSpec spec, string where)
         return spec.Parameters.TryGetValue(name, out var v) ? v : null;
     }
 
-    public RecipeException Error(string name, string problem) => new($"{Where}: parameter '{name}' {problem}");
+    public RecipeException Error(string name, string problem) => new($"{Where}: parameter '{name}' {problem}") { Field = FieldOf(name) };
+
+    private string FieldOf(string name) => field is null ? name : $"{field}.{name}";
 
     public double Number(string name, double fallback, double min, double max, bool maxExclusive = false)
     {
@@ -68,6 +71,6 @@ public sealed class PassParameters(PassSpec spec, string where)
     {
         foreach (var k in spec.Parameters.Keys)
             if (!_used.Contains(k))
-                throw new RecipeException($"{Where}: unknown parameter '{k}' (this pass takes: {(_used.Count == 0 ? "none" : string.Join(", ", _used))})");
+                throw new RecipeException($"{Where}: unknown parameter '{k}' (this pass takes: {(_used.Count == 0 ? "none" : string.Join(", ", _used))})") { Field = FieldOf(k) };
     }
 }

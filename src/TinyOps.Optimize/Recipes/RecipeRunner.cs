@@ -67,7 +67,7 @@ public sealed class RecipeRunner
             var spec = variant.Passes[i];
             string where = $"{_recipe.Source}: variant '{variant.Name}', pass {i + 1} '{spec.Pass}'";
             progress?.Invoke(new RecipeProgress(index, variant.Name, i, steps, $"{spec}"));
-            var pass = PassCatalog.Create(spec, where);
+            var pass = PassCatalog.Create(spec, where, _context.DataSets);
             try
             {
                 var outcome = pass.Run(model, _context);

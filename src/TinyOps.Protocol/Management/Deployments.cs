@@ -13,6 +13,11 @@ public sealed record CreateDeploymentRequest
     public bool AutoPromote { get; init; } = true;
     /// <summary>Share of canary devices that may fail before the deployment halts itself, 0-100.</summary>
     public int MaxFailurePercent { get; init; } = 20;
+    /// <summary>
+    /// Largest estimated latency per device class, µs ("*" for every class not named). A variant whose estimate for
+    /// the device's class exceeds it (or that has no estimate) does not fit.
+    /// </summary>
+    public IReadOnlyDictionary<string, double>? LatencyBudgetsUs { get; init; }
 }
 
 /// <summary>Why a device got the variant it got (or none).</summary>
@@ -37,5 +42,6 @@ public sealed record DeploymentDto
     public int Incompatible { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
     public string CreatedBy { get; init; } = "";
+    public IReadOnlyDictionary<string, double> LatencyBudgetsUs { get; init; } = new Dictionary<string, double>();
     public IReadOnlyList<TargetDto> Targets { get; init; } = [];
 }

@@ -41,6 +41,10 @@ public sealed record VariantDto
     public string ArtifactSignature { get; init; } = "";
     public string SigningKeyId { get; init; } = "";
     public DateTimeOffset CreatedAt { get; init; }
+    /// <summary>How a recipe made it (null for the base variant and for variants registered by hand).</summary>
+    public VariantLineageDto? Lineage { get; init; }
+    /// <summary>Its evaluation (recipe jobs evaluate the base variant too), or null.</summary>
+    public VariantEvaluationDto? Evaluation { get; init; }
 }
 
 public sealed record SetAliasRequest(string Version);

@@ -23,7 +23,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
 
     private const string DeploymentColumns = "id AS Id, project AS Project, model AS Model, version AS Version, selector_json AS SelectorJson, " +
         "canary_percent AS CanaryPercent, auto_promote AS AutoPromote, max_failure_percent AS MaxFailurePercent, status AS Status, stage AS Stage, " +
-        "created_at AS CreatedAt, created_by AS CreatedBy, updated_at AS UpdatedAt";
+        "created_at AS CreatedAt, created_by AS CreatedBy, updated_at AS UpdatedAt, latency_budgets_json AS LatencyBudgetsJson";
 
     private const string TargetColumns = "t.device_id AS DeviceId, t.variant_id AS VariantId, t.state AS State, t.reason AS Reason, t.stage AS Stage, " +
         "d.name AS DeviceName, d.capabilities_json AS CapabilitiesJson, d.reported_json AS ReportedJson, d.revoked AS Revoked";
@@ -43,6 +43,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         public long CreatedAt { get; set; }
         public string CreatedBy { get; set; } = "";
         public long UpdatedAt { get; set; }
+        public string LatencyBudgetsJson { get; set; } = "{}";
     }
 
     internal sealed class TargetRow
@@ -81,6 +82,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
     {
         user.RequireWrite(project);
         var selector = Validate(req);
+        var budgets = ValidateBudgets(req.LatencyBudgetsUs);
         await using var c = await db.OpenAsync(ct);
         await RequireProjectAsync(c, project);
         if (await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM models WHERE project = @project AND name = @model", new { project, model = req.Model }) == 0)
@@ -113,7 +115,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         foreach (var d in matched)
         {
             var caps = JsonSerializer.Deserialize(d.CapabilitiesJson, ProtocolJson.Default.DeviceCapabilities) ?? new DeviceCapabilities();
-            var choice = VariantChooser.Choose(caps, ParseReported(d.ReportedJson), versionVariants);
+            var choice = VariantChooser.Choose(caps, ParseReported(d.ReportedJson), versionVariants, budgets);
             targets.Add(new TargetRow
             {
                 DeviceId = d.Id,
@@ -139,8 +141,8 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         await using (var tx = await db.BeginWriteAsync(c, ct))
         {
             await c.ExecuteAsync("""
-                INSERT INTO deployments (id, project, model, version, selector_json, canary_percent, auto_promote, max_failure_percent, status, stage, created_at, created_by, updated_at)
-                VALUES (@id, @project, @model, @version, @selector, @canary, @auto, @maxFail, @status, @stage, @now, @by, @now)
+                INSERT INTO deployments (id, project, model, version, selector_json, canary_percent, auto_promote, max_failure_percent, status, stage, created_at, created_by, updated_at, latency_budgets_json)
+                VALUES (@id, @project, @model, @version, @selector, @canary, @auto, @maxFail, @status, @stage, @now, @by, @now, @budgets)
                 """,
                 new
                 {
@@ -148,13 +150,15 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
                     selector = JsonSerializer.Serialize(selector, ProtocolJson.Default.ListString),
                     canary = req.CanaryPercent, auto = req.AutoPromote ? 1 : 0, maxFail = req.MaxFailurePercent,
                     status, stage, now, by = user.Actor,
+                    budgets = JsonSerializer.Serialize(budgets, ProtocolJson.Default.DictionaryStringDouble),
                 }, tx);
             await c.ExecuteAsync(
                 "INSERT INTO deployment_targets (deployment_id, device_id, variant_id, state, reason, stage, updated_at) VALUES (@id, @DeviceId, @VariantId, @State, @Reason, @Stage, @now)",
                 targets.Select(t => new { id, t.DeviceId, t.VariantId, t.State, t.Reason, t.Stage, now }), tx);
             await AssignAsync(c, tx, id, compatible.Where(t => t.Stage == 1), now);
             await audit.RecordAsync(user.Actor, "deployment.create", id, project,
-                $"{req.Model} {version} to [{string.Join(", ", selector)}]: {targets.Count} devices, {compatible.Count} compatible, {stage1} in stage 1; status {status}",
+                $"{req.Model} {version} to [{string.Join(", ", selector)}]: {targets.Count} devices, {compatible.Count} compatible, {stage1} in stage 1; status {status}"
+                + (budgets.Count == 0 ? "" : $"; latency budgets {string.Join(", ", budgets.Select(b => $"{b.Key} {VariantChooser.Us(b.Value)}"))}"),
                 c, tx);
             await tx.CommitAsync(ct);
         }
@@ -177,6 +181,21 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
             if (!selector.Contains(tag)) selector.Add(tag);
         }
         return selector;
+    }
+
+    /// <summary>Budgets name a device class (or "*") and give a positive number of microseconds.</summary>
+    private static Dictionary<string, double> ValidateBudgets(IReadOnlyDictionary<string, double>? budgets)
+    {
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (cls, us) in budgets ?? new Dictionary<string, double>())
+        {
+            if (cls != VariantChooser.AnyClass && (cls.Length is 0 or > 100 || cls.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
+                throw ApiException.BadField("latencyBudgetsUs", $"latency budget key '{cls}' is not a device class name (letters, digits, '-', '_', '.') or '*' for every class");
+            if (!double.IsFinite(us) || us <= 0)
+                throw ApiException.BadField("latencyBudgetsUs", $"latency budget for '{cls}' is {us.ToString(System.Globalization.CultureInfo.InvariantCulture)}; give a positive number of microseconds");
+            result[cls] = us;
+        }
+        return result;
     }
 
     /// <summary>The deterministic staging order: SHA-256 of the device id.</summary>
@@ -251,6 +270,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
             Incompatible = N(TargetState.Incompatible),
             CreatedAt = Database.ToTime(d.CreatedAt),
             CreatedBy = d.CreatedBy,
+            LatencyBudgetsUs = ParseBudgets(d.LatencyBudgetsJson),
             Targets = targets?.Select(t => new TargetDto(t.DeviceId, t.DeviceName ?? "", DeviceClass(t.CapabilitiesJson), t.VariantId, t.State, t.Reason, (int)t.Stage)).ToList() ?? [],
         };
     }
@@ -481,6 +501,12 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
     private static List<string> ParseTags(string json)
     {
         try { return JsonSerializer.Deserialize(json, ProtocolJson.Default.ListString) ?? []; }
+        catch (JsonException) { return []; }
+    }
+
+    private static Dictionary<string, double> ParseBudgets(string json)
+    {
+        try { return JsonSerializer.Deserialize(json, ProtocolJson.Default.DictionaryStringDouble) ?? []; }
         catch (JsonException) { return []; }
     }
 

@@ -9,6 +9,8 @@ internal static class Features
         Fleet.FleetFeature.AddServices(services);
         Deployments.DeploymentsFeature.AddServices(services);
         Telemetry.TelemetryFeature.AddServices(services);
+        Jobs.JobsFeature.AddServices(services);
+        Optimization.OptimizationFeature.AddServices(services);
         Dashboard.DashboardFeature.AddServices(services);
     }
 
@@ -18,6 +20,8 @@ internal static class Features
         Fleet.FleetFeature.Map(app);
         Deployments.DeploymentsFeature.Map(app);
         Telemetry.TelemetryFeature.Map(app);
+        Jobs.JobsFeature.Map(app);
+        Optimization.OptimizationFeature.Map(app);
         Dashboard.DashboardFeature.Map(app);
     }
 
@@ -27,6 +31,8 @@ internal static class Features
         await Fleet.FleetFeature.StartAsync(services, ct);
         await Deployments.DeploymentsFeature.StartAsync(services, ct);
         await Telemetry.TelemetryFeature.StartAsync(services, ct);
+        await Jobs.JobsFeature.StartAsync(services, ct);
+        await Optimization.OptimizationFeature.StartAsync(services, ct);
         await Dashboard.DashboardFeature.StartAsync(services, ct);
     }
 }

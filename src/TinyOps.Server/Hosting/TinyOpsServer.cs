@@ -108,7 +108,7 @@ internal sealed class ErrorMiddleware(RequestDelegate next, ILogger<ErrorMiddlew
         }
         catch (ApiException e)
         {
-            await WriteAsync(http, e.Status, e.Title, e.Message);
+            await WriteAsync(http, e.Status, e.Title, e.Message, e.Field);
         }
         catch (BadHttpRequestException e)
         {
@@ -125,13 +125,13 @@ internal sealed class ErrorMiddleware(RequestDelegate next, ILogger<ErrorMiddlew
         }
     }
 
-    private static async Task WriteAsync(HttpContext http, int status, string title, string detail)
+    private static async Task WriteAsync(HttpContext http, int status, string title, string detail, string? field = null)
     {
         if (http.Response.HasStarted) return;
         http.Response.Clear();
         http.Response.StatusCode = status;
         http.Response.ContentType = "application/problem+json";
-        await JsonSerializer.SerializeAsync(http.Response.Body, new ProblemDetailsDto { Title = title, Status = status, Detail = detail }, ProtocolJson.Default.ProblemDetailsDto);
+        await JsonSerializer.SerializeAsync(http.Response.Body, new ProblemDetailsDto { Title = title, Status = status, Detail = detail, Field = field }, ProtocolJson.Default.ProblemDetailsDto);
     }
 }
 

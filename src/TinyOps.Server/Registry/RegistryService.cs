@@ -11,7 +11,7 @@ using TinyOps.Server.Storage;
 
 namespace TinyOps.Server.Registry;
 
-/// <summary>What a caller registers as a derived variant of a version.</summary>
+/// <summary>What a caller registers as a derived variant of a version (recipe jobs add its lineage and evaluation).</summary>
 public sealed record VariantUpload(
     string Name,
     string? ParentId,
@@ -19,13 +19,26 @@ public sealed record VariantUpload(
     IReadOnlyDictionary<string, string> Parameters,
     IReadOnlyDictionary<string, double> Metrics,
     string Status = "accepted",
-    string? StatusReason = null);
+    string? StatusReason = null)
+{
+    public VariantLineageDto? Lineage { get; init; }
+    public VariantEvaluationDto? Evaluation { get; init; }
+}
+
+/// <summary>
+/// Told about every pushed version inside the push's transaction (so what it writes commits or rolls back with the
+/// version): the optimization feature queues the model's recipe here. Returns a line for the push's audit entry, or null.
+/// </summary>
+public interface IVersionPushedHook
+{
+    Task<string?> OnVersionPushedAsync(DbConnection c, DbTransaction tx, UserContext user, string project, string model, string version, CancellationToken ct);
+}
 
 /// <summary>
 /// The model registry's writes and reads: models, versions, variants with lineage, aliases and artifacts. Every
 /// multi-row write runs in one transaction together with its audit entry, so a refused request leaves nothing.
 /// </summary>
-public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing keys, VariantQueries variants, AuditLog audit)
+public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing keys, VariantQueries variants, AuditLog audit, IEnumerable<IVersionPushedHook> hooks)
 {
     public const string BaseVariant = "base";
     public static readonly string[] Statuses = ["accepted", "rejected", "pending"];
@@ -112,7 +125,11 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
             ArtifactSignature = signature, SigningKeyId = key.KeyId, CreatedAt = Database.ToTime(now),
         }, project);
         if (createdModel) await Audit(c, tx, user, "model.create", model, project, "created by the first push");
-        await Audit(c, tx, user, "version.push", $"{model}:{v}", project, $"base variant {variantId}, artifact {sha} ({bytes.Length} bytes)");
+        var notesFromHooks = new List<string>();
+        foreach (var hook in hooks)
+            if (await hook.OnVersionPushedAsync(c, tx, user, project, model, v, ct) is { } note) notesFromHooks.Add(note);
+        await Audit(c, tx, user, "version.push", $"{model}:{v}", project,
+            $"base variant {variantId}, artifact {sha} ({bytes.Length} bytes)" + string.Concat(notesFromHooks.Select(n => "; " + n)));
         if (alias is not null)
         {
             await UpsertAliasAsync(c, tx, project, model, alias, v);
@@ -147,7 +164,11 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
     // ---- variants ----
 
     /// <summary>Registers a derived variant of a version with its lineage (parent defaults to the base variant).</summary>
-    public async Task<VariantDto> AddVariantAsync(UserContext user, string project, string model, string version, VariantUpload upload, byte[] bytes, CancellationToken ct = default)
+    public Task<VariantDto> AddVariantAsync(UserContext user, string project, string model, string version, VariantUpload upload, byte[] bytes, CancellationToken ct = default) =>
+        AddVariantAsync(user.Actor, project, model, version, upload, bytes, ct);
+
+    /// <summary>As above for a background actor (a recipe job), recorded in the audit log as <paramref name="actor"/>.</summary>
+    public async Task<VariantDto> AddVariantAsync(string actor, string project, string model, string version, VariantUpload upload, byte[] bytes, CancellationToken ct = default)
     {
         Names.Require(upload.Name, "variant name");
         Names.Require(upload.Recipe, "recipe");
@@ -183,11 +204,38 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
             Parameters = upload.Parameters, ArtifactSha256 = sha, ArtifactSize = bytes.Length, Metadata = metadata,
             Status = upload.Status, StatusReason = upload.StatusReason, Metrics = upload.Metrics,
             ArtifactSignature = signature, SigningKeyId = key.KeyId, CreatedAt = Database.ToTime(now),
+            Lineage = upload.Lineage, Evaluation = upload.Evaluation,
         };
         await InsertVariantAsync(c, tx, dto, project);
-        await Audit(c, tx, user, "variant.register", dto.Id, project,
-            $"{model}:{version} '{upload.Name}' recipe {upload.Recipe} from {parent.Id}, artifact {sha} ({bytes.Length} bytes)");
+        await audit.RecordAsync(actor, "variant.register", dto.Id, project,
+            $"{model}:{version} '{upload.Name}' recipe {upload.Recipe} from {parent.Id}, artifact {sha} ({bytes.Length} bytes), {upload.Status}"
+            + (upload.StatusReason is null ? "" : $" ({upload.StatusReason})"), c, tx);
         var stored = await variants.GetVariantAsync(project, dto.Id, c, ct, tx) ?? throw new InvalidOperationException("variant vanished");
+        await tx.CommitAsync(ct);
+        return stored;
+    }
+
+    /// <summary>
+    /// Records an evaluation of an existing variant (a recipe job evaluates the base model): its metrics and evaluation
+    /// change, its artifact, signature and status do not.
+    /// </summary>
+    public async Task<VariantDto> RecordEvaluationAsync(string actor, string project, string variantId, VariantEvaluationDto evaluation, IReadOnlyDictionary<string, double> metrics, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = await db.BeginWriteAsync(c, ct);
+        var v = await variants.GetVariantAsync(project, variantId, c, ct, tx) ?? throw ApiException.NotFound($"project '{project}' has no variant '{variantId}'");
+        var merged = new SortedDictionary<string, double>(new Dictionary<string, double>(v.Metrics), StringComparer.Ordinal);
+        foreach (var (k, x) in metrics) merged[k] = x;
+        await c.ExecuteAsync("UPDATE variants SET metrics_json = @metrics, evaluation_json = @evaluation WHERE project = @project AND id = @variantId",
+            new
+            {
+                project, variantId,
+                metrics = JsonSerializer.Serialize(new Dictionary<string, double>(merged), ProtocolJson.Default.DictionaryStringDouble),
+                evaluation = JsonSerializer.Serialize(evaluation, ProtocolJson.Default.VariantEvaluationDto),
+            }, tx);
+        await audit.RecordAsync(actor, "variant.evaluate", variantId, project,
+            $"{v.Model}:{v.Version} '{v.Name}' on {evaluation.EvaluationSet ?? "no labelled set"}: {string.Join(", ", metrics.Select(m => $"{m.Key}={m.Value:G6}"))}", c, tx);
+        var stored = await variants.GetVariantAsync(project, variantId, c, ct, tx) ?? throw new InvalidOperationException("variant vanished");
         await tx.CommitAsync(ct);
         return stored;
     }
@@ -315,7 +363,7 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
             new { sha, size, project, now }, tx);
 
     private static Task InsertVariantAsync(DbConnection c, DbTransaction tx, VariantDto v, string project) =>
-        c.ExecuteAsync($"INSERT INTO variants ({VariantQueries.Columns}) VALUES (@id, @project, @model, @version, @name, @parent, @recipe, @parameters, @sha, @size, @metadata, @status, @reason, @metrics, @signature, @keyId, @at)",
+        c.ExecuteAsync($"INSERT INTO variants ({VariantQueries.Columns}) VALUES (@id, @project, @model, @version, @name, @parent, @recipe, @parameters, @sha, @size, @metadata, @status, @reason, @metrics, @signature, @keyId, @at, @lineage, @evaluation)",
             new
             {
                 id = v.Id, project, model = v.Model, version = v.Version, name = v.Name, parent = v.ParentId, recipe = v.Recipe,
@@ -325,6 +373,8 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
                 status = v.Status, reason = v.StatusReason,
                 metrics = JsonSerializer.Serialize(new Dictionary<string, double>(v.Metrics), ProtocolJson.Default.DictionaryStringDouble),
                 signature = v.ArtifactSignature, keyId = v.SigningKeyId, at = v.CreatedAt.ToUnixTimeMilliseconds(),
+                lineage = v.Lineage is null ? null : JsonSerializer.Serialize(v.Lineage, ProtocolJson.Default.VariantLineageDto),
+                evaluation = v.Evaluation is null ? null : JsonSerializer.Serialize(v.Evaluation, ProtocolJson.Default.VariantEvaluationDto),
             }, tx);
 
     private Task Audit(DbConnection c, DbTransaction tx, UserContext user, string action, string target, string project, string detail) =>

@@ -11,11 +11,11 @@ namespace TinyOps.Server.Registry;
 /// <summary>Read access to versions and variants, shared by the fleet and deployment features.</summary>
 public sealed class VariantQueries(Database db)
 {
-    internal const string Columns = "id, project, model, version, name, parent_id, recipe, parameters_json, artifact_sha256, artifact_size, metadata_json, status, status_reason, metrics_json, artifact_signature, signing_key_id, created_at";
+    internal const string Columns = "id, project, model, version, name, parent_id, recipe, parameters_json, artifact_sha256, artifact_size, metadata_json, status, status_reason, metrics_json, artifact_signature, signing_key_id, created_at, lineage_json, evaluation_json";
 
     internal sealed record Row(string id, string project, string model, string version, string name, string? parent_id, string recipe, string parameters_json,
         string artifact_sha256, long artifact_size, string metadata_json, string status, string? status_reason, string metrics_json,
-        string artifact_signature, string signing_key_id, long created_at);
+        string artifact_signature, string signing_key_id, long created_at, string? lineage_json, string? evaluation_json);
 
     internal static VariantDto Map(Row r) => new()
     {
@@ -35,6 +35,8 @@ public sealed class VariantQueries(Database db)
         ArtifactSignature = r.artifact_signature,
         SigningKeyId = r.signing_key_id,
         CreatedAt = Database.ToTime(r.created_at),
+        Lineage = r.lineage_json is null ? null : JsonSerializer.Deserialize(r.lineage_json, ProtocolJson.Default.VariantLineageDto),
+        Evaluation = r.evaluation_json is null ? null : JsonSerializer.Deserialize(r.evaluation_json, ProtocolJson.Default.VariantEvaluationDto),
     };
 
     public async Task<VariantDto?> GetVariantAsync(string project, string variantId, DbConnection? connection = null, CancellationToken ct = default, DbTransaction? tx = null)

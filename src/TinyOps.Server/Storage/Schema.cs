@@ -47,5 +47,23 @@ internal static class Schema
                 device_latency_us DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL, predicted_class INTEGER NOT NULL);
             CREATE INDEX inferences_project ON inferences (project, device_class, variant_id)
             """);
+        // Issue 5: recipes per model, evaluation sets, background jobs, variant lineage and evaluation, latency budgets.
+        yield return (2, """
+            CREATE TABLE model_recipes (project TEXT NOT NULL, model TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, sha256 TEXT NOT NULL,
+                updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (project, model));
+            CREATE TABLE evaluation_sets (project TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, description TEXT NOT NULL,
+                sample_count INTEGER NOT NULL, sample_shape_json TEXT NOT NULL, classes INTEGER NOT NULL, inputs_sha256 TEXT NULL,
+                labels_sha256 TEXT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (project, name));
+            CREATE TABLE jobs (id TEXT NOT NULL PRIMARY KEY, project TEXT NOT NULL, kind TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+                payload_json TEXT NOT NULL, state TEXT NOT NULL, progress INTEGER NOT NULL, message TEXT NOT NULL, error TEXT NULL,
+                attempts INTEGER NOT NULL, max_attempts INTEGER NOT NULL, cancel_requested INTEGER NOT NULL DEFAULT 0, worker TEXT NULL,
+                created_at BIGINT NOT NULL, created_by TEXT NOT NULL, started_at BIGINT NULL, finished_at BIGINT NULL, heartbeat_at BIGINT NULL,
+                updated_at BIGINT NOT NULL);
+            CREATE INDEX jobs_state ON jobs (state, created_at);
+            CREATE INDEX jobs_project ON jobs (project, created_at);
+            ALTER TABLE variants ADD COLUMN lineage_json TEXT NULL;
+            ALTER TABLE variants ADD COLUMN evaluation_json TEXT NULL;
+            ALTER TABLE deployments ADD COLUMN latency_budgets_json TEXT NOT NULL DEFAULT '{}'
+            """);
     }
 }

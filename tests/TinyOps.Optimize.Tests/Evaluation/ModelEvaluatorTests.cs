@@ -31,4 +31,20 @@ public sealed class ModelEvaluatorTests
         Assert.Equal(3_648, e.PlannedPeakBytes);
         Assert.Throws<ArgumentException>(() => ModelEvaluator.Evaluate(TestPaths.FmnistMlp, new EvaluationOptions { DataSet = "random", LatencyRuns = 0 }));
     }
+
+    [Fact]
+    public void ModelsAreTimedSideBySideAndOnesThatCannotBeTimedAreNull()
+    {
+        var cnn = TinyOps.Engine.Onnx.OnnxLoader.LoadFile(TestPaths.FmnistCnn);
+        var mlp = TinyOps.Engine.Onnx.OnnxLoader.LoadFile(TestPaths.FmnistMlp);
+        var add = Pruning.PruningTests.ConformanceModel("node/test_add"); // two inputs: not timed
+        var l = ModelEvaluator.InterleavedMedianLatencies([cnn, add, mlp], runs: 11, rounds: 3, warmup: 3, warmupMilliseconds: 20);
+        Assert.Equal(3, l.Length);
+        Assert.True(l[0] > 0);
+        Assert.Null(l[1]);
+        Assert.True(l[2] > 0);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.Throws<OperationCanceledException>(() => ModelEvaluator.InterleavedMedianLatencies([cnn], 5, cancellation: cts.Token));
+    }
 }

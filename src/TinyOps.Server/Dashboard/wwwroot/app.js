@@ -16,7 +16,19 @@ async function get(path) {
   if (!r.ok) { const p = await r.json().catch(() => ({})); throw new Error(p.detail || r.statusText); }
   return r.json();
 }
+async function post(path) {
+  const r = await fetch(api + path, { method: 'POST', headers: { Authorization: 'Bearer ' + state.token } });
+  if (!r.ok) { const p = await r.json().catch(() => ({})); throw new Error(p.detail || r.statusText); }
+  return r.json();
+}
 const proj = p => `/projects/${encodeURIComponent(state.project)}${p}`;
+const deviceClasses = ['cortex-m4', 'cortex-m0', 'phone', 'gateway'];
+function hashQuery() { return new URLSearchParams(location.hash.split('?')[1] || ''); }
+function fmtPct(x) { return x == null ? '' : (x * 100).toFixed(2) + ' %'; }
+function passesText(v) {
+  if (!v.lineage) return v.parentId ? v.recipe : '(base)';
+  return v.lineage.passes.map(p => Object.keys(p.parameters).length ? `${p.pass}(${Object.entries(p.parameters).map(([k, x]) => k + '=' + x).join(', ')})` : p.pass).join(' → ');
+}
 
 function showLogin(msg) {
   document.getElementById('login').hidden = false;
@@ -113,6 +125,51 @@ const pages = {
       </tbody></table>`;
   },
 
+  async variants() {
+    const q = hashQuery();
+    const models = await get(proj('/models'));
+    let html = '<h2>Variants</h2><p class="muted">Each version\'s variants side by side: the gate\'s verdict, how each was made, what it measured here and its latency estimated for every device-class profile.</p>';
+    for (const m of models.filter(m => !q.get('model') || m.name === q.get('model'))) {
+      const versions = await get(proj(`/models/${encodeURIComponent(m.name)}/versions`));
+      if (!versions.length) continue;
+      const v = versions.find(x => x.version === q.get('version')) || versions[versions.length - 1];
+      let recipe = null;
+      try { recipe = await get(proj(`/models/${encodeURIComponent(m.name)}/recipe`)); } catch (e) { recipe = null; }
+      html += `<h3>${esc(m.name)} version ${esc(v.version)} <span class="muted">${recipe ? 'recipe ' + esc(recipe.name) + ' (' + esc(recipe.sha256.slice(0, 12)) + '), evaluation ' + esc(recipe.evaluation || 'none') : 'no recipe'}</span></h3>`;
+      if (versions.length > 1) html += `<p class="muted">versions: ${versions.map(x => `<a href="#/variants?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(x.version)}">${esc(x.version)}</a>`).join(' ')}</p>`;
+      html += `<table class="variants side-by-side" data-model="${esc(m.name)}" data-version="${esc(v.version)}"><thead><tr><th>variant</th><th>state</th><th>passes</th><th>targets</th>
+        <th class="num">accuracy</th><th class="num">drop (points)</th><th class="num">size</th><th class="num">planned peak</th><th class="num">latency here</th>
+        ${deviceClasses.map(c => `<th class="num">est. ${esc(c)}</th>`).join('')}<th>operators</th></tr></thead><tbody>
+        ${v.variants.map(x => {
+          const e = x.evaluation || {};
+          return `<tr data-variant="${esc(x.id)}"><td>${esc(x.name)} <span class="muted">${esc(x.id)}</span></td>
+            <td>${pill(x.status)}${x.statusReason ? '<div class="muted small" data-field="reason">' + esc(x.statusReason) + '</div>' : ''}</td>
+            <td>${esc(passesText(x))}${x.lineage ? '<div class="muted small">engine ' + esc(x.lineage.engineVersion) + ', job ' + esc(x.lineage.jobId) + '</div>' : ''}</td>
+            <td>${x.lineage ? x.lineage.targets.map(esc).join(', ') : ''}</td>
+            <td class="num" data-field="accuracy">${fmtPct(e.accuracy)}</td><td class="num">${e.accuracyDrop == null ? '' : e.accuracyDrop.toFixed(2)}</td>
+            <td class="num">${fmtBytes(x.artifactSize)}</td><td class="num">${fmtBytes(x.metadata.plannedPeakBytes)}</td><td class="num">${e.latencyUs == null ? '' : fmtUs(e.latencyUs)}</td>
+            ${deviceClasses.map(c => `<td class="num" data-class="${esc(c)}">${e.deviceLatencyUs && e.deviceLatencyUs[c] != null ? fmtUs(e.deviceLatencyUs[c]) : ''}</td>`).join('')}
+            <td class="muted">${x.metadata.operators.map(esc).join(' ')}</td></tr>`;
+        }).join('')}
+        </tbody></table>`;
+    }
+    return html;
+  },
+
+  async jobs() {
+    const jobs = await get(proj('/jobs?limit=100'));
+    const active = jobs.some(j => j.state === 'queued' || j.state === 'running');
+    if (active) setTimeout(() => { if (location.hash.startsWith('#/jobs')) render(); }, 2000);
+    return `<h2>Jobs</h2><p class="muted">Background work: each pushed version of a model with a recipe is optimized here.${active ? ' Refreshing while jobs run.' : ''}</p>
+      <table id="jobs"><thead><tr><th>job</th><th>kind</th><th>model</th><th>state</th><th>progress</th><th>message / error</th><th class="num">attempts</th><th>created</th><th>finished</th><th></th></tr></thead><tbody>
+      ${jobs.map(j => `<tr data-job="${esc(j.id)}"><td>${esc(j.id)}</td><td>${esc(j.kind)}</td><td>${esc(j.model)}:${esc(j.version)}</td><td data-field="state">${pill(j.state)}</td>
+        <td><div class="bar" title="${j.progress}%"><span style="width:${j.progress}%;background:${j.state === 'failed' ? '#c4320a' : '#3056d3'}"></span></div> <span data-field="progress">${j.progress}%</span></td>
+        <td>${esc(j.message)}${j.error ? '<div class="error" data-field="error">' + esc(j.error) + '</div>' : ''}</td>
+        <td class="num">${j.attempts}/${j.maxAttempts}</td><td>${fmtTime(j.createdAt)}</td><td>${fmtTime(j.finishedAt)}</td>
+        <td>${j.state === 'queued' || j.state === 'running' ? `<button class="cancel" data-cancel="${esc(j.id)}">cancel</button>` : ''}</td></tr>`).join('')}
+      </tbody></table>`;
+  },
+
   async audit() {
     const entries = await get(`/audit?project=${encodeURIComponent(state.project)}&limit=200`);
     return `<h2>Audit log</h2><table id="audit"><thead><tr><th>when</th><th>who</th><th>action</th><th>target</th><th>detail</th></tr></thead><tbody>
@@ -141,6 +198,11 @@ async function render() {
   const view = document.getElementById('view');
   try {
     view.innerHTML = await (pages[page] || pages.fleet)();
+    view.querySelectorAll('[data-cancel]').forEach(b => b.onclick = async () => {
+      b.disabled = true;
+      try { await post(proj(`/jobs/${encodeURIComponent(b.dataset.cancel)}/cancel`)); } catch (e) { alert(e.message); }
+      render();
+    });
     view.dataset.loaded = page;
   } catch (e) {
     if (e.message !== 'unauthorized') view.innerHTML = `<p class="error">${esc(e.message)}</p>`;

@@ -1,8 +1,10 @@
-namespace TinyOps.Simulator;
+namespace TinyOps.Protocol.Devices;
 
 /// <summary>
 /// A device class: memory, storage, effective compute rate and links. The engine runs on this machine; a profile
-/// turns its measured cost into the device's time by the ratio of effective multiply-accumulate rates.
+/// turns its measured cost into the device's time by the ratio of effective multiply-accumulate rates
+/// (<see cref="LatencyScale"/>, <see cref="EstimateLatencyMicros"/>: the one place that estimate is made, used by the
+/// simulator's devices and by the server's variant evaluation). Shared by the simulator and the control plane.
 /// </summary>
 public sealed record DeviceProfile(
     string DeviceClass,
@@ -36,6 +38,18 @@ public sealed record DeviceProfile(
 
     public static IReadOnlyList<DeviceProfile> All { get; } = [CortexM4, CortexM0, Phone, Gateway];
 
+    /// <summary>This machine's effective rate on a model: its multiply-accumulates over its measured latency.</summary>
+    public static double HostMacsPerSecond(long macs, double latencyMicros) =>
+        macs > 0 && latencyMicros > 0 && double.IsFinite(latencyMicros) ? macs / (latencyMicros * 1e-6) : throw new ArgumentException($"cannot derive a MAC rate from {macs} MACs in {latencyMicros} us");
+
+    /// <summary>How much longer a run takes on this class than here, where the engine runs at <paramref name="hostMacsPerSecond"/>.</summary>
+    public double LatencyScale(double hostMacsPerSecond) => hostMacsPerSecond / EffectiveMacsPerSecond;
+
+    /// <summary>A latency measured here (µs) scaled to this class.</summary>
+    public double EstimateLatencyMicros(double measuredMicros, double hostMacsPerSecond) => measuredMicros * LatencyScale(hostMacsPerSecond);
+
+    public static DeviceProfile? TryFind(string deviceClass) => All.FirstOrDefault(p => p.DeviceClass == deviceClass);
+
     public static DeviceProfile Find(string deviceClass) =>
-        All.FirstOrDefault(p => p.DeviceClass == deviceClass) ?? throw new ArgumentException($"unknown device class '{deviceClass}'; known: {string.Join(", ", All.Select(p => p.DeviceClass))}");
+        TryFind(deviceClass) ?? throw new ArgumentException($"unknown device class '{deviceClass}'; known: {string.Join(", ", All.Select(p => p.DeviceClass))}");
 }
