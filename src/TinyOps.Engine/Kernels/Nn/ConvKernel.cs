@@ -194,7 +194,7 @@ internal sealed class ConvKernel : Kernel
                     SmallMGemm.Run(_smallW, xg, yg, bg, mg, outSize, cg, in act, threads);
                     continue;
                 }
-                if (direct && s.Group == 1 && UseTransposed(mg, outSize, cg) && _constW is not null && ReferenceEquals(wT, _constW))
+                if (direct && s.Group == 1 && threads == 1 && UseTransposed(mg, outSize, cg) && _constW is not null && ReferenceEquals(wT, _constW))
                 {
                     MultiplyTransposed(ctx, w, xg, yg, bg, mg, outSize, cg, in act, threads);
                     continue;
@@ -220,7 +220,8 @@ internal sealed class ConvKernel : Kernel
     /// <paramref name="k"/> input channels is
     /// computed transposed: pixels as the GEMM's rows (broadcast) and channels as its columns (vectors). The tiles pad
     /// rows to 8 and columns to 32; small planes (7 x 7, 14 x 14) waste far fewer multiplies with the channels as
-    /// columns, which outweighs transposing the small result back. AVX-512 tiles only.
+    /// columns, which outweighs transposing the small result back. AVX-512 tiles only, and one thread: with threads each
+    /// part would pack the transposed input again, and the transpose back runs on the calling thread alone.
     /// </summary>
     private static bool UseTransposed(int m, int pixels, int k)
     {
