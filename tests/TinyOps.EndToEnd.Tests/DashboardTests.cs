@@ -1,5 +1,4 @@
 using Microsoft.Playwright;
-using Spectre.Console;
 using TinyOps.Cli.Api;
 using TinyOps.Cli.Demo;
 using TinyOps.Server.Hosting;
@@ -8,34 +7,23 @@ using Xunit;
 namespace TinyOps.EndToEnd.Tests;
 
 /// <summary>
-/// The demo runs to completion on a small fleet, and while its server still runs, Debian's Chromium driven by
+/// The demo runs to completion on a small fleet (its recipe's variants registered with lineage, the Cortex-M0 devices
+/// running the int8 one: <see cref="DemoTests"/>), and while its server still runs, Debian's Chromium driven by
 /// Microsoft.Playwright loads every dashboard page, checks what it shows against the API, and saves screenshots
 /// (TestResults/screenshots).
 /// </summary>
+[Collection(E2E.RecipeJobs)]
 public sealed class DashboardTests
 {
     [Fact]
     public async Task DemoCompletesAndTheDashboardShowsWhatTheApiSays()
     {
         string shots = E2E.ScreenshotFolder();
-        var images = TinyOps.Engine.Onnx.OnnxTensors.ReadPb(File.ReadAllBytes(Path.Combine(E2E.RepoRoot, "samples", "fmnist_cnn", "test_data_set_0", "input_0.pb")), "input_0.pb").ToArray<float>();
         var checkedPages = new List<string>();
 
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
-        var result = await FleetDemo.RunAsync(new FleetDemo.Options
-        {
-            Model = E2E.CnnModel,
-            Images = i => images.AsSpan((i % 8) * 784, 784).ToArray(),
-            Devices = 12,
-            InferencesPerDevice = 5,
-            DataDirectory = Path.Combine(Path.GetTempPath(), "tinyops-e2e-demo-" + Guid.NewGuid().ToString("N")[..8]),
-            Serve = server => CheckDashboardAsync(server, shots, checkedPages),
-        }, console);
+        var result = await DemoTests.RunDemoAsync(20, null, server => CheckDashboardAsync(server, shots, checkedPages));
 
-        Assert.Equal("completed", result.Deployment.Status);
-        Assert.True(result.Deployment.Installed > 0);
-        Assert.True(result.Deployment.Incompatible > 0, "the cortex-m0 class should have been refused");
-        Assert.Equal(result.Inferences, result.Telemetry.Inferences);
+        DemoTests.AssertTheLoopClosed(result, DemoRecipe.FashionMnistSet, DemoRecipe.FashionMnistCount, "fashion-mnist");
         Assert.Equal(["fleet", "models", "deployments", "telemetry", "audit"], checkedPages);
     }
 

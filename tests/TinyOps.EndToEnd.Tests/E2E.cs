@@ -11,6 +11,13 @@ internal static class E2E
 {
     public static string RepoRoot { get; } = FindRoot();
 
+    /// <summary>
+    /// The xunit collection of the tests whose servers run recipe jobs (the demo's too), run one at a time: their jobs
+    /// time models side by side, and with three of them at once on a 2-core machine VariantFamilyTests saw no job
+    /// progress before its job ended.
+    /// </summary>
+    public const string RecipeJobs = "recipe jobs";
+
     public static byte[] CnnModel => File.ReadAllBytes(Path.Combine(RepoRoot, "samples", "fmnist_cnn", "model.onnx"));
 
     public static byte[] MlpModel => File.ReadAllBytes(Path.Combine(RepoRoot, "..", "shared", "models", "fmnist_mlp.onnx"));

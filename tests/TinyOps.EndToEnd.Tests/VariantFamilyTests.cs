@@ -16,6 +16,7 @@ namespace TinyOps.EndToEnd.Tests;
 /// the int8 one its RAM can hold, the phone an fp32 one), they install and run them; the dashboard shows the variants
 /// side by side and the job.
 /// </summary>
+[Collection(E2E.RecipeJobs)]
 public sealed class VariantFamilyTests
 {
     private const string Recipe = """

@@ -40,6 +40,7 @@ public sealed class TinyOpsClient : IDisposable
     public Task<List<AuditEntryDto>> AuditAsync(string? project, int limit = 50) => GetAsync<List<AuditEntryDto>>($"{ApiRoutes.Audit}?limit={limit}" + (project is null ? "" : $"&project={E(project)}"));
 
     public Task<List<ModelDto>> ModelsAsync(string project) => GetAsync<List<ModelDto>>($"{P(project)}/models");
+    public Task<ModelDto> CreateModelAsync(string project, string model, string description = "") => SendAsync<ModelDto>(HttpMethod.Post, $"{P(project)}/models", new CreateModelRequest(model, description));
     public Task<ModelDto> ModelAsync(string project, string model) => GetAsync<ModelDto>($"{P(project)}/models/{E(model)}");
     public Task<List<VersionDto>> VersionsAsync(string project, string model) => GetAsync<List<VersionDto>>($"{P(project)}/models/{E(model)}/versions");
     public Task<VersionDto> VersionAsync(string project, string model, string version) => GetAsync<VersionDto>($"{P(project)}/models/{E(model)}/versions/{E(version)}");

@@ -7,12 +7,14 @@ using TinyOps.Engine.Onnx;
 using TinyOps.Engine.Profiling;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
+using TinyOps.Protocol.Management;
 
 namespace TinyOps.Cli.Commands;
 
 /// <summary>
-/// `tinyops demo`: the main job on the embedded defaults. Today it shows the on-device engine end to end on the
-/// embedded Fashion-MNIST CNN: inspect, plan, run against PyTorch's expected outputs, write ONNX back, measure.
+/// `tinyops demo`: the main job on the embedded defaults. First the on-device engine end to end on the embedded
+/// Fashion-MNIST CNN (inspect, plan, run against PyTorch's expected outputs, write ONNX back, measure), then the
+/// whole loop (<see cref="Demo.FleetDemo"/>): recipe, variants, a simulated fleet, staged rollout, telemetry.
 /// </summary>
 internal static class DemoCommand
 {
@@ -23,7 +25,7 @@ internal static class DemoCommand
         var data = new Option<string?>("--data") { Description = "data directory for the demo's control plane (default: a new temporary folder)" };
         var serve = new Option<bool>("--serve") { Description = "keep the control plane running after the demo, until Ctrl+C, to browse the dashboard" };
         var engineOnly = new Option<bool>("--engine-only") { Description = "only the on-device engine part" };
-        var cmd = new Command("demo", "Run the whole TinyOps loop on the embedded sample model: engine, registry, fleet, staged rollout, inference, telemetry");
+        var cmd = new Command("demo", "Run the whole TinyOps loop on the embedded sample model: engine, registry, recipe and variants, fleet, staged rollout, inference, telemetry");
         cmd.Options.Add(iterations);
         cmd.Options.Add(devices);
         cmd.Options.Add(data);
@@ -42,13 +44,10 @@ internal static class DemoCommand
     {
         var console = AnsiConsole.Console;
         console.Write(new Rule("[bold]TinyOps demo: the control plane and a simulated fleet[/]").LeftJustified());
-        var images = OnnxTensors.ReadPb(Resource("samples/fmnist_cnn/input_0.pb"), "input_0.pb");
-        int count = images.Shape[0];
-        var pixels = images.ToArray<float>();
         var result = await Demo.FleetDemo.RunAsync(new Demo.FleetDemo.Options
         {
             Model = Resource("samples/fmnist_cnn/model.onnx"),
-            Images = i => pixels.AsSpan((i % count) * 784, 784).ToArray(),
+            Samples = Demo.SampleBatch.Read(Resource("samples/fmnist_cnn/input_0.pb"), Resource("samples/fmnist_cnn/output_0.pb")),
             Devices = devices,
             DataDirectory = data,
             Serve = serve ? async s =>
@@ -59,8 +58,10 @@ internal static class DemoCommand
                 await stop.Task;
             } : null,
         }, console);
-        bool ok = result.Deployment.Status == "completed" && result.Deployment.Installed > 0 && result.Telemetry.Inferences == result.Inferences;
-        console.MarkupLine(ok ? "[green]demo finished: the model reached every device that can run it, and their telemetry arrived[/]" : "[red]demo finished with problems (see above)[/]");
+        bool ok = result.Job.State == JobStates.Succeeded && result.Deployment.Status == "completed" && result.Deployment.Installed > 0 && result.Telemetry.Inferences == result.Inferences;
+        console.MarkupLine(!ok ? "[red]demo finished with problems (see above)[/]"
+            : result.Deployment.Incompatible == 0 ? $"[green]demo finished: the recipe's variants reached all {result.Deployment.Installed} devices, each class the variant that fits it, and their telemetry arrived[/]"
+            : $"[green]demo finished: the model reached every device that can run it ({result.Deployment.Incompatible} refused, see above), and their telemetry arrived[/]");
         return ok ? 0 : 1;
     }
 

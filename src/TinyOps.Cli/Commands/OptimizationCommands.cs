@@ -128,26 +128,35 @@ internal static class OptimizationCommands
         return cmd;
     }
 
-    /// <summary>One row per variant; estimated latency per device-class profile as columns.</summary>
-    internal static Table VariantTable(IReadOnlyList<VariantDto> variants)
+    /// <summary>
+    /// One row per variant; estimated latency per device-class profile as columns. Compact (the demo's): the variant's
+    /// target classes instead of its id and passes.
+    /// </summary>
+    internal static Table VariantTable(IReadOnlyList<VariantDto> variants, bool compact = false)
     {
         var classes = DeviceProfile.All.Select(c => c.DeviceClass).ToList();
-        var t = new Table().AddColumns("variant", "id", "state", "passes", "accuracy", "drop", "size", "peak", "latency here");
+        var t = compact
+            ? new Table().AddColumns("variant", "state", "targets", "accuracy", "drop", "size", "peak", "latency here")
+            : new Table().AddColumns("variant", "id", "state", "passes", "accuracy", "drop", "size", "peak", "latency here");
         foreach (var c in classes) t.AddColumn(new TableColumn("est. " + c).RightAligned());
-        foreach (int i in new[] { 4, 5, 6, 7, 8 }) t.Columns[i].RightAligned();
+        for (int i = t.Columns.Count - classes.Count - 5; i < t.Columns.Count - classes.Count; i++) t.Columns[i].RightAligned();
         foreach (var x in variants)
         {
             var e = x.Evaluation;
-            var row = new List<string>
-            {
-                Markup.Escape(x.Name), x.Id, x.Status == "accepted" ? "[green]accepted[/]" : $"[red]{Markup.Escape(x.Status)}[/]",
-                Markup.Escape(x.Lineage is { } l ? string.Join(" -> ", l.Passes.Select(ps => ps.Parameters.Count == 0 ? ps.Pass : $"{ps.Pass}({string.Join(", ", ps.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))})")) : x.ParentId is null ? "(base)" : x.Recipe),
+            var row = new List<string> { Markup.Escape(x.Name) };
+            if (!compact) row.Add(x.Id);
+            row.Add(x.Status == "accepted" ? "[green]accepted[/]" : $"[red]{Markup.Escape(x.Status)}[/]");
+            row.Add(Markup.Escape(compact
+                ? x.Lineage is { Targets.Count: > 0 } lt ? string.Join(", ", lt.Targets) : "any"
+                : x.Lineage is { } l ? string.Join(" -> ", l.Passes.Select(ps => ps.Parameters.Count == 0 ? ps.Pass : $"{ps.Pass}({string.Join(", ", ps.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))})")) : x.ParentId is null ? "(base)" : x.Recipe));
+            row.AddRange(
+            [
                 e?.Accuracy is { } a ? (a * 100).ToString("0.00", CultureInfo.InvariantCulture) + " %" : "",
                 e?.AccuracyDrop is { } d ? d.ToString("0.00", CultureInfo.InvariantCulture) : "",
                 Compatibility.Bytes(x.ArtifactSize),
                 Compatibility.Bytes(x.Metadata.PlannedPeakBytes),
                 e?.LatencyUs is { } us ? Time(us) : "",
-            };
+            ]);
             foreach (var c in classes) row.Add(e is not null && e.DeviceLatencyUs.TryGetValue(c, out double est) ? Time(est) : "");
             t.AddRow(row.ToArray());
         }
@@ -234,11 +243,11 @@ internal static class OptimizationCommands
         return cmd;
     }
 
-    /// <summary>Progress bars for <paramref name="jobs"/> until each has ended; returns their final state.</summary>
-    internal static async Task<List<JobDto>> WatchAsync(TinyOpsClient client, string project, IReadOnlyList<JobDto> jobs)
+    /// <summary>Progress bars for <paramref name="jobs"/> until each has ended (on <paramref name="console"/>, default the terminal); returns their final state.</summary>
+    internal static async Task<List<JobDto>> WatchAsync(TinyOpsClient client, string project, IReadOnlyList<JobDto> jobs, IAnsiConsole? console = null)
     {
         var current = jobs.ToList();
-        await AnsiConsole.Progress().AutoClear(false)
+        await (console ?? AnsiConsole.Console).Progress().AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
             .StartAsync(async ctx =>
             {
