@@ -77,6 +77,8 @@ runner_shipped=$(sed -n 's/^runner_shipped_bytes=//p' <<<"$sizes")
 results="$tmp/results.jsonl"
 : >"$results"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+runner_starts="$tmp/runner-starts.txt"
+: >"$runner_starts"
 record() { # CONFIG_INDEX ROUND SIDE JSON_LINE_OR_EMPTY ERROR_TEXT
   local json="$4"
   if [[ -z "$json" || "${json:0:1}" != "{" ]]; then
@@ -94,24 +96,26 @@ for ((r = 1; r <= rounds; r++)); do
     record "$i" "$r" ort "$o" "$(cat "$tmp/err.txt")"
     t=$("$tinyops" bench "$path" --batch "$batch" --threads "$threads" --iterations "$iters" --warmup "$warm" --json 2>"$tmp/err.txt" | tail -1)
     record "$i" "$r" tinyops "$t" "$(cat "$tmp/err.txt")"
+    # The shipped runner's load time, once per model and round, right after ORT's session creation for that
+    # model (the host's clock drifts over minutes, so both sides are sampled in the same minute).
+    if ! grep -q "^$label $r " "$runner_starts" 2>/dev/null; then
+      ms=$("$tmp/runner/shipped/tinyops-run" "$path" --iterations 0 2>/dev/null | sed -n 's/.*loaded in \([0-9.]*\) ms.*/\1/p' | head -1)
+      [[ -n "$ms" ]] && echo "$label $r $ms" >>"$runner_starts"
+    fi
     set -e
   done
 done
 
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# The shipped runner's load time per model (one process each, as a device would start it).
+# The shipped runner's load time per model (one process each, as a device would start it): the median of the
+# starts taken in the rounds above.
 runner_loads="$tmp/runner-loads.txt"
 : >"$runner_loads"
 for c in "${configs[@]}"; do
-  IFS='|' read -r label path batch threads _ <<<"$c"
+  IFS='|' read -r label _ <<<"$c"
   grep -q "^$label " "$runner_loads" && continue
-  starts=()
-  for _ in 1 2 3; do
-    ms=$("$tmp/runner/shipped/tinyops-run" "$path" --iterations 0 2>/dev/null | sed -n 's/.*loaded in \([0-9.]*\) ms.*/\1/p' | head -1)
-    [[ -n "$ms" ]] && starts+=("$ms")
-  done
-  if [[ ${#starts[@]} -eq 0 ]]; then ms=failed; else ms=$(printf '%s\n' "${starts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'); fi
+  ms=$(awk -v l="$label" '$1 == l {print $3}' "$runner_starts" | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "failed"}')
   echo "$label $ms" >>"$runner_loads"
 done
 

@@ -92,7 +92,7 @@ p('');
 p('- *TinyOps load*: `InferenceSession.Load` in a fresh `tinyops bench` process (reading, validating, compiling and');
 p('  planning at batch 1), including the JIT compilation of the loader on first use. *Load, again*: the same load');
 p('  repeated in that process, i.e. the loader\'s own work. *tinyops-run load*: the shipped runner build');
-p('  (ReadyToRun, see below), a fresh process per model as a device starts it, the median of 3 starts. *ORT session');
+p('  (ReadyToRun, see below), a fresh process per model as a device starts it, the median of one start per round, each taken right after ORT\'s session for that model. *ORT session');
 p('  creation*: `InferenceSession.create` in bench.mjs (graph optimizations at level "all"), after the native library');
 p('  is loaded. "load met" compares the shipped runner (what a device runs) with ORT; the JIT-compiled CLI\'s first');
 p('  load in a fresh process is shown beside it and judged separately below.');
