@@ -18,7 +18,10 @@ public static class CostModel
                 var w = inputShape(wIndex);
                 if (w is null || w.Length < 2) return 0;
                 long perOutput = ShapeUtil.SizeFrom(w, 1); // Cin/group * kernel
-                return ShapeUtil.Size(y) * perOutput;
+                // A QLinearConv with its 2 x 2 MaxPool fused in (QuantizedPoolFusion) has the pool's output shape:
+                // it still computes the four convolution outputs under every pooled one.
+                long pooled = op == "QLinearConv" && node.GetInt(Kernels.Quantized.IntConvKernel.PoolAttribute, 0) != 0 ? 4 : 1;
+                return ShapeUtil.Size(y) * perOutput * pooled;
             }
             case "ConvTranspose":
             {
