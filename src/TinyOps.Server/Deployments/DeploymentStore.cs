@@ -341,8 +341,7 @@ public sealed class DeploymentStore(Database db, VariantQueries variants, AuditL
         await using (var c = await db.OpenAsync(ct))
         {
             await using var tx = await db.BeginWriteAsync(c, ct);
-            string forUpdate = db.Kind == "postgres" ? " FOR UPDATE" : "";
-            var d = await c.QuerySingleOrDefaultAsync<DeploymentRow>($"SELECT {DeploymentColumns} FROM deployments WHERE project = @project AND id = @id{forUpdate}",
+            var d = await c.QuerySingleOrDefaultAsync<DeploymentRow>($"SELECT {DeploymentColumns} FROM deployments WHERE project = @project AND id = @id{db.ForUpdate}",
                 new { project, id }, tx) ?? throw await NotFoundAsync(c, project, id, tx);
             string detail = await action(c, tx, d, Database.Now());
             await audit.RecordAsync(user.Actor, auditAction, id, project, detail, c, tx);

@@ -3,12 +3,14 @@ namespace TinyOps.Server.Hosting;
 /// <summary>Validation of user-chosen names (projects, models, versions, tags).</summary>
 public static class Names
 {
-    public static void Require(string? value, string what)
+    /// <summary>Refuses an empty, over-long or oddly spelled name with 400; <paramref name="field"/> names the request field at fault.</summary>
+    public static void Require(string? value, string what, string? field = null)
     {
-        if (string.IsNullOrWhiteSpace(value)) throw ApiException.BadRequest($"{what} is required");
-        if (value.Length > 100) throw ApiException.BadRequest($"{what} '{value[..20]}...' is longer than 100 characters");
+        ApiException Bad(string detail) => field is null ? ApiException.BadRequest(detail) : ApiException.BadField(field, detail);
+        if (string.IsNullOrWhiteSpace(value)) throw Bad($"{what} is required");
+        if (value.Length > 100) throw Bad($"{what} '{value[..20]}...' is longer than 100 characters");
         foreach (char ch in value)
             if (!(char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.' or ':'))
-                throw ApiException.BadRequest($"{what} '{value}' may contain only letters, digits, '-', '_', '.' and ':'");
+                throw Bad($"{what} '{value}' may contain only letters, digits, '-', '_', '.' and ':'");
     }
 }

@@ -205,8 +205,7 @@ public sealed class JobStore(Database db, AuditLog audit, ServerOptions options)
         await using (var c = await db.OpenAsync(ct))
         {
             await using var tx = await db.BeginWriteAsync(c, ct);
-            string forUpdate = db.Kind == "postgres" ? " FOR UPDATE" : "";
-            var j = await c.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM jobs WHERE project = @project AND id = @id{forUpdate}", new { project, id }, tx)
+            var j = await c.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM jobs WHERE project = @project AND id = @id{db.ForUpdate}", new { project, id }, tx)
                 ?? throw NotFound(project, id);
             long now = Database.Now();
             string detail;

@@ -52,8 +52,7 @@ public sealed class EvaluationSetStore(Database db, BlobStore blobs, AuditLog au
     public async Task<EvaluationSetDto> CreateAsync(UserContext user, string project, CreateEvaluationSetRequest req, CancellationToken ct = default)
     {
         user.RequireWrite(project);
-        try { Names.Require(req.Name, "evaluation set name"); }
-        catch (ApiException e) { throw ApiException.BadField("name", e.Message); }
+        Names.Require(req.Name, "evaluation set name", field: "name");
         if (Reserved.Contains(req.Name))
             throw ApiException.BadField("name", $"'{req.Name}' is a built-in data set name; choose another name for the evaluation set");
 

@@ -82,7 +82,7 @@ public static class RegistryEndpoints
             byte[] bytes = await ReadBodyAsync(http, options.MaxArtifactBytes);
             var upload = new VariantUpload(Empty(name) ?? recipe!, Empty(parent), recipe!, new Dictionary<string, string>(parameters), new Dictionary<string, double>(metrics),
                 Empty(status) ?? "accepted", Empty(reason));
-            var dto = await reg.AddVariantAsync(u, project, model, version, upload, bytes, http.RequestAborted);
+            var dto = await reg.AddVariantAsync(u.Actor, project, model, version, upload, bytes, http.RequestAborted);
             return Results.Created($"{ApiRoutes.Project(project)}/variants/{dto.Id}", dto);
         }).Accepts<byte[]>("application/octet-stream").Produces<VariantDto>(StatusCodes.Status201Created);
 

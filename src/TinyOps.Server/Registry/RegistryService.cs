@@ -163,11 +163,10 @@ public sealed class RegistryService(Database db, BlobStore blobs, SigningKeyRing
 
     // ---- variants ----
 
-    /// <summary>Registers a derived variant of a version with its lineage (parent defaults to the base variant).</summary>
-    public Task<VariantDto> AddVariantAsync(UserContext user, string project, string model, string version, VariantUpload upload, byte[] bytes, CancellationToken ct = default) =>
-        AddVariantAsync(user.Actor, project, model, version, upload, bytes, ct);
-
-    /// <summary>As above for a background actor (a recipe job), recorded in the audit log as <paramref name="actor"/>.</summary>
+    /// <summary>
+    /// Registers a derived variant of a version with its lineage (parent defaults to the base variant), recorded in the
+    /// audit log as <paramref name="actor"/> (a user, or a recipe job). The caller checks the actor may write the project.
+    /// </summary>
     public async Task<VariantDto> AddVariantAsync(string actor, string project, string model, string version, VariantUpload upload, byte[] bytes, CancellationToken ct = default)
     {
         Names.Require(upload.Name, "variant name");

@@ -18,6 +18,8 @@ public abstract class Database
 
     /// <summary>" FOR UPDATE SKIP LOCKED" where row locks exist (PostgreSQL), else empty (SQLite serializes writers).</summary>
     public abstract string ForUpdateSkipLocked { get; }
+    /// <summary>" FOR UPDATE" where row locks exist (PostgreSQL), else empty (SQLite serializes writers).</summary>
+    public abstract string ForUpdate { get; }
 
     /// <summary>The column type of an auto-incrementing 64-bit primary key.</summary>
     public abstract string IdentityColumn { get; }

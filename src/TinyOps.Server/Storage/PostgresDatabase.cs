@@ -17,6 +17,7 @@ public sealed class PostgresDatabase : Database
 
     public override string Kind => "postgres";
     public override string ForUpdateSkipLocked => " FOR UPDATE SKIP LOCKED";
+    public override string ForUpdate => " FOR UPDATE";
     public override string IdentityColumn => "BIGSERIAL PRIMARY KEY";
 
     public override async Task<DbConnection> OpenAsync(CancellationToken ct = default) => await _source.OpenConnectionAsync(ct);

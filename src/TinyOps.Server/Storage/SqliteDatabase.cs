@@ -18,6 +18,7 @@ public sealed class SqliteDatabase : Database
     public string Path { get; }
     public override string Kind => "sqlite";
     public override string ForUpdateSkipLocked => "";
+    public override string ForUpdate => "";
     public override string IdentityColumn => "INTEGER PRIMARY KEY AUTOINCREMENT";
 
     public override async Task<DbConnection> OpenAsync(CancellationToken ct = default)

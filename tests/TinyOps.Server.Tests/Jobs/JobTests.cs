@@ -193,7 +193,7 @@ public sealed class JobTests
 
         var again = await s.Admin.PostAsync($"{Jobs}/{running.Id}/cancel", null);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
-        Assert.Contains("already cancelled", (await again.Content.ReadFromJsonAsync<ProblemDetailsDto>(ProtocolJsonOptions.Options))!.Detail);
+        Assert.Contains("already cancelled", (await Optimization.OptimizationApi.ProblemAsync(again)).Detail);
     }
 
     [Theory]
@@ -244,8 +244,8 @@ public sealed class JobTests
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         var badState = await s.Admin.GetAsync($"{Jobs}?state=done");
         Assert.Equal(HttpStatusCode.BadRequest, badState.StatusCode);
-        var problem = await badState.Content.ReadFromJsonAsync<ProblemDetailsDto>(ProtocolJsonOptions.Options);
-        Assert.Equal("state", problem!.Field);
+        var problem = await Optimization.OptimizationApi.ProblemAsync(badState);
+        Assert.Equal("state", problem.Field);
         Assert.Contains("queued, running, succeeded, failed, cancelled", problem.Detail);
     }
 }
