@@ -10,19 +10,15 @@ function fmtUs(us) { if (us == null) return ''; return us >= 1000 ? (us / 1000).
 function fmtTime(t) { return t ? new Date(t).toISOString().replace('T', ' ').slice(0, 19) : ''; }
 function pill(s) { return `<span class="pill ${esc(s)}">${esc(s)}</span>`; }
 
-async function get(path) {
-  const r = await fetch(api + path, { headers: { Authorization: 'Bearer ' + state.token } });
+async function call(path, method = 'GET') {
+  const r = await fetch(api + path, { method, headers: { Authorization: 'Bearer ' + state.token } });
   if (r.status === 401) { showLogin('the token was refused'); throw new Error('unauthorized'); }
   if (!r.ok) { const p = await r.json().catch(() => ({})); throw new Error(p.detail || r.statusText); }
   return r.json();
 }
-async function post(path) {
-  const r = await fetch(api + path, { method: 'POST', headers: { Authorization: 'Bearer ' + state.token } });
-  if (!r.ok) { const p = await r.json().catch(() => ({})); throw new Error(p.detail || r.statusText); }
-  return r.json();
-}
+const get = path => call(path);
+const post = path => call(path, 'POST');
 const proj = p => `/projects/${encodeURIComponent(state.project)}${p}`;
-const deviceClasses = ['cortex-m4', 'cortex-m0', 'phone', 'gateway'];
 function hashQuery() { return new URLSearchParams(location.hash.split('?')[1] || ''); }
 function fmtPct(x) { return x == null ? '' : (x * 100).toFixed(2) + ' %'; }
 function passesText(v) {
@@ -133,6 +129,8 @@ const pages = {
       const versions = await get(proj(`/models/${encodeURIComponent(m.name)}/versions`));
       if (!versions.length) continue;
       const v = versions.find(x => x.version === q.get('version')) || versions[versions.length - 1];
+      // one column per device-class profile the server estimated latency for (new profiles appear without a change here)
+      const deviceClasses = [...new Set(v.variants.flatMap(x => Object.keys((x.evaluation || {}).deviceLatencyUs || {})))];
       let recipe = null;
       try { recipe = await get(proj(`/models/${encodeURIComponent(m.name)}/recipe`)); } catch (e) { recipe = null; }
       html += `<h3>${esc(m.name)} version ${esc(v.version)} <span class="muted">${recipe ? 'recipe ' + esc(recipe.name) + ' (' + esc(recipe.sha256.slice(0, 12)) + '), evaluation ' + esc(recipe.evaluation || 'none') : 'no recipe'}</span></h3>`;
