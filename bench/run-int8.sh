@@ -15,11 +15,8 @@
 # its calibration uses 32 other samples of the same generator (1000-1031): there is no ImageNet here.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -n "${TINYOPS_SHARED:-}" ]]; then shared="$TINYOPS_SHARED"
-elif [[ -d "$repo/../shared/peers/ort" ]]; then shared="$(cd "$repo/../shared" && pwd)"
-else shared=/work/shared; fi
-peer_src="$shared/peers/ort"
-[[ -f "$peer_src/bench.mjs" ]] || { echo "run-int8: no ONNX Runtime peer at $peer_src/bench.mjs; set TINYOPS_SHARED" >&2; exit 1; }
+source "$repo/bench/lib.sh"
+shared="$(shared_dir "$repo" peers/ort)"
 fmnist="$shared/models/fmnist_cnn.onnx"
 mnv2="$repo/tests/models/mobilenet_v2/model.onnx"
 for f in "$fmnist" "$mnv2"; do [[ -f "$f" ]] || { echo "run-int8: model $f is missing" >&2; exit 1; }; done
@@ -34,19 +31,10 @@ if [[ "${BENCH_KEEP:-0}" != 1 ]]; then trap 'rm -rf "$tmp"' EXIT; else echo "run
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "installing the ONNX Runtime peer into $tmp/ort"
-mkdir -p "$tmp/ort"
-for f in bench.mjs package.json package-lock.json .npmrc; do [[ -e "$peer_src/$f" ]] && cp "$peer_src/$f" "$tmp/ort/"; done
-cp "$repo/bench/int8-agreement.mjs" "$tmp/ort/"
-chmod -R u+w "$tmp/ort"
-(cd "$tmp/ort" && npm install --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1) \
-  || { cat "$tmp/npm.log" >&2; echo "run-int8: npm install failed in $tmp/ort" >&2; exit 1; }
+install_ort_peer "$shared" "$tmp/ort" "$repo" bench.mjs
 
 log "building the tinyops CLI (Release)"
-if ! dotnet build "$repo/src/TinyOps.Cli" -c Release >"$tmp/build.log" 2>&1; then
-  grep -E " error |rror\(s\)" "$tmp/build.log" >&2 || tail -30 "$tmp/build.log" >&2
-  echo "run-int8: the Release build failed" >&2; exit 1
-fi
-tinyops="$repo/src/TinyOps.Cli/bin/Release/net10.0/tinyops"
+tinyops="$(build_tinyops "$repo" "$tmp")"
 commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 log "quantizing fmnist_cnn (500 Fashion-MNIST training images)"

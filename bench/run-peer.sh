@@ -20,11 +20,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -n "${TINYOPS_SHARED:-}" ]]; then shared="$TINYOPS_SHARED"
-elif [[ -d "$repo/../shared/peers/ort" ]]; then shared="$(cd "$repo/../shared" && pwd)"
-else shared=/work/shared; fi
-peer_src="$shared/peers/ort"
-[[ -f "$peer_src/bench.mjs" ]] || { echo "run-peer: no ONNX Runtime peer at $peer_src/bench.mjs; set TINYOPS_SHARED to the shared folder" >&2; exit 1; }
+source "$repo/bench/lib.sh"
+shared="$(shared_dir "$repo" peers/ort)"
 
 rounds="${BENCH_ROUNDS:-3}"
 iters_small="${BENCH_ITERS_SMALL:-500}"
@@ -52,21 +49,11 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # 1. The peer: a private copy of the read-only shared folder, with its own npm install.
 log "installing the ONNX Runtime peer into $tmp/ort"
-mkdir -p "$tmp/ort"
-for f in bench.mjs package.json package-lock.json .npmrc; do
-  [[ -e "$peer_src/$f" ]] && cp "$peer_src/$f" "$tmp/ort/"
-done
-chmod -R u+w "$tmp/ort"
-(cd "$tmp/ort" && npm install --no-audit --no-fund --loglevel=error >"$tmp/npm.log" 2>&1) \
-  || { cat "$tmp/npm.log" >&2; echo "run-peer: npm install failed in $tmp/ort" >&2; exit 1; }
+install_ort_peer "$shared" "$tmp/ort" "$repo" bench.mjs
 
 # 2. TinyOps: the CLI in Release, and the published runner for its size.
 log "building the tinyops CLI (Release)"
-if ! dotnet build "$repo/src/TinyOps.Cli" -c Release >"$tmp/build.log" 2>&1; then
-  grep -E " error |rror\(s\)" "$tmp/build.log" >&2 || tail -30 "$tmp/build.log" >&2
-  echo "run-peer: the Release build failed" >&2; exit 1
-fi
-tinyops="$repo/src/TinyOps.Cli/bin/Release/net10.0/tinyops"
+tinyops="$(build_tinyops "$repo" "$tmp")"
 log "publishing tinyops-run"
 sizes="$("$repo/bench/publish-runner.sh" "$tmp/runner" 2>"$tmp/publish.log")" \
   || { cat "$tmp/publish.log" >&2; exit 1; }

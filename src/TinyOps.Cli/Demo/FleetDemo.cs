@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Spectre.Console;
 using TinyOps.Cli.Api;
@@ -6,7 +5,7 @@ using TinyOps.Cli.Commands;
 using TinyOps.Engine.Onnx;
 using TinyOps.Engine.Profiling;
 using TinyOps.Engine.Runtime;
-using TinyOps.Engine.Tensors;
+using TinyOps.Optimize.Evaluation;
 using TinyOps.Protocol.Devices;
 using TinyOps.Protocol.Management;
 using TinyOps.Server.Hosting;
@@ -173,17 +172,15 @@ public static partial class FleetDemo
         return result;
     }
 
-    /// <summary>The model's MACs over its median batch-1 latency here (200 runs after 20 of warm-up).</summary>
-    private static double MeasureHostRate(byte[] model)
+    /// <summary>
+    /// The model's MACs over its median batch-1 latency here (200 runs), timed by <see cref="ModelEvaluator.MedianLatency"/>,
+    /// the probe the recipe job times with (one thread, pseudo-random input, 20 runs and 1 s of warm-up).
+    /// </summary>
+    private static double MeasureHostRate(byte[] bytes)
     {
-        var session = InferenceSession.Load(model);
-        var x = Tensor.Zeros(DataType.Float32, 1, 1, 28, 28);
-        var outs = new Tensor[1];
-        for (int i = 0; i < 20; i++) session.Run([x], outs);
-        var times = new double[200];
-        for (int i = 0; i < times.Length; i++) { long t0 = Stopwatch.GetTimestamp(); session.Run([x], outs); times[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds; }
-        Array.Sort(times);
-        return DeviceProfile.HostMacsPerSecond(ModelProfiler.Profile(session).TotalMacs, times[times.Length / 2] * 1e6);
+        var model = OnnxLoader.Load(bytes);
+        long macs = ModelProfiler.Profile(new InferenceSession(model)).TotalMacs;
+        return DeviceProfile.HostMacsPerSecond(macs, ModelEvaluator.MedianLatency(model, 200));
     }
 
     /// <summary>A chooser's reason with each other variant (and the count of them) on its own line; a "; " separator goes, a ":" stays.</summary>

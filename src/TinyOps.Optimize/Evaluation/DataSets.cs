@@ -30,8 +30,6 @@ public sealed class DataSets
     /// <summary>Every name with labels, which an accuracy evaluation may use.</summary>
     public IReadOnlyList<string> LabelledNames => ["fashion-mnist", .. Registered.Keys.Order(StringComparer.Ordinal)];
 
-    public bool IsKnown(string name) => Names.Contains(name) || Registered.ContainsKey(name);
-
     /// <summary>Default calibration sample counts: 500 Fashion-MNIST images (or of a registered set, at most all), 32 random samples.</summary>
     public static int DefaultCalibrationCount(string name) => name == "random" ? 32 : 500;
 
@@ -40,18 +38,18 @@ public sealed class DataSets
         if (Registered.TryGetValue(name, out var registered))
         {
             var set = registered.Value;
-            return CalibrationSet.FromSamples(set.Samples, set.SampleShape, Math.Min(count ?? 500, set.Count), set.Description);
+            return CalibrationSet.FromSamples(set.Samples, set.SampleShape, Math.Min(count ?? DefaultCalibrationCount(name), set.Count), set.Description);
         }
         switch (name)
         {
             case "fashion-mnist":
-                return CalibrationSet.FromImages(_train ??= FashionMnist.LoadTrain(FashionMnistDirectory), count ?? 500, "the Fashion-MNIST training set");
+                return CalibrationSet.FromImages(_train ??= FashionMnist.LoadTrain(FashionMnistDirectory), count ?? DefaultCalibrationCount(name), "the Fashion-MNIST training set");
             case "random":
                 var input = model.Graph.RuntimeInputs.FirstOrDefault()
                     ?? throw new QuantizationException("the model has no runtime input to calibrate");
                 if (input.Shape is null || input.Shape.Length < 2 || input.Shape.Skip(1).Any(d => !d.IsKnown))
                     throw new QuantizationException($"random calibration needs the input's dimensions after the batch to be known; '{input.Name}' has shape {input.ShapeText}");
-                return CalibrationSet.Random(input.Shape.Skip(1).Select(d => checked((int)d.Value)).ToArray(), count ?? 32);
+                return CalibrationSet.Random(input.Shape.Skip(1).Select(d => checked((int)d.Value)).ToArray(), count ?? DefaultCalibrationCount(name));
             default:
                 throw new QuantizationException($"calibration set '{name}' is not known; use one of: {string.Join(", ", CalibrationNames)}");
         }

@@ -29,7 +29,6 @@ public sealed record LabelledSet
     public int[] SampleShape { get; }
     public int[] Labels { get; }
     public int Count { get; }
-    public int SampleSize => ShapeUtil.SizeChecked(SampleShape, Description);
 
     /// <summary>The first <paramref name="count"/> (default all) images of an image set, shape [1, rows, cols].</summary>
     public static LabelledSet FromImages(ImageDataset data, string description, int? count = null)

@@ -5,7 +5,6 @@ using TinyOps.Engine.Onnx;
 using TinyOps.Engine.Profiling;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Tensors;
-using TinyOps.Optimize.Passes;
 using TinyOps.Optimize.Pruning;
 using TinyOps.Optimize.Quantization;
 
@@ -170,11 +169,10 @@ public static class ModelEvaluator
     /// <summary>Fraction of zeros among the constant weights of Conv, ConvTranspose, Gemm and MatMul.</summary>
     public static double WeightSparsity(Model model)
     {
-        var edit = new GraphEdit(model);
         long zeros = 0, total = 0;
-        foreach (var name in MagnitudePruning.WeightNames(edit))
+        foreach (var name in MagnitudePruning.WeightNames(model.Graph, model.IrVersion))
         {
-            var w = edit.Graph.Initializers[name].ReadOnlySpan<float>();
+            var w = model.Graph.Initializers[name].ReadOnlySpan<float>();
             zeros += MagnitudePruning.CountZeros(w);
             total += w.Length;
         }

@@ -44,17 +44,23 @@ public sealed class GraphEdit
     /// Initializers that are true constants: from IR version 4 on, an initializer also listed as a graph input is a
     /// default a caller may override, so it is not one; before, every initializer had to be listed as an input.
     /// </summary>
-    public bool TryConstant(string name, out Tensor value)
+    public bool TryConstant(string name, out Tensor value) => TryConstant(Graph, _source.IrVersion, name, out value);
+
+    public bool TryFloatConstant(string name, out Tensor value) => TryFloatConstant(Graph, _source.IrVersion, name, out value);
+
+    /// <summary><see cref="TryConstant(string, out Tensor)"/> on a graph as it is, for a model of IR version <paramref name="irVersion"/>.</summary>
+    internal static bool TryConstant(Graph graph, long irVersion, string name, out Tensor value)
     {
         value = null!;
-        if (name.Length == 0 || !Graph.Initializers.TryGetValue(name, out var t)) return false;
-        if (_source.IrVersion >= 4)
-            foreach (var i in Graph.Inputs) if (i.Name == name) return false;
+        if (name.Length == 0 || !graph.Initializers.TryGetValue(name, out var t)) return false;
+        if (irVersion >= 4)
+            foreach (var i in graph.Inputs) if (i.Name == name) return false;
         value = t;
         return true;
     }
 
-    public bool TryFloatConstant(string name, out Tensor value) => TryConstant(name, out value) && value.Type == DataType.Float32;
+    internal static bool TryFloatConstant(Graph graph, long irVersion, string name, out Tensor value) =>
+        TryConstant(graph, irVersion, name, out value) && value.Type == DataType.Float32;
 
     /// <summary>The node producing each value.</summary>
     public Dictionary<string, Node> Producers()

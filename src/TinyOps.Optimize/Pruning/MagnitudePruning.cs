@@ -62,14 +62,18 @@ public sealed class MagnitudePruning : IModelPass
         return PassOutcome.Of(result, FormattableString.Invariant($"{weights.Count} weight tensors pruned to {(double)zeros / total:P1} zeros ({zeros:N0} of {total:N0})"), details);
     }
 
-    /// <summary>Constant float32 weight inputs of the layers pruning applies to (each name once).</summary>
-    internal static List<string> WeightNames(GraphEdit edit)
+    /// <summary>Constant float32 weight inputs of the layers pruning applies to (each name once), in the edit's node order.</summary>
+    internal static List<string> WeightNames(GraphEdit edit) => WeightNames(edit.Graph, edit.Source.IrVersion);
+
+    /// <summary>The same for a graph as it is (its node order), without a working copy.</summary>
+    internal static List<string> WeightNames(Graph graph, long irVersion)
     {
         var names = new List<string>();
-        foreach (var n in edit.Graph.Nodes)
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in graph.Nodes)
         {
             if (!n.IsDefaultDomain || n.OpType is not ("Conv" or "ConvTranspose" or "Gemm" or "MatMul") || n.Inputs.Count < 2) continue;
-            if (edit.TryFloatConstant(n.Inputs[1], out var w) && w.Rank >= 2 && !names.Contains(n.Inputs[1])) names.Add(n.Inputs[1]);
+            if (GraphEdit.TryFloatConstant(graph, irVersion, n.Inputs[1], out var w) && w.Rank >= 2 && seen.Add(n.Inputs[1])) names.Add(n.Inputs[1]);
         }
         return names;
     }

@@ -107,23 +107,9 @@ internal sealed class QOperatorBuilder
         var x = RequireQuantized(n.Inputs[0]);
         var w = _g.Initializers[n.Inputs[1]];
         int m = w.Shape[0];
-        int per = w.Length / m;
-        int qmax = _options.ReduceRange ? 64 : 127;
-        var wf = w.ReadOnlySpan<float>();
-        var scales = new float[_options.PerChannel ? m : 1];
-        if (_options.PerChannel)
-        {
-            for (int c = 0; c < m; c++) scales[c] = QuantParams.SymmetricInt8(MaxAbs(wf.Slice(c * per, per)), qmax).Scale;
-        }
-        else scales[0] = QuantParams.SymmetricInt8(MaxAbs(wf), qmax).Scale;
-        var wq = new sbyte[w.Length];
-        for (int c = 0; c < m; c++)
-        {
-            float s = scales[_options.PerChannel ? c : 0];
-            for (int i = 0; i < per; i++) wq[c * per + i] = (sbyte)QuantParams.Quantize(wf[c * per + i], s, 0, -qmax, qmax);
-        }
+        var (wq, scales) = WeightQuantization.Symmetric(w, 0, _options.PerChannel, _options.ReduceRange ? 64 : 127);
         string baseName = n.Inputs[1];
-        string wName = Add(baseName + "_quantized", Tensor.FromArray(wq, (int[])w.Shape.Clone()));
+        string wName = Add(baseName + "_quantized", wq);
         string wScale = Add(baseName + "_scale", _options.PerChannel ? Tensor.FromArray(scales, m) : Tensor.Scalar(scales[0]));
         string wZero = Add(baseName + "_zero_point", _options.PerChannel ? Tensor.FromArray(new sbyte[m], m) : Tensor.Scalar((sbyte)0));
 
@@ -187,14 +173,10 @@ internal sealed class QOperatorBuilder
     {
         var a = RequireQuantized(n.Inputs[0]);
         var b = _g.Initializers[n.Inputs[1]];
-        int qmax = _options.ReduceRange ? 64 : 127;
-        var bf = b.ReadOnlySpan<float>();
-        var p = QuantParams.SymmetricInt8(MaxAbs(bf), qmax);
-        var bq = new sbyte[b.Length];
-        for (int i = 0; i < bq.Length; i++) bq[i] = (sbyte)QuantParams.Quantize(bf[i], p.Scale, 0, -qmax, qmax);
+        var (bq, scales) = WeightQuantization.Symmetric(b, 0, false, _options.ReduceRange ? 64 : 127);
         string baseName = n.Inputs[1];
-        string bName = Add(baseName + "_quantized", Tensor.FromArray(bq, (int[])b.Shape.Clone()));
-        string bScale = Add(baseName + "_scale", Tensor.Scalar(p.Scale));
+        string bName = Add(baseName + "_quantized", bq);
+        string bScale = Add(baseName + "_scale", Tensor.Scalar(scales[0]));
         string bZero = Add(baseName + "_zero_point", Tensor.Scalar((sbyte)0));
         var y = NewQuantized(n.Outputs[0], _calib.Range(n.Outputs[0]));
         var q = new Node { Name = n.Name.Length > 0 ? n.Name + "_quant" : Unique("QLinearMatMul"), OpType = "QLinearMatMul" };
@@ -280,12 +262,5 @@ internal sealed class QOperatorBuilder
             string c = name + "_" + i.ToString(CultureInfo.InvariantCulture);
             if (_names.Add(c)) return c;
         }
-    }
-
-    private static float MaxAbs(ReadOnlySpan<float> v)
-    {
-        float m = 0;
-        foreach (float f in v) m = MathF.Max(m, MathF.Abs(f));
-        return m;
     }
 }

@@ -1,6 +1,6 @@
 namespace TinyOps.Optimize.Quantization;
 
-/// <summary>Symmetric int8 weight quantization shared by the QDQ and dynamic quantizers.</summary>
+/// <summary>Symmetric int8 weight quantization shared by the QOperator, QDQ and dynamic quantizers.</summary>
 internal static class WeightQuantization
 {
     /// <summary>
