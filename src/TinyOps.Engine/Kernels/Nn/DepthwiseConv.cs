@@ -266,7 +266,7 @@ internal static unsafe class DepthwiseConv
         var bv = Vector512.Create(bias);
         ref readonly var act = ref st.Act;
         int tail = OW & 15;
-        var tailMask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(tail)).AsSingle();
+        var tailMask = Transpose16.LaneMask(tail);
         int full = OW - tail;
         var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);

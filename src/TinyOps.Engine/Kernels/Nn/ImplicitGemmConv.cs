@@ -277,11 +277,6 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>Benchmarks turn the weight prefetch off to compare.</summary>
     internal static bool PrefetchWeights = true;
 
-    /// <summary>Whether a tile's k loop prefetches the weights after its block (a type, so the plain loop carries no test).</summary>
-    private interface IPrefetch { static abstract bool On { get; } }
-    private struct Prefetching : IPrefetch { public static bool On => true; }
-    private struct NoPrefetch : IPrefetch { public static bool On => false; }
-
     /// <summary>Vector512 with 64 or more output channels: 64 channels x 6 pixels; K in equal blocks of at most <see cref="KBlock64"/>.</summary>
     private struct Tile64x6 : ITile
     {

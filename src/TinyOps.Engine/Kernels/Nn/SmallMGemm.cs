@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -140,7 +141,7 @@ internal static unsafe class SmallMGemm
         for (int j = j0; j < j1; j += 16)
         {
             int cols = Math.Min(16, j1 - j);
-            var mask = cols == 16 ? Vector512<float>.AllBitsSet : LaneMask(cols);
+            var mask = cols == 16 ? Vector512<float>.AllBitsSet : Transpose16.LaneMask(cols);
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
             Vector512<float> a8 = default, a9 = default, a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default;
             Vector512<float> a16 = default, a17 = default, a18 = default, a19 = default, a20 = default, a21 = default, a22 = default, a23 = default;
@@ -215,8 +216,4 @@ internal static unsafe class SmallMGemm
         if (cols == 16) Vector512.Store(v, yr);
         else Avx512F.MaskStore(yr, mask, v);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> LaneMask(int n) =>
-        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(n)).AsSingle();
 }
