@@ -202,15 +202,23 @@ internal static class IntDirectConv
     }
 
     /// <summary>
+    /// Whether the scaled sums of these weights' accumulator starts and multipliers stay in int32 range without a
+    /// clamp (<see cref="WideIntGemm.ScaledSumsInRange"/>): fixed with the constants, so computed once when they are
+    /// prepared and passed to <see cref="Run"/> and <see cref="RunPooled"/>.
+    /// </summary>
+    public static bool InRange(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
+        WideIntGemm.ScaledSumsInRange(Quads(g), rowInit, mult, false);
+
+    /// <summary>
     /// Multiplies and requantizes one image: y [M, OH, OW] from the planes, the packed weights, the accumulator
     /// starts (bias − x_zero·Σw) and the multipliers; all multipliers are finite (checked by the caller).
+    /// <paramref name="inRange"/>: <see cref="InRange"/> of these constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
     {
-        int kq = Quads(g);
-        if (WideIntGemm.ScaledSumsInRange(kq, rowInit, mult, false)) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (inRange) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else Run<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 
@@ -257,10 +265,9 @@ internal static class IntDirectConv
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunPooled(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
     {
-        int kq = Quads(g);
-        if (WideIntGemm.ScaledSumsInRange(kq, rowInit, mult, false)) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (inRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 
