@@ -149,7 +149,7 @@ internal static class IntDirectConv
                     for (; ix < w && s0 + 3 * plane + ix + 16 <= x.Length; ix += 16)
                     {
                         int s = s0 + ix;
-                        Interleave(Vector128.LoadUnsafe(ref x0, (nuint)s), Vector128.LoadUnsafe(ref x0, (nuint)(s + plane)),
+                        WideIntGemm.Interleave(Vector128.LoadUnsafe(ref x0, (nuint)s), Vector128.LoadUnsafe(ref x0, (nuint)(s + plane)),
                             Vector128.LoadUnsafe(ref x0, (nuint)(s + 2 * plane)), Vector128.LoadUnsafe(ref x0, (nuint)(s + 3 * plane)),
                             ref Unsafe.Add(ref d0, (start + ix) * 4));
                     }
@@ -179,26 +179,12 @@ internal static class IntDirectConv
                 x.Slice((c * h + iy) * w, w).CopyTo(row.Slice(pl));
                 int start = (pt + iy) * pitch;
                 for (int s = 0; s < pitch; s += 16)
-                    Interleave(Vector128.LoadUnsafe(ref r0, (nuint)s), Vector128.LoadUnsafe(ref r0, (nuint)(s + 1)),
+                    WideIntGemm.Interleave(Vector128.LoadUnsafe(ref r0, (nuint)s), Vector128.LoadUnsafe(ref r0, (nuint)(s + 1)),
                         Vector128.LoadUnsafe(ref r0, (nuint)(s + 2)), Vector128.LoadUnsafe(ref r0, (nuint)(s + 3)),
                         ref Unsafe.Add(ref d0, (start + s) * 4));
             }
             cellsOf.Slice((pt + h) * pitch).Fill(zq);
         }
-    }
-
-    /// <summary>Writes 16 cells of four bytes: cell j = (v0[j], v1[j], v2[j], v3[j]).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Interleave(Vector128<byte> v0, Vector128<byte> v1, Vector128<byte> v2, Vector128<byte> v3, ref byte d)
-    {
-        var lo01 = Sse2.UnpackLow(v0, v1).AsInt16();
-        var hi01 = Sse2.UnpackHigh(v0, v1).AsInt16();
-        var lo23 = Sse2.UnpackLow(v2, v3).AsInt16();
-        var hi23 = Sse2.UnpackHigh(v2, v3).AsInt16();
-        Sse2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref d);
-        Sse2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref d, 16);
-        Sse2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref d, 32);
-        Sse2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref d, 48);
     }
 
     /// <summary>
