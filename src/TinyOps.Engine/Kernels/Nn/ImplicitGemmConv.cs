@@ -301,8 +301,10 @@ internal static unsafe class ImplicitGemmConv
     /// </summary>
     private static void Units<TAct, TTile>(in State st, int u0, int u1) where TAct : struct, IActivationOp where TTile : struct, ITile
     {
-        // The tile, its transpose and 16 row pointers (see Tile512); 64-byte aligned for whole-vector stores.
-        float* tileRaw = stackalloc float[Math.Max(2 * Pixels512 * Panel512 + 32, 8 * Panel64) + 16];
+        // A finished tile as [pixel][channel] (at most 6 x 64 floats, the 64-channel tile; the others are smaller),
+        // then the 8 x 16 floats WriteTile transposes 16 channels of it into; 64-byte aligned for whole-vector
+        // stores (the alignment costs at most 15 of the 16 extra floats).
+        float* tileRaw = stackalloc float[Math.Max(Pixels64 * Panel64, Pixels512 * Panel512) + 8 * 16 + 16];
         float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
         int px = TTile.Pixels;
         float* partial = stackalloc float[ChunkTiles * px * TTile.Width];
