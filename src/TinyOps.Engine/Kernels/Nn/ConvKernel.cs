@@ -37,13 +37,20 @@ internal sealed class ConvKernel : Kernel
     /// <summary><see cref="_constW"/> packed for <see cref="SmallMGemm"/> (few output channels over large planes).</summary>
     private float[]? _smallW;
 
-    /// <summary>Tests and benchmarks turn the transposed 1x1 route off to compare.</summary>
+    /// <summary>Whether deep 1x1 convolutions may take the transposed route (<see cref="UseTransposed"/>); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool UseTransposed1x1 = true;
 
-    /// <summary>Fewest input channels for the transposed 1x1 route (below, transposing the result back costs more than the padding saved).</summary>
+    /// <summary>
+    /// Fewest input channels for the transposed 1x1 route (below, transposing the result back costs more than the
+    /// padding saved); settable for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static int MinTransposedDepth = 256;
 
-    /// <summary>Tests and benchmarks turn this off to compare with the im2col + GEMM route.</summary>
+    /// <summary>
+    /// Whether convolutions may take the implicit GEMM and small-channel routes (TINYOPS_IMPLICIT_GEMM=0 starts with it
+    /// off); tests turn it off to cover the im2col + GEMM route, and it exists for in-process A/B comparisons with
+    /// <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool UseImplicitGemm = Environment.GetEnvironmentVariable("TINYOPS_IMPLICIT_GEMM") != "0";
 
     public ConvKernel(Node node, int opset) : base(node, opset)

@@ -81,7 +81,10 @@ internal static unsafe class DepthwiseConv
     private static bool UseBlocked(in ConvShape s) =>
         Vector512.IsHardwareAccelerated && !Force256 && s.OutChannels == s.InChannels && s.InChannels >= Block && s.Out[2] <= MaxBlockedWidth;
 
-    /// <summary>Widest output row the channels-last path takes; wider planes keep full vectors along rows.</summary>
+    /// <summary>
+    /// Widest output row the channels-last path takes; wider planes keep full vectors along rows. Settable for
+    /// in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static int MaxBlockedWidth = 16;
 
     private static void Planes(in State st, int p0, int p1)
@@ -211,7 +214,7 @@ internal static unsafe class DepthwiseConv
         }
     }
 
-    /// <summary>Tests and benchmarks turn the row-streaming route off to compare it with the phase-plane route.</summary>
+    /// <summary>Whether the row-streaming route is taken where it applies (else the phase-plane route); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool UseRows = true;
 
     /// <summary>Narrowest output row the row-streaming route takes at stride 1 (narrower planes keep the flat filter, which fills whole vectors).</summary>

@@ -392,7 +392,10 @@ internal static class SGemm
         return j;
     }
 
-    /// <summary>Tests and benchmarks turn the eight-row dot products off to compare.</summary>
+    /// <summary>
+    /// Whether the A·Bᵀ rows left after the 4 x 4 blocks take <see cref="DotRows8"/> (Vector512, K ≥ 64). A switch
+    /// for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool UseDotRows8 = true;
 
     /// <summary>

@@ -37,7 +37,10 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>Tests set this to run the Vector512 path (in software where AVX-512 is missing) or to keep it off.</summary>
     internal static bool? Force512;
 
-    /// <summary>Whether 64 or more output channels take 64-channel panels (6 x 64 tiles, 24 accumulators); tests and benchmarks switch it.</summary>
+    /// <summary>
+    /// Whether 64 or more output channels take 64-channel panels (6 x 64 tiles, 24 accumulators); tests switch it to
+    /// cover the 32-channel tiles, and it exists for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool Use64 = true;
 
     /// <summary>16-channel panels (fewer than 32 output channels) take one Vector512 per step, 8 pixels a tile.</summary>
@@ -274,7 +277,10 @@ internal static unsafe class ImplicitGemmConv
             => Tile512<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
 
-    /// <summary>Benchmarks turn the weight prefetch off to compare.</summary>
+    /// <summary>
+    /// Whether the first 64-channel tile of a K block prefetches the weights that follow (the next block or panel)
+    /// into L2; a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool PrefetchWeights = true;
 
     /// <summary>Vector512 with 64 or more output channels: 64 channels x 6 pixels; K in equal blocks of at most <see cref="KBlock64"/>.</summary>

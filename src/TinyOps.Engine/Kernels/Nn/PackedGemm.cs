@@ -378,7 +378,10 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>Benchmarks turn the prefetch of packed weights off to compare.</summary>
+    /// <summary>
+    /// Whether the AVX-512 tiles of a prepacked A (weights) prefetch the next tile's A on a block's first panel; a
+    /// switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool PrefetchA = true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

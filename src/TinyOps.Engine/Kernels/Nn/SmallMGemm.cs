@@ -18,13 +18,17 @@ internal static unsafe class SmallMGemm
     /// <summary>Most output channels this kernel takes: up to 24 in one pass (24 accumulators of one vector each), up to 48 in two.</summary>
     public const int MaxRows = 48;
 
-    /// <summary>Tests and benchmarks turn this route off to compare with the packed GEMM.</summary>
+    /// <summary>Whether this route is taken where it applies (else the packed GEMM); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool Enabled = true;
 
     /// <summary>Fewest columns (pixels) for which reading X in place pays; smaller planes keep the packed GEMM.</summary>
     public const int MinColumns = 512;
 
-    /// <summary>Floats ahead in each row of X that the kernel prefetches (many rows are read at once: more streams than the hardware prefetcher follows).</summary>
+    /// <summary>
+    /// Floats ahead in each row of X that the kernel prefetches (many rows are read at once: more streams than the
+    /// hardware prefetcher follows); 0 prefetches nothing. Settable for in-process A/B comparisons with
+    /// <c>bench/TinyOps.Bench.Kernels ab</c>, which is why the inner loop reads a plain static rather than a constant.
+    /// </summary>
     internal static int PrefetchDistance = 32;
 
     public static bool Supports(int m, int n) =>
