@@ -12,7 +12,16 @@ using TinyOps.Engine.Tensors;
 //        (SAVE.onnx: also writes the one-layer model, so ../shared/peers/ort/bench.mjs can time the same layer)
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qdw [C H W S]...   (int8 depthwise 3x3, pad 1;
 //        no shape: the 17 depthwise layers of MobileNetV2; times the default route and the forced AVX2 route)
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- ab MODEL ROUNDS SPEC_A SPEC_B [THREADS]
+//        (A/B in one process, alternating run by run; SPEC: - or comma-separated Namespace.Type.Member=value static
+//        settings, e.g. TinyOps.Engine.Kernels.Nn.SGemm.UseDotRows8=false, and opt:SessionOptionProperty=value; SPEC_B
+//        may be model:OTHER.onnx; prints p50/p25/min of each side, see AbCommand.cs)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
+if (args.Length >= 1 && args[0] == "ab")
+{
+    Environment.ExitCode = TinyOps.Bench.Kernels.AbCommand.Run(args[1..]);
+    return;
+}
 if (args.Length is 9 or 10 && args[0] == "conv")
 {
     int c = int.Parse(args[1]), h = int.Parse(args[2]), w = int.Parse(args[3]), m = int.Parse(args[4]), k = int.Parse(args[5]);

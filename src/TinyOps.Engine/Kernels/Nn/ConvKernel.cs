@@ -37,13 +37,20 @@ internal sealed class ConvKernel : Kernel
     /// <summary><see cref="_constW"/> packed for <see cref="SmallMGemm"/> (few output channels over large planes).</summary>
     private float[]? _smallW;
 
-    /// <summary>Tests and benchmarks turn the transposed 1x1 route off to compare.</summary>
+    /// <summary>Whether deep 1x1 convolutions may take the transposed route (<see cref="UseTransposed"/>); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool UseTransposed1x1 = true;
 
-    /// <summary>Fewest input channels for the transposed 1x1 route (below, transposing the result back costs more than the padding saved).</summary>
+    /// <summary>
+    /// Fewest input channels for the transposed 1x1 route (below, transposing the result back costs more than the
+    /// padding saved); settable for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static int MinTransposedDepth = 256;
 
-    /// <summary>Tests and benchmarks turn this off to compare with the im2col + GEMM route.</summary>
+    /// <summary>
+    /// Whether convolutions may take the implicit GEMM and small-channel routes (TINYOPS_IMPLICIT_GEMM=0 starts with it
+    /// off); tests turn it off to cover the im2col + GEMM route, and it exists for in-process A/B comparisons with
+    /// <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool UseImplicitGemm = Environment.GetEnvironmentVariable("TINYOPS_IMPLICIT_GEMM") != "0";
 
     public ConvKernel(Node node, int opset) : base(node, opset)
@@ -154,7 +161,9 @@ internal sealed class ConvKernel : Kernel
             if (act.HasResidual) AddResidual(y.Slice(0, s.Batch * s.OutChannels * outSize), in act);
             return;
         }
-        bool implicitGemm = UseImplicitGemm && ImplicitGemmConv.Supports(in s) && _constW is not null && ReferenceEquals(wT, _constW);
+        // the weights are the node's constant initializer: only then are packed copies cached on the kernel
+        bool constW = _constW is not null && ReferenceEquals(wT, _constW);
+        bool implicitGemm = UseImplicitGemm && ImplicitGemmConv.Supports(in s) && constW;
         if (UseImplicitGemm && SmallChannelConv.Supports(in s))
         {
             SmallChannelConv.Run(x, w, bias, y, in s, in plain, threads,
@@ -187,18 +196,19 @@ internal sealed class ConvKernel : Kernel
                 var wg = w.Slice(g * mg * kdim, mg * kdim);
                 var yg = y.Slice((n * s.OutChannels + g * mg) * outSize, mg * outSize);
                 var bg = bias.IsEmpty ? default : bias.Slice(g * mg, mg);
-                var pw = Packed(wT, g, mg, kdim, s.Group);
-                if (direct && s.Group == 1 && SmallMGemm.Supports(mg, outSize) && _constW is not null && ReferenceEquals(wT, _constW))
+                if (direct && s.Group == 1 && constW && SmallMGemm.Supports(mg, outSize))
                 {
                     _smallW ??= SmallMGemm.Pack(w, mg, cg);
                     SmallMGemm.Run(_smallW, xg, yg, bg, mg, outSize, cg, in act, threads);
                     continue;
                 }
-                if (direct && s.Group == 1 && threads == 1 && UseTransposed(mg, outSize, cg) && _constW is not null && ReferenceEquals(wT, _constW))
+                if (direct && s.Group == 1 && threads == 1 && constW && UseTransposed(mg, outSize, cg))
                 {
                     MultiplyTransposed(ctx, w, xg, yg, bg, mg, outSize, cg, in act, threads);
                     continue;
                 }
+                // the packed copy serves only the plain GEMM routes below (the two above pack their own)
+                var pw = Packed(wT, g, mg, kdim, s.Group);
                 if (direct)
                 {
                     SGemm.Multiply(false, false, mg, outSize, cg, 1f, wg, kdim, xg, inSize, 0f, yg, outSize, bg, default, in act, threads, pw);

@@ -81,7 +81,10 @@ internal static unsafe class DepthwiseConv
     private static bool UseBlocked(in ConvShape s) =>
         Vector512.IsHardwareAccelerated && !Force256 && s.OutChannels == s.InChannels && s.InChannels >= Block && s.Out[2] <= MaxBlockedWidth;
 
-    /// <summary>Widest output row the channels-last path takes; wider planes keep full vectors along rows.</summary>
+    /// <summary>
+    /// Widest output row the channels-last path takes; wider planes keep full vectors along rows. Settable for
+    /// in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static int MaxBlockedWidth = 16;
 
     private static void Planes(in State st, int p0, int p1)
@@ -211,7 +214,7 @@ internal static unsafe class DepthwiseConv
         }
     }
 
-    /// <summary>Tests and benchmarks turn the row-streaming route off to compare it with the phase-plane route.</summary>
+    /// <summary>Whether the row-streaming route is taken where it applies (else the phase-plane route); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool UseRows = true;
 
     /// <summary>Narrowest output row the row-streaming route takes at stride 1 (narrower planes keep the flat filter, which fills whole vectors).</summary>
@@ -266,7 +269,7 @@ internal static unsafe class DepthwiseConv
         var bv = Vector512.Create(bias);
         ref readonly var act = ref st.Act;
         int tail = OW & 15;
-        var tailMask = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(tail)).AsSingle();
+        var tailMask = Transpose16.LaneMask(tail);
         int full = OW - tail;
         var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);

@@ -58,7 +58,9 @@ internal static class SGemm
         }
         var path = PackedGemm.Select();
         bool usePacked = packedA is not null && packedA.Fits(path, M, K);
-        bool usePackedB = packedB is not null && packedB.Fits(path, K, N) && !(!transA && (M < 4 || (transB && M < 16)));
+        // Few rows: packing would cost as much as the product; use the vector loops (which read no packed B), then the epilogue.
+        bool small = !transA && (M < 4 || (transB && M < 16));
+        bool usePackedB = packedB is not null && packedB.Fits(path, K, N) && !small;
         fixed (float* pa = A, pb = B, pc = C, prb = rowBias, pcb = colBias, ppa = usePacked ? packedA!.Data : null, ppb = usePackedB ? packedB!.Data : null)
         {
             var job = new PackedGemm.Job
@@ -81,8 +83,6 @@ internal static class SGemm
                 PackedGemm.EpilogueOnly(in job, 0, M);
                 return;
             }
-            // Few rows: packing would cost as much as the product; use the vector loops, then the epilogue.
-            bool small = !transA && (M < 4 || (transB && M < 16));
             if (small)
             {
                 if (!accumulate)
@@ -350,10 +350,6 @@ internal static class SGemm
     }
 
     /// <summary>
-    /// C[i, j] += alpha * dot(A row i, B row j) for M a multiple of 4, in 4 x 4 blocks of Vector512 accumulators (16
-    /// FMAs per 8 loads); columns past the last block of 4 take one dot product each.
-    /// </summary>
-    /// <summary>
     /// c[j] += alpha · (a · B row j) for the first columns in groups of 8: eight rows of B stream at once (more reads in
     /// flight for a weight matrix that does not fit in cache), 16 floats a step with FMA, one reduction per row at the
     /// end. Returns how many columns it did.
@@ -396,9 +392,16 @@ internal static class SGemm
         return j;
     }
 
-    /// <summary>Tests and benchmarks turn the eight-row dot products off to compare.</summary>
+    /// <summary>
+    /// Whether the A·Bᵀ rows left after the 4 x 4 blocks take <see cref="DotRows8"/> (Vector512, K ≥ 64). A switch
+    /// for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool UseDotRows8 = true;
 
+    /// <summary>
+    /// C[i, j] += alpha * dot(A row i, B row j) for M a multiple of 4, in 4 x 4 blocks of Vector512 accumulators (16
+    /// FMAs per 8 loads); columns past the last block of 4 take one dot product each.
+    /// </summary>
     private static void MultiplyNT4x4(int M, int N, int K, float alpha, ref float a, int lda, ref float b, int ldb, ref float c, int ldc)
     {
         int n4 = N / 4 * 4;

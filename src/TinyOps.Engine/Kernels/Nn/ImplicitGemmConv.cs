@@ -37,7 +37,10 @@ internal static unsafe class ImplicitGemmConv
     /// <summary>Tests set this to run the Vector512 path (in software where AVX-512 is missing) or to keep it off.</summary>
     internal static bool? Force512;
 
-    /// <summary>Whether 64 or more output channels take 64-channel panels (6 x 64 tiles, 24 accumulators); tests and benchmarks switch it.</summary>
+    /// <summary>
+    /// Whether 64 or more output channels take 64-channel panels (6 x 64 tiles, 24 accumulators); tests switch it to
+    /// cover the 32-channel tiles, and it exists for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool Use64 = true;
 
     /// <summary>16-channel panels (fewer than 32 output channels) take one Vector512 per step, 8 pixels a tile.</summary>
@@ -274,13 +277,11 @@ internal static unsafe class ImplicitGemmConv
             => Tile512<TAct>(in st, panel, pix0, xb, k0, k1, acc, tile);
     }
 
-    /// <summary>Benchmarks turn the weight prefetch off to compare.</summary>
+    /// <summary>
+    /// Whether the first 64-channel tile of a K block prefetches the weights that follow (the next block or panel)
+    /// into L2; a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool PrefetchWeights = true;
-
-    /// <summary>Whether a tile's k loop prefetches the weights after its block (a type, so the plain loop carries no test).</summary>
-    private interface IPrefetch { static abstract bool On { get; } }
-    private struct Prefetching : IPrefetch { public static bool On => true; }
-    private struct NoPrefetch : IPrefetch { public static bool On => false; }
 
     /// <summary>Vector512 with 64 or more output channels: 64 channels x 6 pixels; K in equal blocks of at most <see cref="KBlock64"/>.</summary>
     private struct Tile64x6 : ITile
@@ -306,8 +307,10 @@ internal static unsafe class ImplicitGemmConv
     /// </summary>
     private static void Units<TAct, TTile>(in State st, int u0, int u1) where TAct : struct, IActivationOp where TTile : struct, ITile
     {
-        // The tile, its transpose and 16 row pointers (see Tile512); 64-byte aligned for whole-vector stores.
-        float* tileRaw = stackalloc float[Math.Max(2 * Pixels512 * Panel512 + 32, 8 * Panel64) + 16];
+        // A finished tile as [pixel][channel] (at most 6 x 64 floats, the 64-channel tile; the others are smaller),
+        // then the 8 x 16 floats WriteTile transposes 16 channels of it into; 64-byte aligned for whole-vector
+        // stores (the alignment costs at most 15 of the 16 extra floats).
+        float* tileRaw = stackalloc float[Math.Max(Pixels64 * Panel64, Pixels512 * Panel512) + 8 * 16 + 16];
         float* tile = (float*)(((nint)tileRaw + 63) & ~(nint)63);
         int px = TTile.Pixels;
         float* partial = stackalloc float[ChunkTiles * px * TTile.Width];

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -377,13 +378,11 @@ internal static unsafe class PackedGemm
         }
     }
 
-    /// <summary>Benchmarks turn the prefetch of packed weights off to compare.</summary>
+    /// <summary>
+    /// Whether the AVX-512 tiles of a prepacked A (weights) prefetch the next tile's A on a block's first panel; a
+    /// switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
     internal static bool PrefetchA = true;
-
-    /// <summary>Whether a tile's k loop prefetches the next tile's A (a type, so the plain loop carries no test).</summary>
-    private interface IPrefetch { static abstract bool On { get; } }
-    private struct Prefetching : IPrefetch { public static bool On => true; }
-    private struct NoPrefetch : IPrefetch { public static bool On => false; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Kernel8x32Tile<TAct, TP>(int kc, float* a, float* b, float* c, int ldc, bool direct, in Job job, bool accumulate, bool last, int i0, int j0)

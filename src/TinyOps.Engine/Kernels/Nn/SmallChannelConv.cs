@@ -42,7 +42,7 @@ internal static unsafe class SmallChannelConv
 
     [ThreadStatic] private static float[]? t_packed;
 
-    /// <summary>Experiments turn this route off (stems then take the implicit GEMM).</summary>
+    /// <summary>Whether this route is taken where it applies (else stems take the implicit GEMM); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool Enabled = true;
 
     public static bool Supports(in ConvShape s) =>

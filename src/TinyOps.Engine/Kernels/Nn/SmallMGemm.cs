@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TinyOps.Engine.Kernels.Common;
 
 namespace TinyOps.Engine.Kernels.Nn;
 
@@ -17,13 +18,17 @@ internal static unsafe class SmallMGemm
     /// <summary>Most output channels this kernel takes: up to 24 in one pass (24 accumulators of one vector each), up to 48 in two.</summary>
     public const int MaxRows = 48;
 
-    /// <summary>Tests and benchmarks turn this route off to compare with the packed GEMM.</summary>
+    /// <summary>Whether this route is taken where it applies (else the packed GEMM); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
     internal static bool Enabled = true;
 
     /// <summary>Fewest columns (pixels) for which reading X in place pays; smaller planes keep the packed GEMM.</summary>
     public const int MinColumns = 512;
 
-    /// <summary>Floats ahead in each row of X that the kernel prefetches (many rows are read at once: more streams than the hardware prefetcher follows).</summary>
+    /// <summary>
+    /// Floats ahead in each row of X that the kernel prefetches (many rows are read at once: more streams than the
+    /// hardware prefetcher follows); 0 prefetches nothing. Settable for in-process A/B comparisons with
+    /// <c>bench/TinyOps.Bench.Kernels ab</c>, which is why the inner loop reads a plain static rather than a constant.
+    /// </summary>
     internal static int PrefetchDistance = 32;
 
     public static bool Supports(int m, int n) =>
@@ -140,7 +145,7 @@ internal static unsafe class SmallMGemm
         for (int j = j0; j < j1; j += 16)
         {
             int cols = Math.Min(16, j1 - j);
-            var mask = cols == 16 ? Vector512<float>.AllBitsSet : LaneMask(cols);
+            var mask = cols == 16 ? Vector512<float>.AllBitsSet : Transpose16.LaneMask(cols);
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
             Vector512<float> a8 = default, a9 = default, a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default;
             Vector512<float> a16 = default, a17 = default, a18 = default, a19 = default, a20 = default, a21 = default, a22 = default, a23 = default;
@@ -215,8 +220,4 @@ internal static unsafe class SmallMGemm
         if (cols == 16) Vector512.Store(v, yr);
         else Avx512F.MaskStore(yr, mask, v);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> LaneMask(int n) =>
-        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(n)).AsSingle();
 }

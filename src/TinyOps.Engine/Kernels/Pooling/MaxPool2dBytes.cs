@@ -398,3 +398,30 @@ internal static unsafe class MaxPool2dBytes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static T Max<T>(T a, T b) where T : INumber<T> => a > b ? a : b;
 }
+
+/// <summary>
+/// One kernel's runs of <see cref="MaxPool2dBytes"/>: the scratch taken from the run's context and the 2x2 pool's byte
+/// permutation kept for the output width it was made for (made again only when the width changes). Used by
+/// MaxPoolKernel and by a QLinearConv with a fused MaxPool on the routes that pool the bytes they wrote.
+/// </summary>
+internal sealed class BytePool2d
+{
+    private readonly byte[] _pairPermutation = new byte[128];
+    private int _pairPermutationFor = -1;
+
+    /// <summary><see cref="MaxPool2dBytes.Run{T}"/> of x into y, its scratch in slot <paramref name="scratchSlot"/> of <paramref name="ctx"/>.</summary>
+    public unsafe void Run<T>(RunContext ctx, int scratchSlot, ReadOnlySpan<T> x, Span<T> y, int channels, int in1, int in2, int out1, int out2,
+        int k1, int k2, int s1, int s2, int d1, int d2, int p1, int p2)
+        where T : unmanaged, INumber<T>, IMinMaxValue<T>
+    {
+        var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2), scratchSlot);
+        if (_pairPermutationFor != out2)
+        {
+            MaxPool2dBytes.PairRowPermutation(out2, _pairPermutation);
+            _pairPermutationFor = out2;
+        }
+        fixed (T* px = x, py = y)
+        fixed (byte* ps = scratch, pp = _pairPermutation)
+            MaxPool2dBytes.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, (T*)ps, pp);
+    }
+}

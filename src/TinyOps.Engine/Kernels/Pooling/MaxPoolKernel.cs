@@ -10,9 +10,8 @@ internal sealed class MaxPoolKernel : Kernel
     private readonly PoolGeometry _g;
     private readonly bool _columnMajor;
 
-    /// <summary>Byte permutation of the 2x2 byte pool for the output width it was made for (made once per width).</summary>
-    private readonly byte[] _pairPermutation = new byte[128];
-    private int _pairPermutationFor = -1;
+    /// <summary>The uint8/int8 2-D pool with its permutation kept across runs.</summary>
+    private readonly BytePool2d _bytePool = new();
 
     /// <summary>Tests set this to run the plain per-window loop instead of <see cref="MaxPool2d"/>.</summary>
     internal static bool UseReference;
@@ -72,21 +71,11 @@ internal sealed class MaxPoolKernel : Kernel
     private bool Is2d => _g.K[0] == 1 && _g.In[0] == 1 && _g.Out[0] == 1 && MaxPool2dBytes.Forced != BytePoolPath.Reference;
 
     /// <summary>The uint8/int8 1-D/2-D case without Indices: <see cref="MaxPool2dBytes"/>, same results as <see cref="Pool{T}"/>.</summary>
-    private unsafe void Pool2dBytes<T>(ReadOnlySpan<T> x, Span<T> y, int channels, RunContext ctx)
+    private void Pool2dBytes<T>(ReadOnlySpan<T> x, Span<T> y, int channels, RunContext ctx)
         where T : unmanaged, INumber<T>, IMinMaxValue<T>
     {
         var g = _g;
-        int in1 = g.In[1], in2 = g.In[2], out1 = g.Out[1], out2 = g.Out[2];
-        int k1 = g.K[1], k2 = g.K[2], s1 = g.S[1], s2 = g.S[2], d1 = g.D[1], d2 = g.D[2], p1 = g.PadBegin[1], p2 = g.PadBegin[2];
-        var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2), 7);
-        if (_pairPermutationFor != out2)
-        {
-            MaxPool2dBytes.PairRowPermutation(out2, _pairPermutation);
-            _pairPermutationFor = out2;
-        }
-        fixed (T* px = x, py = y)
-        fixed (byte* ps = scratch, pp = _pairPermutation)
-            MaxPool2dBytes.Run(px, py, channels, in1, in2, out1, out2, k1, k2, s1, s2, d1, d2, p1, p2, (T*)ps, pp);
+        _bytePool.Run(ctx, 7, x, y, channels, g.In[1], g.In[2], g.Out[1], g.Out[2], g.K[1], g.K[2], g.S[1], g.S[2], g.D[1], g.D[2], g.PadBegin[1], g.PadBegin[2]);
     }
 
     /// <summary>The float 1-D/2-D case without Indices: same results as <see cref="Pool{T}"/>, with the tap ranges hoisted.</summary>

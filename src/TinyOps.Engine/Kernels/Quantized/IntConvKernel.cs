@@ -27,8 +27,7 @@ internal sealed class IntConvKernel : Kernel
     private readonly bool _pool;
     /// <summary>With <see cref="_pool"/> on a route that cannot pool as it stores: the unpooled output, pooled afterwards.</summary>
     private Tensor? _convTarget, _convBuffer;
-    private readonly byte[] _pairPermutation = new byte[128];
-    private int _pairPermutationFor = -1;
+    private readonly BytePool2d _bytePool = new();
     // input positions
     private readonly int _x, _xZero, _w, _wZero;
 
@@ -53,10 +52,12 @@ internal sealed class IntConvKernel : Kernel
     /// What <see cref="RunDirect"/> needs: packed weights and bias − x_zero·Σw per output channel; the quads' cell
     /// offsets depend on the input size too, so they are kept with the size they were computed for.
     /// </summary>
-    private sealed class DirectConstants(byte[] packed, int[] rowInit, bool poolable)
+    private sealed class DirectConstants(byte[] packed, int[] rowInit, bool inRange, bool poolable)
     {
         public byte[] Packed { get; } = packed;
         public int[] RowInit { get; } = rowInit;
+        /// <summary><see cref="IntDirectConv.InRange"/> of <see cref="RowInit"/> and the wide constants' multipliers: the sums need no clamp.</summary>
+        public bool InRange { get; } = inRange;
         /// <summary>Every multiplier is above 0, so requantization is monotonic and a fused MaxPool may run on the sums.</summary>
         public bool Poolable { get; } = poolable;
         public int[] Offsets { get; set; } = [];
@@ -192,7 +193,7 @@ internal sealed class IntConvKernel : Kernel
             RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
             bool positive = true;
             foreach (float mu in mult) positive &= mu > 0f;
-            _direct = new DirectConstants(dp, dInit, positive);
+            _direct = new DirectConstants(dp, dInit, IntDirectConv.InRange(g, dInit, mult), positive);
         }
     }
 
@@ -364,15 +365,14 @@ internal sealed class IntConvKernel : Kernel
         var x = xt.Buffer.AsSpan(xt.ByteOffset, xt.Length);
         var w = wt.Buffer.AsSpan(wt.ByteOffset, wt.Length);
         bool rows = UsesRows;
-        bool packedMatch = _packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
-            && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
+        bool packedMatch = PackedMatch(xt, wt);
+        if (DirectRoute(packedMatch, xSigned, wSigned) is { } direct)
+        {
+            RunDirect(ctx, x, direct.Constants, direct.Wide);
+            return;
+        }
         if (!rows && packedMatch && _wideConstants is { } wc && Wide(_qlinear))
         {
-            if (_direct is { } dc && IntDirectConv.Supports(g, xSigned, wSigned))
-            {
-                RunDirect(ctx, x, dc, wc);
-                return;
-            }
             FastIntGemm.Plan(wSigned, xSigned, out _, out bool au, out _);
             RunWide(ctx, x, xSigned, wc.XZero, _packedW, au, wc.Mult, wc.RowInit, wc.Za, wc.YZero);
             return;
@@ -578,34 +578,40 @@ internal sealed class IntConvKernel : Kernel
     /// </summary>
     private bool TryRunDirectPooled(RunContext ctx, Tensor xt, Tensor wt)
     {
-        if (FastIntGemm.UseReference || UsesRows || _direct is not { } dc || _wideConstants is not { } wc || !Wide(_qlinear) || !dc.Poolable) return false;
-        bool xSigned = xt.Type == DataType.Int8, wSigned = wt.Type == DataType.Int8;
-        bool packedMatch = _packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
-            && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
-        if (!packedMatch || !IntDirectConv.Supports(_geo, xSigned, wSigned) || _geo.SpatialRank != 2) return false;
-        RunDirect(ctx, xt.Buffer.AsSpan(xt.ByteOffset, xt.Length), dc, wc, pooled: true);
+        if (FastIntGemm.UseReference) return false;
+        if (DirectRoute(PackedMatch(xt, wt), xt.Type == DataType.Int8, wt.Type == DataType.Int8) is not { } direct || !direct.Constants.Poolable) return false;
+        RunDirect(ctx, xt.Buffer.AsSpan(xt.ByteOffset, xt.Length), direct.Constants, direct.Wide, pooled: true);
         return true;
     }
 
+    /// <summary>The weights packed at planning are those of <paramref name="wt"/>, for these input and weight types.</summary>
+    private bool PackedMatch(Tensor xt, Tensor wt) =>
+        _packedW is not null && ReferenceEquals(_packedSrc, wt.Buffer) && _packedSrcOffset == wt.ByteOffset
+        && _packedSrcLength == wt.Length && _packedXType == xt.Type && _packedWType == wt.Type;
+
+    /// <summary>
+    /// The constants of the direct route (<see cref="IntDirectConv"/>) when this run takes it: the wide path with
+    /// constant parameters (not the rows route), weights packed for these tensors (<paramref name="packedMatch"/>) and
+    /// a geometry and types the route supports; null when another route runs. <see cref="RunFast"/> and the fused
+    /// pool (<see cref="TryRunDirectPooled"/>) both decide with it.
+    /// </summary>
+    private (DirectConstants Constants, WideConstants Wide)? DirectRoute(bool packedMatch, bool xSigned, bool wSigned)
+    {
+        if (UsesRows || !packedMatch || _wideConstants is not { } wc || !Wide(_qlinear) || _direct is not { } dc) return null;
+        return IntDirectConv.Supports(_geo, xSigned, wSigned) ? (dc, wc) : null;
+    }
+
     /// <summary>2 × 2 / 2 MaxPool (floor mode) of the unpooled convolution into y.</summary>
-    private unsafe void PoolInto(RunContext ctx, Tensor conv, Tensor y)
+    private void PoolInto(RunContext ctx, Tensor conv, Tensor y)
     {
         int n = conv.Shape[0], c = conv.Shape[1], h = conv.Shape[2], w = conv.Shape[3];
         int oh = h / 2, ow = w / 2;
         int channels = n * c;
-        var scratch = ctx.Scratch<byte>(MaxPool2dBytes.ScratchBytes(channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0), 0); // the convolution is done with slot 0
-        if (_pairPermutationFor != ow)
-        {
-            MaxPool2dBytes.PairRowPermutation(ow, _pairPermutation);
-            _pairPermutationFor = ow;
-        }
-        fixed (byte* px = conv.Buffer, py = y.Buffer, ps = scratch, pp = _pairPermutation)
-        {
-            if (y.Type == DataType.Int8)
-                MaxPool2dBytes.Run((sbyte*)(px + conv.ByteOffset), (sbyte*)(py + y.ByteOffset), channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0, (sbyte*)ps, pp);
-            else
-                MaxPool2dBytes.Run(px + conv.ByteOffset, py + y.ByteOffset, channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0, ps, pp);
-        }
+        // scratch slot 0: the convolution is done with it
+        if (y.Type == DataType.Int8)
+            _bytePool.Run(ctx, 0, conv.ReadOnlySpan<sbyte>(), y.Span<sbyte>(), channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0);
+        else
+            _bytePool.Run(ctx, 0, conv.ReadOnlySpan<byte>(), y.Span<byte>(), channels, h, w, oh, ow, 2, 2, 2, 2, 1, 1, 0, 0);
     }
 
     /// <summary>QLinearConv through <see cref="IntDirectConv"/>: per image, the quad planes, then the products requantized into y (pooled 2 × 2 / 2 first with <paramref name="pooled"/>).</summary>
@@ -628,8 +634,8 @@ internal sealed class IntConvKernel : Kernel
         {
             IntDirectConv.BuildPlanes(g, x.Slice(n * inImage, inImage), (byte)wc.XZero, planes);
             var yn = y.Slice(n * outImage, outImage);
-            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, yn);
-            else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, wc.YZero, yt.Type == DataType.Int8, yn);
+            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.InRange, wc.YZero, yt.Type == DataType.Int8, yn);
+            else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.InRange, wc.YZero, yt.Type == DataType.Int8, yn);
         }
     }
 

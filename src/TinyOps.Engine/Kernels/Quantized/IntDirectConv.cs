@@ -149,7 +149,7 @@ internal static class IntDirectConv
                     for (; ix < w && s0 + 3 * plane + ix + 16 <= x.Length; ix += 16)
                     {
                         int s = s0 + ix;
-                        Interleave(Vector128.LoadUnsafe(ref x0, (nuint)s), Vector128.LoadUnsafe(ref x0, (nuint)(s + plane)),
+                        WideIntGemm.Interleave(Vector128.LoadUnsafe(ref x0, (nuint)s), Vector128.LoadUnsafe(ref x0, (nuint)(s + plane)),
                             Vector128.LoadUnsafe(ref x0, (nuint)(s + 2 * plane)), Vector128.LoadUnsafe(ref x0, (nuint)(s + 3 * plane)),
                             ref Unsafe.Add(ref d0, (start + ix) * 4));
                     }
@@ -179,7 +179,7 @@ internal static class IntDirectConv
                 x.Slice((c * h + iy) * w, w).CopyTo(row.Slice(pl));
                 int start = (pt + iy) * pitch;
                 for (int s = 0; s < pitch; s += 16)
-                    Interleave(Vector128.LoadUnsafe(ref r0, (nuint)s), Vector128.LoadUnsafe(ref r0, (nuint)(s + 1)),
+                    WideIntGemm.Interleave(Vector128.LoadUnsafe(ref r0, (nuint)s), Vector128.LoadUnsafe(ref r0, (nuint)(s + 1)),
                         Vector128.LoadUnsafe(ref r0, (nuint)(s + 2)), Vector128.LoadUnsafe(ref r0, (nuint)(s + 3)),
                         ref Unsafe.Add(ref d0, (start + s) * 4));
             }
@@ -187,30 +187,24 @@ internal static class IntDirectConv
         }
     }
 
-    /// <summary>Writes 16 cells of four bytes: cell j = (v0[j], v1[j], v2[j], v3[j]).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Interleave(Vector128<byte> v0, Vector128<byte> v1, Vector128<byte> v2, Vector128<byte> v3, ref byte d)
-    {
-        var lo01 = Sse2.UnpackLow(v0, v1).AsInt16();
-        var hi01 = Sse2.UnpackHigh(v0, v1).AsInt16();
-        var lo23 = Sse2.UnpackLow(v2, v3).AsInt16();
-        var hi23 = Sse2.UnpackHigh(v2, v3).AsInt16();
-        Sse2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref d);
-        Sse2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref d, 16);
-        Sse2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref d, 32);
-        Sse2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref d, 48);
-    }
+    /// <summary>
+    /// Whether the scaled sums of these weights' accumulator starts and multipliers stay in int32 range without a
+    /// clamp (<see cref="WideIntGemm.ScaledSumsInRange"/>): fixed with the constants, so computed once when they are
+    /// prepared and passed to <see cref="Run"/> and <see cref="RunPooled"/>.
+    /// </summary>
+    public static bool InRange(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
+        WideIntGemm.ScaledSumsInRange(Quads(g), rowInit, mult, false);
 
     /// <summary>
     /// Multiplies and requantizes one image: y [M, OH, OW] from the planes, the packed weights, the accumulator
     /// starts (bias − x_zero·Σw) and the multipliers; all multipliers are finite (checked by the caller).
+    /// <paramref name="inRange"/>: <see cref="InRange"/> of these constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
     {
-        int kq = Quads(g);
-        if (WideIntGemm.ScaledSumsInRange(kq, rowInit, mult, false)) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (inRange) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else Run<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 
@@ -257,10 +251,9 @@ internal static class IntDirectConv
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunPooled(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
     {
-        int kq = Quads(g);
-        if (WideIntGemm.ScaledSumsInRange(kq, rowInit, mult, false)) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (inRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 

@@ -335,7 +335,9 @@ internal sealed class IntMatMulKernel : Kernel
         bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
         int za = (azt is null ? 0 : QuantMath.ReadInt(azt, 0)) + shift, zb = bzt is null ? 0 : QuantMath.ReadInt(bzt, 0);
         var yt = ctx.Output(0);
-        int paSize = m == 1 && !flip && (k & 3) == 0 ? 0 : FastIntGemm.PackedASize(m, k), pbSize = WideIntGemm.PackedBSize(k, n);
+        // one row of A against B of the other signedness (a vector times a weight matrix): A is read as it is, unpacked
+        bool rawRow = m == 1 && !flip && (k & 3) == 0;
+        int paSize = rawRow ? 0 : FastIntGemm.PackedASize(m, k), pbSize = WideIntGemm.PackedBSize(k, n);
         var bytes = ctx.Scratch<byte>(paSize + (prepacked ? 0 : pbSize), 7);
         var aPacked = bytes.Slice(0, paSize);
         var bPackedRun = bytes.Slice(paSize);
@@ -353,8 +355,6 @@ internal sealed class IntMatMulKernel : Kernel
         var b = bt.Buffer.AsSpan(bt.ByteOffset, bt.Length);
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
-        // one row of A against B of the other signedness (a vector times a weight matrix): A is read as it is
-        bool rawRow = m == 1 && !flip && (k & 3) == 0;
         for (int bi = 0; bi < batches; bi++)
         {
             var aMat = a.Slice(aOff[bi] * m * k, m * k);

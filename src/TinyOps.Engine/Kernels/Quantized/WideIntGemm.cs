@@ -87,7 +87,7 @@ internal static class WideIntGemm
                     var v1 = Vector128.LoadUnsafe(ref r1, (nuint)j) & keep1;
                     var v2 = Vector128.LoadUnsafe(ref r2, (nuint)j) & keep2;
                     var v3 = Vector128.LoadUnsafe(ref r3, (nuint)j) & keep3;
-                    IntDirectConv.Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, c0 * 4));
+                    Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, c0 * 4));
                 }
                 for (; c0 < width; c0 += 8)
                 {
@@ -124,6 +124,23 @@ internal static class WideIntGemm
             if (signed) for (int j = 0; j < n; j++) colSums[j] += (sbyte)row[j];
             else for (int j = 0; j < n; j++) colSums[j] += row[j];
         }
+    }
+
+    /// <summary>
+    /// Writes 16 cells of four bytes: cell j = (v0[j], v1[j], v2[j], v3[j]), the quad layout of the
+    /// packed B here and of <see cref="IntDirectConv"/>'s planes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Interleave(Vector128<byte> v0, Vector128<byte> v1, Vector128<byte> v2, Vector128<byte> v3, ref byte d)
+    {
+        var lo01 = Sse2.UnpackLow(v0, v1).AsInt16();
+        var hi01 = Sse2.UnpackHigh(v0, v1).AsInt16();
+        var lo23 = Sse2.UnpackLow(v2, v3).AsInt16();
+        var hi23 = Sse2.UnpackHigh(v2, v3).AsInt16();
+        Sse2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref d);
+        Sse2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref d, 16);
+        Sse2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref d, 32);
+        Sse2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref d, 48);
     }
 
     /// <summary>What the epilogue needs: per-row constants and multipliers, the output and its zero point.</summary>

@@ -20,7 +20,7 @@ internal static class ActivationFusion
         if (!ReferenceEquals(registry, KernelRegistry.Default)) return graph;
         int opset = model.DefaultOpset;
         if (GraphRewrite.Index(graph) is not { } index) return graph;
-        var (consumers, producers, outputs) = (index.Consumers, index.Producers, index.Outputs);
+        var producers = index.Producers;
 
         Dictionary<Node, Node>? replaced = null;
         HashSet<Node>? removed = null;
@@ -28,7 +28,7 @@ internal static class ActivationFusion
         {
             if (!act.IsDefaultDomain || act.Inputs.Count == 0 || act.Outputs.Count != 1 || act.Outputs[0].Length == 0) continue;
             string mid = act.Inputs[0];
-            if (mid.Length == 0 || outputs.Contains(mid) || consumers.GetValueOrDefault(mid) != 1) continue;
+            if (!index.ReadOnlyOnce(mid)) continue;
             if (!producers.TryGetValue(mid, out var op) || !op.IsDefaultDomain || op.Outputs.Count != 1) continue;
             if (op.OpType is not ("Conv" or "Gemm" or "Add") || op.HasAttribute(FusedActivation.KindAttribute)) continue;
             if (removed is not null && removed.Contains(op)) continue;
@@ -36,19 +36,9 @@ internal static class ActivationFusion
             if (spec is null) continue;
             // Add (numpy broadcasting, opset 7+) takes only Relu, applied to the sum as the Relu kernel would
             if (op.OpType == "Add" && (spec.Value.Kind != "Relu" || opset < 7 || op.Attributes.Count != 0 || ReadsDequantized(op, producers))) continue;
-            var fused = new Node
-            {
-                Name = op.Name,
-                OpType = op.OpType,
-                Domain = op.Domain,
-                Inputs = [.. op.Inputs],
-                Outputs = [act.Outputs[0]],
-                Attributes = new Dictionary<string, AttributeValue>(op.Attributes, StringComparer.Ordinal),
-                DocString = op.DocString,
-                Index = op.Index,
-            };
-            fused.Attributes[FusedActivation.KindAttribute] = AttributeValue.Of(FusedActivation.KindAttribute, spec.Value.Kind);
-            fused.Attributes[FusedActivation.ParamsAttribute] = AttributeValue.Of(FusedActivation.ParamsAttribute, spec.Value.Params);
+            var fused = GraphRewrite.Copy(op, [.. op.Inputs], act.Outputs[0], op.Index,
+                AttributeValue.Of(FusedActivation.KindAttribute, spec.Value.Kind),
+                AttributeValue.Of(FusedActivation.ParamsAttribute, spec.Value.Params));
             (replaced ??= [])[op] = fused;
             (removed ??= []).Add(act);
         }

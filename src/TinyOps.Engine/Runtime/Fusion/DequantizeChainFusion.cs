@@ -28,40 +28,15 @@ internal static class DequantizeChainFusion
     public static Graph Apply(Graph graph, Model model, KernelRegistry registry)
     {
         if (!ReferenceEquals(registry, KernelRegistry.Default) || model.DefaultOpset < 10) return graph;
-        var consumers = new Dictionary<string, List<Node>>(StringComparer.Ordinal);
+        if (GraphRewrite.Index(graph) is not { } index) return graph;
+        var producers = index.Producers;
+        // the node that reads each value as an input (the last one): asked only of values read once, where it is the one
+        var reader = new Dictionary<string, Node>(StringComparer.Ordinal);
         foreach (var node in graph.Nodes)
-        {
             foreach (var i in node.Inputs)
-                if (i.Length > 0)
-                {
-                    if (!consumers.TryGetValue(i, out var l)) consumers[i] = l = [];
-                    l.Add(node);
-                }
-            foreach (var a in node.Attributes.Values)
-            {
-                if (a.Kind == AttributeKind.Graphs) return graph; // keep it simple: no rewrite around graph lists
-                if (a.Kind == AttributeKind.Graph && a.Graph is not null)
-                    foreach (var f in CompiledGraph.FreeVariables(a.Graph))
-                    {
-                        // read from a subgraph: counts as two more consumers, so never fused away
-                        if (!consumers.TryGetValue(f, out var l)) consumers[f] = l = [];
-                        l.Add(node);
-                        l.Add(node);
-                    }
-            }
-        }
-        var outputs = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var o in graph.Outputs) outputs.Add(o.Name);
-        var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
-        foreach (var node in graph.Nodes)
-            foreach (var o in node.Outputs)
-                if (o.Length > 0) producers[o] = node;
+                if (i.Length > 0) reader[i] = node;
 
-        Node? SoleConsumer(string value)
-        {
-            if (outputs.Contains(value) || !consumers.TryGetValue(value, out var l) || l.Count != 1) return null;
-            return l[0];
-        }
+        Node? SoleConsumer(string value) => index.ReadOnlyOnce(value) ? reader[value] : null;
 
         Dictionary<Node, Node>? replaced = null;
         HashSet<Node>? removed = null;

@@ -32,6 +32,29 @@ internal static class GraphRewrite
     }
 
     /// <summary>
+    /// The fused node of a rewrite: a copy of <paramref name="node"/> (name, op type, domain, attributes, doc string)
+    /// that reads <paramref name="inputs"/>, writes the single value <paramref name="output"/>, runs at
+    /// <paramref name="index"/> and carries the <paramref name="extra"/> attributes besides its own (each under its
+    /// name, after them). The original node is unchanged.
+    /// </summary>
+    public static Node Copy(Node node, List<string> inputs, string output, int index, params ReadOnlySpan<AttributeValue> extra)
+    {
+        var fused = new Node
+        {
+            Name = node.Name,
+            OpType = node.OpType,
+            Domain = node.Domain,
+            Inputs = inputs,
+            Outputs = [output],
+            Attributes = new Dictionary<string, AttributeValue>(node.Attributes, StringComparer.Ordinal),
+            DocString = node.DocString,
+            Index = index,
+        };
+        foreach (var a in extra) fused.Attributes[a.Name] = a;
+        return fused;
+    }
+
+    /// <summary>
     /// Who reads and who writes each value of a graph, for the fusions: consumer counts (a value read inside a
     /// subgraph counts two more, so it is never fused away), producers, and the graph's outputs. Null when a node
     /// carries a list of graphs (no rewrite around those).

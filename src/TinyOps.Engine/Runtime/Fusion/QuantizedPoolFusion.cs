@@ -18,7 +18,7 @@ internal static class QuantizedPoolFusion
     {
         if (!ReferenceEquals(registry, KernelRegistry.Default) || model.DefaultOpset < 10) return graph;
         if (GraphRewrite.Index(graph) is not { } index) return graph;
-        var (consumers, producers, outputs) = (index.Consumers, index.Producers, index.Outputs);
+        var producers = index.Producers;
 
         Dictionary<Node, Node>? replaced = null;
         HashSet<Node>? removed = null;
@@ -27,21 +27,10 @@ internal static class QuantizedPoolFusion
             if (!pool.IsDefaultDomain || pool.OpType != "MaxPool" || pool.Inputs.Count != 1 || !IsPlain2x2(pool)) continue;
             if (pool.Outputs.Count != 1 || pool.Outputs[0].Length == 0) continue;
             string mid = pool.Inputs[0];
-            if (outputs.Contains(mid) || consumers.GetValueOrDefault(mid) != 1) continue;
+            if (!index.ReadOnlyOnce(mid)) continue;
             if (!producers.TryGetValue(mid, out var conv) || !conv.IsDefaultDomain || conv.OpType != "QLinearConv" || conv.Outputs.Count != 1) continue;
             if (conv.HasAttribute(IntConvKernel.PoolAttribute) || !Is2d(conv)) continue;
-            var fused = new Node
-            {
-                Name = conv.Name,
-                OpType = conv.OpType,
-                Domain = conv.Domain,
-                Inputs = [.. conv.Inputs],
-                Outputs = [pool.Outputs[0]],
-                Attributes = new Dictionary<string, AttributeValue>(conv.Attributes, StringComparer.Ordinal),
-                DocString = conv.DocString,
-                Index = conv.Index,
-            };
-            fused.Attributes[IntConvKernel.PoolAttribute] = AttributeValue.Of(IntConvKernel.PoolAttribute, 1L);
+            var fused = GraphRewrite.Copy(conv, [.. conv.Inputs], pool.Outputs[0], conv.Index, AttributeValue.Of(IntConvKernel.PoolAttribute, 1L));
             (replaced ??= [])[conv] = fused;
             (removed ??= []).Add(pool);
         }

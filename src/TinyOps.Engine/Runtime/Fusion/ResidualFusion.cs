@@ -19,7 +19,7 @@ internal static class ResidualFusion
     {
         if (!ReferenceEquals(registry, KernelRegistry.Default) || model.DefaultOpset < 7) return graph;
         if (GraphRewrite.Index(graph) is not { } index) return graph;
-        var (consumers, producers, outputs) = (index.Consumers, index.Producers, index.Outputs);
+        var producers = index.Producers;
 
         Dictionary<Node, Node>? replaced = null;
         HashSet<Node>? removed = null;
@@ -32,22 +32,13 @@ internal static class ResidualFusion
             for (int side = 0; side < 2; side++)
             {
                 string mid = add.Inputs[side], other = add.Inputs[1 - side];
-                if (mid.Length == 0 || other.Length == 0 || mid == other || outputs.Contains(mid) || consumers.GetValueOrDefault(mid) != 1) continue;
+                if (other.Length == 0 || mid == other || !index.ReadOnlyOnce(mid)) continue;
                 if (!producers.TryGetValue(mid, out var conv) || !conv.IsDefaultDomain || conv.OpType != "Conv" || conv.Outputs.Count != 1) continue;
                 if (conv.Inputs.Count is < 2 or > 3 || conv.HasAttribute(FusedActivation.KindAttribute) || conv.HasAttribute(FusedActivation.ResidualAttribute)) continue;
                 if ((removed is not null && removed.Contains(conv)) || (replaced is not null && replaced.ContainsKey(conv))) continue;
-                var fused = new Node
-                {
-                    Name = conv.Name,
-                    OpType = "Conv",
-                    Domain = conv.Domain,
-                    Inputs = [conv.Inputs[0], conv.Inputs[1], conv.Inputs.Count > 2 ? conv.Inputs[2] : "", other],
-                    Outputs = [add.Outputs[0]],
-                    Attributes = new Dictionary<string, AttributeValue>(conv.Attributes, StringComparer.Ordinal),
-                    DocString = conv.DocString,
-                    Index = add.Index,
-                };
-                fused.Attributes[FusedActivation.ResidualAttribute] = AttributeValue.Of(FusedActivation.ResidualAttribute, 1L);
+                // the fused node runs at the Add's place, where both operands exist
+                var fused = GraphRewrite.Copy(conv, [conv.Inputs[0], conv.Inputs[1], conv.Inputs.Count > 2 ? conv.Inputs[2] : "", other], add.Outputs[0], add.Index,
+                    AttributeValue.Of(FusedActivation.ResidualAttribute, 1L));
                 if (activation.Length > 0)
                 {
                     fused.Attributes[FusedActivation.KindAttribute] = add.Attributes[FusedActivation.KindAttribute];
