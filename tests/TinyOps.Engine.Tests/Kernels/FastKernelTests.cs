@@ -214,6 +214,15 @@ public class FastKernelTests
         { 1, 48, 48, 48, 15, 13, 3, 2, 1, 1 },  // depthwise channels-last, stride 2, odd sizes
         { 1, 16, 16, 16, 12, 12, 5, 1, 1, 2 },  // depthwise channels-last 5x5
         { 1, 16, 16, 16, 9, 11, 3, 2, 1, 0 },   // depthwise channels-last, no padding, columns the window never reaches
+        { 2, 5, 5, 5, 28, 28, 3, 1, 1, 1 },     // depthwise in place: 784 pixels (whole 16-output steps), batch 2
+        { 1, 4, 4, 4, 9, 1, 3, 1, 1, 1 },       // depthwise in place: one column (both side taps always padding)
+        { 1, 3, 3, 3, 1, 1, 3, 1, 1, 1 },       // depthwise in place: a single pixel
+        { 1, 3, 3, 3, 5, 16, 3, 1, 1, 1 },      // depthwise in place: rows of exactly one step
+        { 1, 3, 3, 3, 6, 17, 3, 1, 1, 1 },      // depthwise in place: rows one past a step
+        { 1, 2, 2, 2, 4, 47, 3, 1, 1, 1 },      // depthwise in place: the widest row it takes
+        { 1, 3, 3, 3, 9, 40, 3, 2, 1, 1 },      // depthwise in place, stride 2: two 16-output steps a row (the second ragged)
+        { 2, 2, 2, 2, 7, 66, 3, 2, 1, 1 },      // depthwise in place, stride 2: three steps a row, odd height
+        { 1, 3, 3, 3, 1, 2, 3, 2, 1, 1 },       // depthwise in place, stride 2: one output
         { 1, 3, 3, 3, 30, 100, 3, 1, 1, 1 },    // depthwise row streaming, stride 1
         { 1, 2, 2, 2, 31, 95, 3, 2, 1, 1 },     // depthwise row streaming, stride 2, odd sizes
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN

@@ -108,6 +108,16 @@ internal static unsafe class DepthwiseConv
     private static void Planes<TAct>(in State st, int p0, int p1) where TAct : struct, IActivationOp
     {
         ref readonly ConvShape s = ref st.S;
+        if (InPlaceSupported(in s))
+        {
+            InPlacePlanes<TAct>(in st, p0, p1);
+            return;
+        }
+        if (InPlaceStride2Supported(in s))
+        {
+            InPlaceStride2Planes<TAct>(in st, p0, p1);
+            return;
+        }
         if (!UseBlocked(in s) && RowsSupported(in s))
         {
             for (int p = p0; p < p1; p++) RowsPlane<TAct>(in st, p);
@@ -211,6 +221,199 @@ internal static unsafe class DepthwiseConv
                 acc = Vector512.FusedMultiplyAdd(Vector512.Create(wk[kh * 3 + 2]), Avx512F.PermuteVar16x32x2(c, ie, d), acc);
             }
             Vector512.Store(TAct.Apply(acc, in act), o + j);
+        }
+    }
+
+    /// <summary>Whether the in-place route is taken where it applies; a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
+    internal static bool UseInPlace = true;
+
+    /// <summary>Widest output row the in-place route takes (wider rows stream through the row ring); settable for A/B comparisons.</summary>
+    internal static int MaxInPlaceWidth = int.MaxValue;
+
+    /// <summary>3 x 3, stride 1, padding 1 on every side, no dilation, one output per input channel, with AVX-512.</summary>
+    private static bool InPlaceSupported(in ConvShape s) =>
+        UseInPlace && Avx512F.IsSupported && Vector512.IsHardwareAccelerated && !Force256 && s.Out[2] <= MaxInPlaceWidth
+        && s.Kernel[1] == 3 && s.Kernel[2] == 3 && s.Dilation[1] == 1 && s.Dilation[2] == 1
+        && s.Stride[1] == 1 && s.Stride[2] == 1 && s.OutChannels == s.InChannels
+        && s.PadBegin[1] == 1 && s.PadBegin[2] == 1 && s.Out[1] == s.In[1] && s.Out[2] == s.In[2];
+
+    [ThreadStatic] private static float[]? t_columnMasks;
+
+    /// <summary>
+    /// Column masks of the in-place route for a plane W wide and HW values long: for each 16-output step, a Vector512
+    /// whose lanes are all ones where the output has a left neighbour in its row, then one where it has a right one.
+    /// </summary>
+    private static float* ColumnMasks(int W, int HW)
+    {
+        int steps = (HW + 15) / 16, need = steps * 32 + 16;
+        if (t_columnMasks is null || t_columnMasks.Length < need) t_columnMasks = GC.AllocateArray<float>(need, pinned: true);
+        float* m = (float*)(((nint)Unsafe.AsPointer(ref t_columnMasks[0]) + 63) & ~(nint)63);
+        uint* u = (uint*)m;
+        for (int f = 0; f < steps * 16; f++)
+        {
+            int col = f % W, step = f / 16, lane = f % 16;
+            u[step * 32 + lane] = col != 0 ? uint.MaxValue : 0;
+            u[step * 32 + 16 + lane] = col != W - 1 ? uint.MaxValue : 0;
+        }
+        return m;
+    }
+
+    /// <summary>
+    /// Planes [p0, p1) of a 3 x 3, stride 1, pad 1 filter read and written in place, with no copy: a plane is taken as one
+    /// flat run of H * W values, 16 outputs a step, and tap (kh, kw) of output f is the input at f + (kh - 1) * W + kw - 1.
+    /// Steps whose reads all fall inside the plane load plainly and sum the taps by kernel column; the left and right
+    /// column sums are then cleared (one AND each, masks from <see cref="ColumnMasks"/>) in lanes whose neighbour would
+    /// wrap into the next or previous row. Steps touching the first or last row load with zeroing masks (faults
+    /// suppressed), so rows outside the plane read as 0 and nothing outside the tensor is touched.
+    /// </summary>
+    private static void InPlacePlanes<TAct>(in State st, int p0, int p1) where TAct : struct, IActivationOp
+    {
+        ref readonly ConvShape s = ref st.S;
+        int W = s.In[2], HW = s.In[1] * W;
+        float* masks = ColumnMasks(W, HW);
+        var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var wv = Vector512.Create(W);
+        var hwv = Vector512.Create(HW);
+        var lastRow = Vector512.Create(HW - W);
+        var zero = Vector512<float>.Zero;
+        ref readonly var act = ref st.Act;
+        int full = HW & ~15;
+        // Plain steps: every read in [0, HW): f - W - 1 >= 0 and f + 15 + W + 1 <= HW - 1.
+        int lo = W + 1, hi = HW - W - 17;
+        for (int p = p0; p < p1; p++)
+        {
+            int c = p % s.InChannels;
+            float* x = st.X + (long)p * HW;
+            float* y = st.Y + (long)p * HW;
+            var taps = new Taps9(st.W + (long)c * 9);
+            var (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps.W0, taps.W1, taps.W2, taps.W3, taps.W4, taps.W5, taps.W6, taps.W7, taps.W8);
+            var bv = Vector512.Create(st.Bias != null ? st.Bias[c] : 0f);
+            float* m = masks;
+            for (int f = 0; f < HW; f += 16, m += 32)
+            {
+                float* r = x + f;
+                var mL = Vector512.Load(m);
+                var mR = Vector512.Load(m + 16);
+                Vector512<float> v;
+                if (f >= lo && f <= hi)
+                {
+                    var left = Vector512.FusedMultiplyAdd(w0, Vector512.Load(r - W - 1), Vector512.FusedMultiplyAdd(w3, Vector512.Load(r - 1), Vector512.Load(r + W - 1) * w6));
+                    var mid = Vector512.FusedMultiplyAdd(w1, Vector512.Load(r - W), Vector512.FusedMultiplyAdd(w4, Vector512.Load(r), Vector512.FusedMultiplyAdd(w7, Vector512.Load(r + W), bv)));
+                    var right = Vector512.FusedMultiplyAdd(w2, Vector512.Load(r - W + 1), Vector512.FusedMultiplyAdd(w5, Vector512.Load(r + 1), Vector512.Load(r + W + 1) * w8));
+                    v = mid + ((left & mL) + (right & mR));
+                }
+                else
+                {
+                    var fi = Vector512.Create(f) + lane;
+                    var mIn = Vector512.LessThan(fi, hwv).AsSingle();
+                    var mT = Vector512.GreaterThanOrEqual(fi, wv).AsSingle() & mIn;
+                    var mB = Vector512.LessThan(fi, lastRow).AsSingle();
+                    var a0 = Vector512.FusedMultiplyAdd(w0, Avx512F.MaskLoad(r - W - 1, mT & mL, zero), bv);
+                    var a1 = Avx512F.MaskLoad(r - 1, mIn & mL, zero) * w3;
+                    var a2 = Avx512F.MaskLoad(r + W - 1, mB & mL, zero) * w6;
+                    a0 = Vector512.FusedMultiplyAdd(w1, Avx512F.MaskLoad(r - W, mT, zero), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w4, Avx512F.MaskLoad(r, mIn, zero), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w7, Avx512F.MaskLoad(r + W, mB, zero), a2);
+                    a0 = Vector512.FusedMultiplyAdd(w2, Avx512F.MaskLoad(r - W + 1, mT & mR, zero), a0);
+                    a1 = Vector512.FusedMultiplyAdd(w5, Avx512F.MaskLoad(r + 1, mIn & mR, zero), a1);
+                    a2 = Vector512.FusedMultiplyAdd(w8, Avx512F.MaskLoad(r + W + 1, mB & mR, zero), a2);
+                    v = a0 + (a1 + a2);
+                }
+                v = TAct.Apply(v, in act);
+                if (f < full) Vector512.Store(v, y + f);
+                else Avx512F.MaskStore(y + f, Transpose16.LaneMask(HW - f), v);
+            }
+            if (act.NeedsRowPass) act.Apply(new Span<float>(y, HW));
+        }
+    }
+
+    /// <summary>3 x 3, stride 2, padding 1 before rows and columns (any after), no dilation, one output per input channel, with AVX-512.</summary>
+    private static bool InPlaceStride2Supported(in ConvShape s) =>
+        UseInPlace && Avx512F.IsSupported && Vector512.IsHardwareAccelerated && !Force256
+        && s.Kernel[1] == 3 && s.Kernel[2] == 3 && s.Dilation[1] == 1 && s.Dilation[2] == 1
+        && s.Stride[1] == 2 && s.Stride[2] == 2 && s.OutChannels == s.InChannels
+        && s.PadBegin[1] == 1 && s.PadBegin[2] == 1;
+
+    /// <summary>
+    /// Planes [p0, p1) of a 3 x 3, stride 2 filter with one row and column of padding before, read and written in place.
+    /// Output row oh takes input rows 2oh - 1 .. 2oh + 1; 16 outputs of a row take 32 input columns from 2 * ow0, two
+    /// loads whose even lanes (one permute) are the centre taps and odd lanes (another) the right taps; the left taps
+    /// are the odd lanes moved up one, lane 0 being the last odd lane of the previous 16 (zero at the row start: the
+    /// padding). Loads are masked to the row, and to nothing for a row outside the plane, so padding reads as 0 and
+    /// nothing outside the tensor is touched.
+    /// </summary>
+    private static void InPlaceStride2Planes<TAct>(in State st, int p0, int p1) where TAct : struct, IActivationOp
+    {
+        ref readonly ConvShape s = ref st.S;
+        int H = s.In[1], W = s.In[2], OH = s.Out[1], OW = s.Out[2];
+        int chunks = (OW + 15) / 16;
+        // Per 16-output chunk: the load masks of its two input vectors and the store mask.
+        Span<Vector512<float>> masks = stackalloc Vector512<float>[chunks * 3];
+        for (int k = 0; k < chunks; k++)
+        {
+            int cols = W - 32 * k;
+            masks[3 * k] = Transpose16.LaneMask(Math.Clamp(cols, 0, 16));
+            masks[3 * k + 1] = Transpose16.LaneMask(Math.Clamp(cols - 16, 0, 16));
+            masks[3 * k + 2] = Transpose16.LaneMask(Math.Min(16, OW - 16 * k));
+        }
+        var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var io = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        var ish = Vector512.Create(31, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        var none = Vector512<float>.Zero;
+        var all = Vector512<float>.AllBitsSet;
+        ref readonly var act = ref st.Act;
+        for (int p = p0; p < p1; p++)
+        {
+            int c = p % s.InChannels;
+            float* x = st.X + (long)p * H * W;
+            float* y = st.Y + (long)p * OH * OW;
+            var taps = new Taps9(st.W + (long)c * 9);
+            var (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps.W0, taps.W1, taps.W2, taps.W3, taps.W4, taps.W5, taps.W6, taps.W7, taps.W8);
+            var bv = Vector512.Create(st.Bias != null ? st.Bias[c] : 0f);
+            for (int oh = 0; oh < OH; oh++)
+            {
+                int i0 = 2 * oh - 1;
+                // a row outside the plane (padding) loads with a mask of nothing from a row inside it
+                var v0 = (uint)i0 < (uint)H ? all : none;
+                var v1 = (uint)(i0 + 1) < (uint)H ? all : none;
+                var v2 = (uint)(i0 + 2) < (uint)H ? all : none;
+                float* q0 = x + (long)Math.Clamp(i0, 0, H - 1) * W;
+                float* q1 = x + (long)Math.Clamp(i0 + 1, 0, H - 1) * W;
+                float* q2 = x + (long)Math.Clamp(i0 + 2, 0, H - 1) * W;
+                float* yr = y + (long)oh * OW;
+                Vector512<float> prev0 = none, prev1 = none, prev2 = none;
+                for (int k = 0; k < chunks; k++)
+                {
+                    var mA = masks[3 * k];
+                    var mB = masks[3 * k + 1];
+                    int off = 32 * k;
+                    var a = Avx512F.MaskLoad(q0 + off, mA & v0, none);
+                    var b = Avx512F.MaskLoad(q0 + off + 16, mB & v0, none);
+                    var odd0 = Avx512F.PermuteVar16x32x2(a, io, b);
+                    var acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
+                    acc0 = Vector512.FusedMultiplyAdd(w2, odd0, acc0);
+                    acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(odd0, ish, prev0), acc0);
+                    prev0 = odd0;
+                    a = Avx512F.MaskLoad(q1 + off, mA & v1, none);
+                    b = Avx512F.MaskLoad(q1 + off + 16, mB & v1, none);
+                    var odd1 = Avx512F.PermuteVar16x32x2(a, io, b);
+                    var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w4;
+                    acc1 = Vector512.FusedMultiplyAdd(w5, odd1, acc1);
+                    acc1 = Vector512.FusedMultiplyAdd(w3, Avx512F.PermuteVar16x32x2(odd1, ish, prev1), acc1);
+                    prev1 = odd1;
+                    a = Avx512F.MaskLoad(q2 + off, mA & v2, none);
+                    b = Avx512F.MaskLoad(q2 + off + 16, mB & v2, none);
+                    var odd2 = Avx512F.PermuteVar16x32x2(a, io, b);
+                    var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w7;
+                    acc2 = Vector512.FusedMultiplyAdd(w8, odd2, acc2);
+                    acc2 = Vector512.FusedMultiplyAdd(w6, Avx512F.PermuteVar16x32x2(odd2, ish, prev2), acc2);
+                    prev2 = odd2;
+                    var v = TAct.Apply(acc0 + (acc1 + acc2), in act);
+                    if (16 * k + 16 <= OW) Vector512.Store(v, yr + 16 * k);
+                    else Avx512F.MaskStore(yr + 16 * k, masks[3 * k + 2], v);
+                }
+            }
+            if (act.NeedsRowPass) act.Apply(new Span<float>(y, OH * OW));
         }
     }
 
