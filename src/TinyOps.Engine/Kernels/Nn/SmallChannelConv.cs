@@ -99,10 +99,7 @@ internal static unsafe class SmallChannelConv
                 };
                 int groups = (M + gs - 1) / gs;
                 long work = (long)M * s.OutSize * C * KH * KW;
-                // A stem's output (e.g. 32 x 112 x 112 floats) outgrows L2, so it is bound by writing memory; a second
-                // thread only contends for it (measured: 170 us on one thread, 211 us on two for MobileNetV2's stem).
-                bool bandwidthBound = (long)M * s.OutSize * sizeof(float) > 512 * 1024;
-                if (threads > 1 && groups > 1 && work >= 256 * 1024 && !bandwidthBound && WorkerPool.TryEnter())
+                if (threads > 1 && groups > 1 && work >= 256 * 1024 && WorkerPool.TryEnter())
                 {
                     try
                     {
