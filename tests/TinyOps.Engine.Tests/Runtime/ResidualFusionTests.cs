@@ -107,6 +107,8 @@ public sealed class ResidualFusionTests
     {
         AssertSameAsUnfused(Block(64, 64, 3, 1, 1, 28, 28, [1, 64, 28, 28], true, true), [1, 64, 28, 28], threads: 2);
         AssertSameAsUnfused(Block(96, 32, 1, 1, 1, 28, 28, [1, 32, 28, 28], true, false), [1, 32, 28, 28], threads: 2);
+        // a deep 1x1 over a small plane: the transposed route, its pixels split in bands, each adding its own residual
+        AssertSameAsUnfused(Block(320, 96, 1, 1, 1, 14, 14, [1, 96, 14, 14], true, true), [1, 96, 14, 14], threads: 2);
     }
 
     [Theory]
