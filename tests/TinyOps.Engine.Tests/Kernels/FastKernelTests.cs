@@ -354,6 +354,40 @@ public class FastKernelTests
                 }
     }
 
+    [Theory]
+    [InlineData(8, 10, 0)]  // the last row and column of padding missing: the bottom and right taps never read padding
+    [InlineData(7, 9, 2)]   // a second row and column of padding after: outputs whose right and lower taps are all padding
+    [InlineData(6, 40, 1)]  // two 16-output steps a row
+    public void DepthwiseStride2WithUnevenPaddingMatchesNaive(int h, int wd, int padEnd)
+    {
+        // The in-place stride-2 route needs one row and column of padding before; whatever comes after is read as 0.
+        const int n = 1, c = 5;
+        int oh = (h + 1 + padEnd - 3) / 2 + 1, ow = (wd + 1 + padEnd - 3) / 2 + 1;
+        var x = Random(n * c * h * wd, 11);
+        var w = Random(c * 9, 12);
+        var b = Random(c, 13);
+        var expected = NaiveConv(x, w, b, n, c, c, c, [1, h, wd], [1, 3, 3], [1, oh, ow], [1, 2, 2], [1, 1, 1], [0, 1, 1]);
+        var node = ConvNode(c, 3, 2, 1, 1);
+        node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { 1, 1, padEnd, padEnd });
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var graph = new Graph
+            {
+                Nodes = [node],
+                Inputs = [new ValueInfo("X", DataType.Float32, [Dim.Of(n), Dim.Of(c), Dim.Of(h), Dim.Of(wd)])],
+                Outputs = [new ValueInfo("Y", DataType.Float32, null)],
+                Initializers = new Dictionary<string, Tensor>(StringComparer.Ordinal)
+                {
+                    ["W"] = Tensor.FromArray(w, c, 1, 3, 3),
+                    ["B"] = Tensor.FromArray(b, c),
+                },
+            };
+            var y = RunModel(graph, new Dictionary<string, Tensor> { ["X"] = Tensor.FromArray(x, n, c, h, wd) }, threads)["Y"];
+            Assert.Equal(new[] { n, c, oh, ow }, y.Shape);
+            AssertClose(expected, y.ReadOnlySpan<float>(), $"{h}x{wd} pad end {padEnd} threads={threads}");
+        }
+    }
+
     [Fact]
     public void FusionRewritesOnlySingleConsumerIntermediates()
     {
