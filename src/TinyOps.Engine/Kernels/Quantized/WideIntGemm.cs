@@ -384,6 +384,11 @@ internal static class WideIntGemm
             if (TV.Count > 2) v2 -= z * Vector256.LoadUnsafe(ref adj, 16);
         }
         // ymm only: on Intel cores 512-bit instructions among the vpdpbusd close port 1's vector unit and halve their throughput
+        if (TV.Count == 3 && cols >= 24 && Pack24)
+        {
+            Emit24<TC>(v0, v1, v2, mult, zp, signed, ref y);
+            return;
+        }
         Emit8<TC>(v0, mult, zp, signed, ref y, cols);
         if (TV.Count > 1) Emit8<TC>(v1, mult, zp, signed, ref Unsafe.Add(ref y, 8), cols - 8);
         if (TV.Count > 2) Emit8<TC>(v2, mult, zp, signed, ref Unsafe.Add(ref y, 16), cols - 16);
@@ -400,6 +405,40 @@ internal static class WideIntGemm
         if ((valid & 4) != 0) { Unsafe.WriteUnaligned(ref dst, (uint)bytes); bytes >>= 32; o = 4; }
         if ((valid & 2) != 0) { Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, o), (ushort)bytes); bytes >>= 16; o += 2; }
         if ((valid & 1) != 0) Unsafe.Add(ref dst, o) = (byte)bytes;
+    }
+
+    /// <summary>Whether full 24-column rows are requantized through <see cref="Emit24{TC}"/>; a switch for tests and A/B comparisons.</summary>
+    internal static bool Pack24 = true;
+
+    /// <summary>
+    /// The 24 sums of a full tile row requantized as <see cref="Emit8{TC}"/> does, but narrowed together: two saturating
+    /// packs (int32 → int16 → uint8/int8, the same saturation as clamping to the output type), one dword permute to undo
+    /// the packs' lane interleaving and two stores, instead of a narrowing move, a move to a general register and a store
+    /// per 8 (the epilogue is most of the work when K is small, e.g. MobileNetV2's expansions over 16 channels).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Emit24<TC>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, Vector128<int> zp4, bool signed, ref byte dst)
+        where TC : struct, IClamp
+    {
+        var m = Vector256.Create(mult);
+        var z = Vector256.Create(zp4, zp4);
+        var r0 = Avx.ConvertToVector256Int32(Scaled<TC>(v0, m)) + z;
+        var r1 = Avx.ConvertToVector256Int32(Scaled<TC>(v1, m)) + z;
+        var r2 = Avx.ConvertToVector256Int32(Scaled<TC>(v2, m)) + z;
+        var w01 = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
+        var w22 = Avx2.PackSignedSaturate(r2, r2); // words: r2[0-3] r2[0-3] | r2[4-7] r2[4-7]
+        var b = signed ? Avx2.PackSignedSaturate(w01, w22).AsInt32() : Avx2.PackUnsignedSaturate(w01, w22).AsInt32();
+        // dwords of 4 bytes: r0[0-3] r1[0-3] r2[0-3] r2[0-3] | r0[4-7] r1[4-7] r2[4-7] r2[4-7]
+        var o = Avx2.PermuteVar8x32(b, Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsByte();
+        o.GetLower().StoreUnsafe(ref dst);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, 16), o.GetUpper().AsUInt64().ToScalar());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Scaled<TC>(Vector256<int> acc, Vector256<float> mult) where TC : struct, IClamp
+    {
+        var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), mult);
+        return TC.Clamps ? Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp)) : f;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
