@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TinyOps.Bench.Kernels;
+
+/// <summary>
+/// <c>peak</c>: the multiply-add throughput of the instructions the fp32 and int8 kernels are built on, measured
+/// alternately in one process: 512-bit FMA (vfmadd, 16 float multiply-adds), 256-bit FMA, and 256-bit vpdpbusd
+/// (AVX-VNNI, 32 byte multiply-adds, the widest .NET 10 emits), each in a loop of 12 independent accumulators (more
+/// than latency × ports, so the loop is bound by throughput). The ratio of the int8 and fp32 rates bounds how much an
+/// int8 layer bound by nothing but multiply-adds can gain over its fp32 version on this machine; it includes the clock
+/// drop 512-bit FMAs bring on some Intel cores.
+/// </summary>
+internal static class PeakCommand
+{
+    public static int Run()
+    {
+        if (!Avx512F.IsSupported || !AvxVnni.IsSupported || !Fma.IsSupported)
+        {
+            Console.Error.WriteLine("peak: needs AVX-512F, FMA and AVX-VNNI");
+            return 2;
+        }
+        const int n = 20_000; // 240,000 instructions a call
+        var z = Vector512.Create(1.0001f);
+        var y = Vector256.Create(1.0001f);
+        var a = Vector256.Create((byte)3);
+        var b = Vector256.Create((sbyte)2);
+        for (int w = 0; w < 100; w++) { Fma512(n, z); Fma256(n, y); Vnni256(n, a, b); }
+        var t512 = new List<double>(); var t256 = new List<double>(); var tv = new List<double>();
+        for (int r = 0; r < 300; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp(); Fma512(n, z); t512.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+            t0 = Stopwatch.GetTimestamp(); Fma256(n, y); t256.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+            t0 = Stopwatch.GetTimestamp(); Vnni256(n, a, b); tv.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+        }
+        double Rate(List<double> t) { t.Sort(); return 12.0 * n / t[t.Count / 2] / 1000; } // instructions per ns, median
+        double f512 = Rate(t512), f256 = Rate(t256), v = Rate(tv);
+        Console.WriteLine($"512-bit FMA     : {f512:F2} per ns = {f512 * 16:F1} float multiply-adds per ns");
+        Console.WriteLine($"256-bit FMA     : {f256:F2} per ns = {f256 * 8:F1} float multiply-adds per ns");
+        Console.WriteLine($"256-bit vpdpbusd: {v:F2} per ns = {v * 32:F1} byte multiply-adds per ns");
+        Console.WriteLine($"int8 / fp32 ceiling (vpdpbusd / best FMA): {v * 32 / Math.Max(f512 * 16, f256 * 8):F2}x");
+        return 0;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector512<float> Fma512(int n, Vector512<float> x)
+    {
+        Vector512<float> c0 = x, c1 = x, c2 = x, c3 = x, c4 = x, c5 = x, c6 = x, c7 = x, c8 = x, c9 = x, c10 = x, c11 = x;
+        for (int i = 0; i < n; i++)
+        {
+            c0 = Vector512.FusedMultiplyAdd(c0, x, x); c1 = Vector512.FusedMultiplyAdd(c1, x, x); c2 = Vector512.FusedMultiplyAdd(c2, x, x);
+            c3 = Vector512.FusedMultiplyAdd(c3, x, x); c4 = Vector512.FusedMultiplyAdd(c4, x, x); c5 = Vector512.FusedMultiplyAdd(c5, x, x);
+            c6 = Vector512.FusedMultiplyAdd(c6, x, x); c7 = Vector512.FusedMultiplyAdd(c7, x, x); c8 = Vector512.FusedMultiplyAdd(c8, x, x);
+            c9 = Vector512.FusedMultiplyAdd(c9, x, x); c10 = Vector512.FusedMultiplyAdd(c10, x, x); c11 = Vector512.FusedMultiplyAdd(c11, x, x);
+        }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector256<float> Fma256(int n, Vector256<float> x)
+    {
+        Vector256<float> c0 = x, c1 = x, c2 = x, c3 = x, c4 = x, c5 = x, c6 = x, c7 = x, c8 = x, c9 = x, c10 = x, c11 = x;
+        for (int i = 0; i < n; i++)
+        {
+            c0 = Vector256.FusedMultiplyAdd(c0, x, x); c1 = Vector256.FusedMultiplyAdd(c1, x, x); c2 = Vector256.FusedMultiplyAdd(c2, x, x);
+            c3 = Vector256.FusedMultiplyAdd(c3, x, x); c4 = Vector256.FusedMultiplyAdd(c4, x, x); c5 = Vector256.FusedMultiplyAdd(c5, x, x);
+            c6 = Vector256.FusedMultiplyAdd(c6, x, x); c7 = Vector256.FusedMultiplyAdd(c7, x, x); c8 = Vector256.FusedMultiplyAdd(c8, x, x);
+            c9 = Vector256.FusedMultiplyAdd(c9, x, x); c10 = Vector256.FusedMultiplyAdd(c10, x, x); c11 = Vector256.FusedMultiplyAdd(c11, x, x);
+        }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector256<int> Vnni256(int n, Vector256<byte> a, Vector256<sbyte> b)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector256<int> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < n; i++)
+        {
+            c0 = AvxVnni.MultiplyWideningAndAdd(c0, a, b); c1 = AvxVnni.MultiplyWideningAndAdd(c1, a, b); c2 = AvxVnni.MultiplyWideningAndAdd(c2, a, b);
+            c3 = AvxVnni.MultiplyWideningAndAdd(c3, a, b); c4 = AvxVnni.MultiplyWideningAndAdd(c4, a, b); c5 = AvxVnni.MultiplyWideningAndAdd(c5, a, b);
+            c6 = AvxVnni.MultiplyWideningAndAdd(c6, a, b); c7 = AvxVnni.MultiplyWideningAndAdd(c7, a, b); c8 = AvxVnni.MultiplyWideningAndAdd(c8, a, b);
+            c9 = AvxVnni.MultiplyWideningAndAdd(c9, a, b); c10 = AvxVnni.MultiplyWideningAndAdd(c10, a, b); c11 = AvxVnni.MultiplyWideningAndAdd(c11, a, b);
+        }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    }
+}
