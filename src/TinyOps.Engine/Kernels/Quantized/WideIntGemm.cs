@@ -297,8 +297,11 @@ internal static class WideIntGemm
     /// twelve accumulators in memory across the loop (a store and a reload per vpdpbusd, which only reaches ymm0-15, all
     /// sixteen of which the loop needs), halving the loop's speed.
     /// </summary>
+    /// <summary>Whether tiles prefetch the next row block's packed weights; a switch for A/B comparisons.</summary>
+    internal static bool PrefetchA = true;
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Dots<TS, TV, TR>(ref byte ap, ref byte bp, int kq, ref int init, int last, out Acc acc)
+    private static unsafe void Dots<TS, TV, TR>(ref byte ap, ref byte bp, int kq, ref int init, int last, out Acc acc)
         where TS : struct, ISign where TV : struct, IVectors where TR : struct, IRows
     {
         var c00 = Vector256.Create(init); var c01 = c00; var c02 = c00;
@@ -339,8 +342,12 @@ internal static class WideIntGemm
             c01 += c11 + c21 + c31;
             c02 += c12 + c22 + c32;
         }
+        // with all four rows of a packed block, the next block's weights (16·kq bytes on) are fetched ahead, a line
+        // every four quads: they come from L3 on the first panel, where the hardware prefetcher lagged
+        bool fetch = TR.All && PrefetchA;
         for (; q < kq; q++)
         {
+            if (fetch && (q & 3) == 0) Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref ap, 16 * kq)));
             var b0 = Vector256.LoadUnsafe(ref bp);
             var b1 = TV.Count > 1 ? Vector256.LoadUnsafe(ref bp, 32) : default;
             var b2 = TV.Count > 2 ? Vector256.LoadUnsafe(ref bp, 64) : default;
