@@ -292,14 +292,14 @@ internal static class WideIntGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Broadcast(ref byte a, int offset) => Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();
 
+    /// <summary>Whether tiles prefetch the next row block's packed weights; a switch for A/B comparisons.</summary>
+    internal static bool PrefetchA = true;
+
     /// <summary>
     /// The multiply-adds of a tile, in a method of their own: with the epilogue in the same method the JIT kept the
     /// twelve accumulators in memory across the loop (a store and a reload per vpdpbusd, which only reaches ymm0-15, all
     /// sixteen of which the loop needs), halving the loop's speed.
     /// </summary>
-    /// <summary>Whether tiles prefetch the next row block's packed weights; a switch for A/B comparisons.</summary>
-    internal static bool PrefetchA = true;
-
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Dots<TS, TV, TR>(ref byte ap, ref byte bp, int kq, ref int init, int last, out Acc acc)
         where TS : struct, ISign where TV : struct, IVectors where TR : struct, IRows
@@ -477,9 +477,7 @@ internal static class WideIntGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Emit8<TC>(Vector256<int> acc, float mult, Vector128<int> zp4, bool signed, ref byte dst, int valid) where TC : struct, IClamp
     {
-        var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), Vector256.Create(mult));
-        if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
-        var r = Avx.ConvertToVector256Int32(f) + Vector256.Create(zp4, zp4);
+        var r = Avx.ConvertToVector256Int32(Scaled<TC>(acc, Vector256.Create(mult))) + Vector256.Create(zp4, zp4);
         ulong bytes = signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
                              : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
         if (valid >= 8) Unsafe.WriteUnaligned(ref dst, bytes);
