@@ -295,6 +295,9 @@ internal static class WideIntGemm
     /// <summary>Whether tiles prefetch the next row block's packed weights; a switch for A/B comparisons.</summary>
     internal static bool PrefetchA = true;
 
+    /// <summary>Whether one-vector tiles of four rows run three accumulator sets (see <see cref="Dots"/>); a switch for A/B comparisons.</summary>
+    internal static bool SplitNarrow = true;
+
     /// <summary>
     /// The multiply-adds of a tile, in a method of their own: with the epilogue in the same method the JIT kept the
     /// twelve accumulators in memory across the loop (a store and a reload per vpdpbusd, which only reaches ymm0-15, all
@@ -345,6 +348,36 @@ internal static class WideIntGemm
         // with all four rows of a packed block, the next block's weights (16·kq bytes on) are fetched ahead, a line
         // every four quads: they come from L3 on the first panel, where the hardware prefetcher lagged
         bool fetch = TR.All && PrefetchA;
+        if (TR.All && TV.Count == 1 && SplitNarrow)
+        {
+            // one 8-column vector a row (a panel's ragged end, e.g. the 49th column of a 7 x 7 plane): four chains
+            // alone would wait on vpdpbusd's latency, so three quads a step go into three sets of accumulators (the
+            // registers of the columns this tile does not have), summed at the end; int32 sums wrap, so the order of
+            // addition does not change the result
+            c01 = c02 = c11 = c12 = c21 = c22 = c31 = c32 = Vector256<int>.Zero;
+            for (; q + 3 <= kq; q += 3)
+            {
+                if (fetch) Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref ap, 16 * kq)));
+                var b0 = Vector256.LoadUnsafe(ref bp);
+                var b1 = Vector256.LoadUnsafe(ref bp, (nuint)bStep);
+                var b2 = Vector256.LoadUnsafe(ref bp, (nuint)(2 * bStep));
+                c00 = Dot<TS>(c00, b0, Broadcast(ref ap, 0));
+                c10 = Dot<TS>(c10, b0, Broadcast(ref ap, 4));
+                c20 = Dot<TS>(c20, b0, Broadcast(ref ap, 8));
+                c30 = Dot<TS>(c30, b0, Broadcast(ref ap, 12));
+                c01 = Dot<TS>(c01, b1, Broadcast(ref ap, aStep));
+                c11 = Dot<TS>(c11, b1, Broadcast(ref ap, aStep + 4));
+                c21 = Dot<TS>(c21, b1, Broadcast(ref ap, aStep + 8));
+                c31 = Dot<TS>(c31, b1, Broadcast(ref ap, aStep + 12));
+                c02 = Dot<TS>(c02, b2, Broadcast(ref ap, 2 * aStep));
+                c12 = Dot<TS>(c12, b2, Broadcast(ref ap, 2 * aStep + 4));
+                c22 = Dot<TS>(c22, b2, Broadcast(ref ap, 2 * aStep + 8));
+                c32 = Dot<TS>(c32, b2, Broadcast(ref ap, 2 * aStep + 12));
+                ap = ref Unsafe.Add(ref ap, 3 * aStep);
+                bp = ref Unsafe.Add(ref bp, 3 * bStep);
+            }
+            c00 += c01 + c02; c10 += c11 + c12; c20 += c21 + c22; c30 += c31 + c32;
+        }
         for (; q < kq; q++)
         {
             if (fetch && (q & 3) == 0) Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref ap, 16 * kq)));
