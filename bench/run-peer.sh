@@ -54,6 +54,10 @@ install_ort_peer "$shared" "$tmp/ort" "$repo" bench.mjs
 # 2. TinyOps: the CLI in Release, and the published runner for its size.
 log "building the tinyops CLI (Release)"
 tinyops="$(build_tinyops "$repo" "$tmp")"
+log "building bench/TinyOps.Bench.Kernels (the host's two-thread scaling probe)"
+dotnet build "$repo/bench/TinyOps.Bench.Kernels" -c Release >"$tmp/build-kernels.log" 2>&1 \
+  || { tail -30 "$tmp/build-kernels.log" >&2; exit 1; }
+probe="$repo/bench/TinyOps.Bench.Kernels/bin/Release/net10.0/TinyOps.Bench.Kernels"
 log "publishing tinyops-run"
 sizes="$("$repo/bench/publish-runner.sh" "$tmp/runner" 2>"$tmp/publish.log")" \
   || { cat "$tmp/publish.log" >&2; exit 1; }
@@ -88,6 +92,11 @@ for ((r = 1; r <= rounds; r++)); do
     if ! grep -q "^$label $r " "$runner_starts" 2>/dev/null; then
       ms=$("$tmp/runner/shipped/tinyops-run" "$path" --iterations 0 2>/dev/null | sed -n 's/.*loaded in \([0-9.]*\) ms.*/\1/p' | head -1)
       [[ -n "$ms" ]] && echo "$label $r $ms" >>"$runner_starts"
+    fi
+    # What the host let two threads gain at this moment (independent FMA loops), right after the two-thread runs.
+    if [[ "$threads" == 2 ]]; then
+      h=$("$probe" peak --scaling 2>/dev/null | tail -1)
+      [[ "${h:0:1}" == "{" ]] && printf '{"round":%d,"host":%s}\n' "$r" "$h" >>"$tmp/host.jsonl"
     fi
     set -e
   done
@@ -135,5 +144,6 @@ node "$repo/bench/write-report.mjs" "$results" "$out" \
   "runner_plain=$runner_plain" "runner_shipped=$runner_shipped" \
   "runner_loads=$(tr '\n' ';' <"$runner_loads")" \
   "int8_md=$int8_md" \
+  "host_scaling=$(sed -n 's/.*"host_two_thread_scaling":\([0-9.]*\).*/\1/p' "$tmp/host.jsonl" 2>/dev/null | tr '\n' ';')" \
   "configs=$(printf '%s;' "${configs[@]}" | sed "s|$repo/||g; s|$shared/|../shared/|g")"
 log "wrote $out"

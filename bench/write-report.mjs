@@ -77,6 +77,14 @@ p('|---|---:|---:|---:|---:|:---:|');
 p(`| TinyOps | ${us(mb1?.tP50)} | ${us(mb2?.tP50)} | ${tSpeed == null ? '—' : fmt(tSpeed, 2) + 'x'} | ≥ 1.6x | ${mark(tSpeed, 1.6, false)} |`);
 p(`| ONNX Runtime | ${us(mb1?.oP50)} | ${us(mb2?.oP50)} | ${oSpeed == null ? '—' : fmt(oSpeed, 2) + 'x'} | — | — |`);
 p('');
+const hostScaling = (meta.host_scaling || '').split(';').filter(Boolean).map(Number);
+if (hostScaling.length) {
+  p(`What the host allowed: two threads of independent 512-bit FMA loops ran ${fmt(median(hostScaling), 2)}x one thread`);
+  p(`(median of ${hostScaling.length} samples, one a round right after the two-thread runs; ${fmt(Math.min(...hostScaling), 2)}x to`);
+  p(`${fmt(Math.max(...hostScaling), 2)}x; \`bench/TinyOps.Bench.Kernels peak --scaling\`). Two idle cores give 2.0x; hyperthreads of one core`);
+  p('or a host under load give less, for every runtime alike.');
+  p('');
+}
 
 const runnerLoads = Object.fromEntries((meta.runner_loads || '').split(';').filter(Boolean).map(s => s.split(' ')));
 p('## Load time, memory and allocation');

@@ -15,6 +15,40 @@ namespace TinyOps.Bench.Kernels;
 /// </summary>
 internal static class PeakCommand
 {
+    /// <summary>
+    /// <c>peak --scaling</c>: how much the host lets two threads gain right now: a 512-bit FMA loop on one thread,
+    /// then the same loop on two threads at once (each its own copy), alternated 20 times; prints one JSON line with
+    /// the median of (two threads' combined rate / one thread's rate). On two idle cores this is 2.0; hyperthreads of
+    /// one core, a shared core or a lower clock under load give less. bench/run-peer.sh samples it in every round, so
+    /// the two-thread figures can be read against what the machine allowed at the time.
+    /// </summary>
+    public static int Scaling()
+    {
+        if (!Avx512F.IsSupported) { Console.Error.WriteLine("peak: needs AVX-512F"); return 2; }
+        const int n = 40_000; // about 0.1 ms a call
+        var z = Vector512.Create(1.0001f);
+        for (int w = 0; w < 50; w++) Fma512(n, z);
+        var ratios = new List<double>();
+        using var go = new Barrier(2);
+        for (int r = 0; r < 20; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < 10; i++) Fma512(n, z);
+            double one = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+            var other = new Thread(() => { go.SignalAndWait(); for (int i = 0; i < 10; i++) Fma512(n, z); });
+            other.Start();
+            go.SignalAndWait();
+            t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < 10; i++) Fma512(n, z);
+            other.Join();
+            double two = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+            ratios.Add(2 * one / two);
+        }
+        ratios.Sort();
+        Console.WriteLine($"{{\"host_two_thread_scaling\":{ratios[ratios.Count / 2].ToString("F3", System.Globalization.CultureInfo.InvariantCulture)}}}");
+        return 0;
+    }
+
     public static int Run()
     {
         if (!Avx512F.IsSupported || !AvxVnni.IsSupported || !Fma.IsSupported)

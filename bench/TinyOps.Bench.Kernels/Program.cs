@@ -16,12 +16,13 @@ using TinyOps.Engine.Tensors;
 //        (A/B in one process, alternating run by run; SPEC: - or comma-separated Namespace.Type.Member=value static
 //        settings, e.g. TinyOps.Engine.Kernels.Nn.SGemm.UseDotRows8=false, and opt:SessionOptionProperty=value; SPEC_B
 //        may be model:OTHER.onnx; prints p50/p25/min of each side, see AbCommand.cs)
-//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- peak   (multiply-add throughput of 512-bit FMA,
-//        256-bit FMA and 256-bit vpdpbusd: the int8 / fp32 ceiling on this machine, see PeakCommand.cs)
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- peak [--scaling]   (multiply-add throughput of
+//        512-bit FMA, 256-bit FMA and 256-bit vpdpbusd: the int8 / fp32 ceiling on this machine; --scaling: how much
+//        two threads gain on the host right now, one JSON line; see PeakCommand.cs)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
-if (args.Length == 1 && args[0] == "peak")
+if (args.Length >= 1 && args[0] == "peak")
 {
-    Environment.ExitCode = TinyOps.Bench.Kernels.PeakCommand.Run();
+    Environment.ExitCode = args.Length > 1 && args[1] == "--scaling" ? TinyOps.Bench.Kernels.PeakCommand.Scaling() : TinyOps.Bench.Kernels.PeakCommand.Run();
     return;
 }
 if (args.Length >= 1 && args[0] == "ab")
