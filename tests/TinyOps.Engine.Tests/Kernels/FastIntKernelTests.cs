@@ -87,6 +87,47 @@ public class FastIntKernelTests
     }
 
     [Fact]
+    public void WideShortProductsWithBInRegistersMatchTheTiles()
+    {
+        // Short products (K up to 24) run each B panel held in registers against every row (WideIntGemm.Stationary);
+        // they must give the 4 x 24 tiles' bytes: every K from 1 to 28 (past the limit: the tiles), ragged panels,
+        // rows not a multiple of 4, signed and unsigned outputs, and multipliers large enough to need the clamp.
+        if (!WideIntGemm.HardwareSupported) return;
+        var rng = new Random(77);
+        foreach (int k in Enumerable.Range(1, 28))
+            foreach (var (m, n) in new[] { (8, 24), (13, 49), (9, 5), (16, 17), (12, 40), (20, 64) })
+                foreach (bool ySigned in new[] { false, true })
+                {
+                    bool huge = (k + m) % 7 == 0;
+                    var a = RandomBytes(rng, m * k, false);
+                    var b = RandomBytes(rng, k * n, k % 5 == 0);
+                    var ap = new byte[FastIntGemm.PackedASize(m, k)];
+                    FastIntGemm.PackA(a, m, k, k, false, true, ap, new int[m]);
+                    var bp = new byte[WideIntGemm.PackedBSize(k, n)];
+                    WideIntGemm.PackB(b, k, n, n, false, bp, default);
+                    var init = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
+                    var mult = Enumerable.Range(0, m).Select(_ => huge ? 1e6f : 0.0005f + 0.01f * (float)rng.NextDouble()).ToArray();
+                    int yz = ySigned ? rng.Next(-20, 20) : rng.Next(0, 200);
+                    byte[] Run(bool stationary)
+                    {
+                        var y = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                        bool saved = WideIntGemm.StationaryB;
+                        WideIntGemm.StationaryB = stationary;
+                        try
+                        {
+                            var e = new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, y, n);
+                            WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, e);
+                        }
+                        finally { WideIntGemm.StationaryB = saved; }
+                        return y;
+                    }
+                    var tiles = Run(false);
+                    var held = Run(true);
+                    Assert.True(tiles.SequenceEqual(held), $"m={m} n={n} k={k} ySigned={ySigned} huge={huge}");
+                }
+    }
+
+    [Fact]
     public void RequantizeMatchesScalarIncludingHalfwayCases()
     {
         var rng = new Random(7);

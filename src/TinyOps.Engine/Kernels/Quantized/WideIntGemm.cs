@@ -211,6 +211,18 @@ internal static class WideIntGemm
     private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp
     {
+        if (StationaryB && m >= 2 * MR && e.RowZa.IsEmpty && kq <= 6)
+        {
+            switch (kq)
+            {
+                case 1: Stationary<TS, TC, Q1>(m, n, ap, bp, e); return;
+                case 2: Stationary<TS, TC, Q2>(m, n, ap, bp, e); return;
+                case 3: Stationary<TS, TC, Q3>(m, n, ap, bp, e); return;
+                case 4: Stationary<TS, TC, Q4>(m, n, ap, bp, e); return;
+                case 5: Stationary<TS, TC, Q5>(m, n, ap, bp, e); return;
+                case 6: Stationary<TS, TC, Q6>(m, n, ap, bp, e); return;
+            }
+        }
         int blocks = (m + MR - 1) / MR;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
         ref byte b0 = ref MemoryMarshal.GetReference(bp);
@@ -234,6 +246,115 @@ internal static class WideIntGemm
                 else Tile<TS, TC, V1, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
             }
         }
+    }
+
+    /// <summary>
+    /// Whether short products (at most 6 quads, K ≤ 24) keep each B panel in registers and run every row of A against it
+    /// (<see cref="Stationary"/>); a switch for tests and A/B comparisons.
+    /// </summary>
+    internal static bool StationaryB = true;
+
+    private interface IQuads { static abstract int Count { get; } }
+    private struct Q1 : IQuads { public static int Count => 1; }
+    private struct Q2 : IQuads { public static int Count => 2; }
+    private struct Q3 : IQuads { public static int Count => 3; }
+    private struct Q4 : IQuads { public static int Count => 4; }
+    private struct Q5 : IQuads { public static int Count => 5; }
+    private struct Q6 : IQuads { public static int Count => 6; }
+
+    /// <summary>
+    /// A short product (TQ quads, K ≤ 24: MobileNetV2's expansions over 16 and 24 channels) with B held in registers:
+    /// per panel, the first 16 columns' TQ × 2 vectors are loaded once and every row of A runs against them (TQ
+    /// broadcasts, 2·TQ vpdpbusd, then that row's 16 outputs requantized and stored), then the last 8 columns the same
+    /// way. The 4 × 24 tile would need 16 registers for accumulators and operands, which the JIT only meets by keeping
+    /// accumulators in memory; here a row needs at most 2·6 + 3. Bit-identical to the tiles (int32 sums, the same
+    /// requantization).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Stationary<TS, TC, TQ>(int m, int n, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
+    {
+        int kq = TQ.Count;
+        ref byte a0 = ref MemoryMarshal.GetReference(ap);
+        ref byte b0 = ref MemoryMarshal.GetReference(bp);
+        ref int init = ref MemoryMarshal.GetReference(e.RowInit);
+        ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
+        ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
+        int ldy = e.Ldy;
+        var zp = Vector128.Create(e.YZero);
+        bool signed = e.Signed;
+        for (int j0 = 0; j0 < n; j0 += NR)
+        {
+            int cols = Math.Min(NR, n - j0);
+            int width = Math.Min(NR, (n - j0 + 7) & ~7);
+            ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
+            int qs = width * 4; // bytes from one quad of the panel to the next
+            // columns 0-15 (or 0-7 of a narrow last panel)
+            if (width >= 16)
+                StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, Math.Min(16, cols), zp, signed);
+            else
+                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, cols, zp, signed);
+            if (width > 16)
+                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref Unsafe.Add(ref panel, 64), qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0 + 16), ldy, cols - 16, zp, signed);
+        }
+    }
+
+    /// <summary>Every row of A against TV vectors of B columns (one or two), held in registers; <paramref name="cols"/> of them are stored.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StationaryPass<TS, TC, TQ, TV>(int m, ref byte a0, ref byte panel, int qs, ref int init, ref float mult, ref byte y, int ldy,
+        int cols, Vector128<int> zp, bool signed)
+        where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads where TV : struct, IVectors
+    {
+        int kq = TQ.Count;
+        bool two = TV.Count > 1;
+        var b00 = Vector256.LoadUnsafe(ref panel); var b01 = two ? Vector256.LoadUnsafe(ref panel, 32) : default;
+        var b10 = TQ.Count > 1 ? Vector256.LoadUnsafe(ref panel, (nuint)qs) : default;
+        var b11 = TQ.Count > 1 && two ? Vector256.LoadUnsafe(ref panel, (nuint)qs + 32) : default;
+        var b20 = TQ.Count > 2 ? Vector256.LoadUnsafe(ref panel, (nuint)(2 * qs)) : default;
+        var b21 = TQ.Count > 2 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(2 * qs) + 32) : default;
+        var b30 = TQ.Count > 3 ? Vector256.LoadUnsafe(ref panel, (nuint)(3 * qs)) : default;
+        var b31 = TQ.Count > 3 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(3 * qs) + 32) : default;
+        var b40 = TQ.Count > 4 ? Vector256.LoadUnsafe(ref panel, (nuint)(4 * qs)) : default;
+        var b41 = TQ.Count > 4 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(4 * qs) + 32) : default;
+        var b50 = TQ.Count > 5 ? Vector256.LoadUnsafe(ref panel, (nuint)(5 * qs)) : default;
+        var b51 = TQ.Count > 5 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(5 * qs) + 32) : default;
+        for (int i = 0; i < m; i++)
+        {
+            // row i of packed A: block i / 4, quad q at q·16, the row's 4 bytes at (i % 4)·4
+            ref byte ar = ref Unsafe.Add(ref a0, (i >> 2) * kq * 16 + (i & 3) * 4);
+            var c0 = Vector256.Create(Unsafe.Add(ref init, i));
+            var c1 = c0;
+            var a = Broadcast(ref ar, 0);
+            c0 = Dot<TS>(c0, b00, a); if (two) c1 = Dot<TS>(c1, b01, a);
+            if (TQ.Count > 1) { a = Broadcast(ref ar, 16); c0 = Dot<TS>(c0, b10, a); if (two) c1 = Dot<TS>(c1, b11, a); }
+            if (TQ.Count > 2) { a = Broadcast(ref ar, 32); c0 = Dot<TS>(c0, b20, a); if (two) c1 = Dot<TS>(c1, b21, a); }
+            if (TQ.Count > 3) { a = Broadcast(ref ar, 48); c0 = Dot<TS>(c0, b30, a); if (two) c1 = Dot<TS>(c1, b31, a); }
+            if (TQ.Count > 4) { a = Broadcast(ref ar, 64); c0 = Dot<TS>(c0, b40, a); if (two) c1 = Dot<TS>(c1, b41, a); }
+            if (TQ.Count > 5) { a = Broadcast(ref ar, 80); c0 = Dot<TS>(c0, b50, a); if (two) c1 = Dot<TS>(c1, b51, a); }
+            ref byte yr = ref Unsafe.Add(ref y, i * ldy);
+            float mu = Unsafe.Add(ref mult, i);
+            if (two && cols >= 16) Emit16<TC>(c0, c1, mu, zp, signed, ref yr);
+            else
+            {
+                Emit8<TC>(c0, mu, zp, signed, ref yr, cols);
+                if (two && cols > 8) Emit8<TC>(c1, mu, zp, signed, ref Unsafe.Add(ref yr, 8), cols - 8);
+            }
+        }
+    }
+
+    /// <summary>16 sums requantized as <see cref="Emit24{TC}"/> does, narrowed together and stored as 16 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Emit16<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector128<int> zp4, bool signed, ref byte dst)
+        where TC : struct, IClamp
+    {
+        var m = Vector256.Create(mult);
+        var z = Vector256.Create(zp4, zp4);
+        var r0 = Avx.ConvertToVector256Int32(Scaled<TC>(v0, m)) + z;
+        var r1 = Avx.ConvertToVector256Int32(Scaled<TC>(v1, m)) + z;
+        var w = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
+        var b = signed ? Avx2.PackSignedSaturate(w, w).AsInt32() : Avx2.PackUnsignedSaturate(w, w).AsInt32();
+        // dwords: r0[0-3] r1[0-3] r0[0-3] r1[0-3] | r0[4-7] r1[4-7] ...
+        Avx2.PermuteVar8x32(b, Vector256.Create(0, 4, 1, 5, 0, 4, 1, 5)).AsByte().GetLower().StoreUnsafe(ref dst);
     }
 
     /// <summary>
