@@ -89,8 +89,8 @@ public class FastIntKernelTests
     [Fact]
     public void WideShortProductsWithBInRegistersMatchTheTiles()
     {
-        // Short products (K up to 24) run each B panel held in registers against every row (WideIntGemm.Stationary);
-        // they must give the 4 x 24 tiles' bytes: every K from 1 to 28 (past the limit: the tiles), ragged panels,
+        // Short products (K up to 32) run each B panel held in registers against every row (WideIntGemm.Stationary);
+        // they must give the 4 x 24 tiles' bytes: every K from 1 to 36 (past 32: the tiles), ragged panels,
         // rows not a multiple of 4, signed and unsigned outputs, and multipliers large enough to need the clamp.
         if (!WideIntGemm.HardwareSupported) return;
         var rng = new Random(77);

@@ -211,10 +211,12 @@ internal static class WideIntGemm
     private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp
     {
-        if (StationaryB && m >= 2 * MR && e.RowZa.IsEmpty && kq <= 6)
+        if (StationaryB && m >= 2 * MR && e.RowZa.IsEmpty && kq <= MaxStationaryQuads)
         {
             switch (kq)
             {
+                case 7: Stationary<TS, TC, Q7>(m, n, ap, bp, e); return;
+                case 8: Stationary<TS, TC, Q8>(m, n, ap, bp, e); return;
                 case 1: Stationary<TS, TC, Q1>(m, n, ap, bp, e); return;
                 case 2: Stationary<TS, TC, Q2>(m, n, ap, bp, e); return;
                 case 3: Stationary<TS, TC, Q3>(m, n, ap, bp, e); return;
@@ -249,7 +251,7 @@ internal static class WideIntGemm
     }
 
     /// <summary>
-    /// Whether short products (at most 6 quads, K ≤ 24) keep each B panel in registers and run every row of A against it
+    /// Whether short products (at most <see cref="MaxStationaryQuads"/> quads) keep each B panel in registers and run every row of A against it
     /// (<see cref="Stationary"/>); a switch for tests and A/B comparisons.
     /// </summary>
     internal static bool StationaryB = true;
@@ -261,9 +263,14 @@ internal static class WideIntGemm
     private struct Q4 : IQuads { public static int Count => 4; }
     private struct Q5 : IQuads { public static int Count => 5; }
     private struct Q6 : IQuads { public static int Count => 6; }
+    private struct Q7 : IQuads { public static int Count => 7; }
+    private struct Q8 : IQuads { public static int Count => 8; }
+
+    /// <summary>Most quads <see cref="Stationary"/> takes (quads past the sixth are read from the panel for every row); settable for A/B comparisons.</summary>
+    internal static int MaxStationaryQuads = 8;
 
     /// <summary>
-    /// A short product (TQ quads, K ≤ 24: MobileNetV2's expansions over 16 and 24 channels) with B held in registers:
+    /// A short product (TQ quads, K ≤ 32: MobileNetV2's stem and expansions over 16-32 channels) with B held in registers:
     /// per panel, the first 16 columns' TQ × 2 vectors are loaded once and every row of A runs against them (TQ
     /// broadcasts, 2·TQ vpdpbusd, then that row's 16 outputs requantized and stored), then the last 8 columns the same
     /// way. The 4 × 24 tile would need 16 registers for accumulators and operands, which the JIT only meets by keeping
@@ -331,6 +338,19 @@ internal static class WideIntGemm
             if (TQ.Count > 3) { a = Broadcast(ref ar, 48); c0 = Dot<TS>(c0, b30, a); if (two) c1 = Dot<TS>(c1, b31, a); }
             if (TQ.Count > 4) { a = Broadcast(ref ar, 64); c0 = Dot<TS>(c0, b40, a); if (two) c1 = Dot<TS>(c1, b41, a); }
             if (TQ.Count > 5) { a = Broadcast(ref ar, 80); c0 = Dot<TS>(c0, b50, a); if (two) c1 = Dot<TS>(c1, b51, a); }
+            // quads past the sixth: too many registers to hold, read from the panel (L1) for every row
+            if (TQ.Count > 6)
+            {
+                a = Broadcast(ref ar, 96);
+                c0 = Dot<TS>(c0, Vector256.LoadUnsafe(ref panel, (nuint)(6 * qs)), a);
+                if (two) c1 = Dot<TS>(c1, Vector256.LoadUnsafe(ref panel, (nuint)(6 * qs) + 32), a);
+            }
+            if (TQ.Count > 7)
+            {
+                a = Broadcast(ref ar, 112);
+                c0 = Dot<TS>(c0, Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs)), a);
+                if (two) c1 = Dot<TS>(c1, Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs) + 32), a);
+            }
             ref byte yr = ref Unsafe.Add(ref y, i * ldy);
             float mu = Unsafe.Add(ref mult, i);
             if (two && cols >= 16) Emit16<TC>(c0, c1, mu, zp, signed, ref yr);
