@@ -240,23 +240,38 @@ internal static unsafe class DepthwiseConv
     [ThreadStatic] private static float[]? t_columnMasks;
 
     /// <summary>
-    /// Column masks of the in-place route for a plane W wide and HW values long: for each 16-output step, a Vector512
-    /// whose lanes are all ones where the output has a left neighbour in its row, then one where it has a right one.
+    /// Column masks of the in-place route for planes W wide: for each 16-output step, a Vector512 whose lanes are all
+    /// ones where the output has a left neighbour in its row, then one where it has a right one. A lane's column is
+    /// f mod W, so the pattern repeats every lcm(16, W) outputs: the table holds that many steps (<paramref name="period"/>,
+    /// at most W; 7 for MobileNetV2's 112- to 7-wide planes) and is rebuilt only when W changes.
     /// </summary>
-    private static float* ColumnMasks(int W, int HW)
+    private static float* ColumnMasks(int W, out int period)
     {
-        int steps = (HW + 15) / 16, need = steps * 32 + 16;
-        if (t_columnMasks is null || t_columnMasks.Length < need) t_columnMasks = GC.AllocateArray<float>(need, pinned: true);
-        float* m = (float*)(((nint)Unsafe.AsPointer(ref t_columnMasks[0]) + 63) & ~(nint)63);
-        uint* u = (uint*)m;
-        for (int f = 0; f < steps * 16; f++)
+        period = W / Gcd(W, 16);
+        int need = period * 32 + 16;
+        if (t_columnMasks is null || t_columnMasks.Length < need)
         {
-            int col = f % W, step = f / 16, lane = f % 16;
-            u[step * 32 + lane] = col != 0 ? uint.MaxValue : 0;
-            u[step * 32 + 16 + lane] = col != W - 1 ? uint.MaxValue : 0;
+            t_columnMasks = GC.AllocateArray<float>(need, pinned: true);
+            t_columnMasksWidth = 0;
+        }
+        float* m = (float*)(((nint)Unsafe.AsPointer(ref t_columnMasks[0]) + 63) & ~(nint)63);
+        if (t_columnMasksWidth != W)
+        {
+            uint* u = (uint*)m;
+            for (int f = 0; f < period * 16; f++)
+            {
+                int col = f % W, step = f / 16, lane = f % 16;
+                u[step * 32 + lane] = col != 0 ? uint.MaxValue : 0;
+                u[step * 32 + 16 + lane] = col != W - 1 ? uint.MaxValue : 0;
+            }
+            t_columnMasksWidth = W;
         }
         return m;
     }
+
+    [ThreadStatic] private static int t_columnMasksWidth;
+
+    private static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
 
     /// <summary>
     /// Planes [p0, p1) of a 3 x 3, stride 1, pad 1 filter read and written in place, with no copy: a plane is taken as one
@@ -270,7 +285,8 @@ internal static unsafe class DepthwiseConv
     {
         ref readonly ConvShape s = ref st.S;
         int W = s.In[2], HW = s.In[1] * W;
-        float* masks = ColumnMasks(W, HW);
+        float* masks = ColumnMasks(W, out int period);
+        float* maskEnd = masks + period * 32;
         var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         var wv = Vector512.Create(W);
         var hwv = Vector512.Create(HW);
@@ -289,7 +305,7 @@ internal static unsafe class DepthwiseConv
             var (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (taps.W0, taps.W1, taps.W2, taps.W3, taps.W4, taps.W5, taps.W6, taps.W7, taps.W8);
             var bv = Vector512.Create(st.Bias != null ? st.Bias[c] : 0f);
             float* m = masks;
-            for (int f = 0; f < HW; f += 16, m += 32)
+            for (int f = 0; f < HW; f += 16, m = m + 32 == maskEnd ? masks : m + 32)
             {
                 float* r = x + f;
                 var mL = Vector512.Load(m);
