@@ -403,27 +403,9 @@ internal static unsafe class DepthwiseConv
                     var mA = masks[3 * k];
                     var mB = masks[3 * k + 1];
                     int off = 32 * k;
-                    var a = Avx512F.MaskLoad(q0 + off, mA & v0, none);
-                    var b = Avx512F.MaskLoad(q0 + off + 16, mB & v0, none);
-                    var odd0 = Avx512F.PermuteVar16x32x2(a, io, b);
-                    var acc0 = Vector512.FusedMultiplyAdd(w1, Avx512F.PermuteVar16x32x2(a, ie, b), bv);
-                    acc0 = Vector512.FusedMultiplyAdd(w2, odd0, acc0);
-                    acc0 = Vector512.FusedMultiplyAdd(w0, Avx512F.PermuteVar16x32x2(odd0, ish, prev0), acc0);
-                    prev0 = odd0;
-                    a = Avx512F.MaskLoad(q1 + off, mA & v1, none);
-                    b = Avx512F.MaskLoad(q1 + off + 16, mB & v1, none);
-                    var odd1 = Avx512F.PermuteVar16x32x2(a, io, b);
-                    var acc1 = Avx512F.PermuteVar16x32x2(a, ie, b) * w4;
-                    acc1 = Vector512.FusedMultiplyAdd(w5, odd1, acc1);
-                    acc1 = Vector512.FusedMultiplyAdd(w3, Avx512F.PermuteVar16x32x2(odd1, ish, prev1), acc1);
-                    prev1 = odd1;
-                    a = Avx512F.MaskLoad(q2 + off, mA & v2, none);
-                    b = Avx512F.MaskLoad(q2 + off + 16, mB & v2, none);
-                    var odd2 = Avx512F.PermuteVar16x32x2(a, io, b);
-                    var acc2 = Avx512F.PermuteVar16x32x2(a, ie, b) * w7;
-                    acc2 = Vector512.FusedMultiplyAdd(w8, odd2, acc2);
-                    acc2 = Vector512.FusedMultiplyAdd(w6, Avx512F.PermuteVar16x32x2(odd2, ish, prev2), acc2);
-                    prev2 = odd2;
+                    var acc0 = KernelRow2(q0 + off, mA & v0, mB & v0, w0, w1, w2, bv, ref prev0, ie, io, ish);
+                    var acc1 = KernelRow2(q1 + off, mA & v1, mB & v1, w3, w4, w5, none, ref prev1, ie, io, ish);
+                    var acc2 = KernelRow2(q2 + off, mA & v2, mB & v2, w6, w7, w8, none, ref prev2, ie, io, ish);
                     var v = TAct.Apply(acc0 + (acc1 + acc2), in act);
                     if (16 * k + 16 <= OW) Vector512.Store(v, yr + 16 * k);
                     else Avx512F.MaskStore(yr + 16 * k, masks[3 * k + 2], v);
@@ -431,6 +413,26 @@ internal static unsafe class DepthwiseConv
             }
             if (act.NeedsRowPass) act.Apply(new Span<float>(y, OH * OW));
         }
+    }
+
+    /// <summary>
+    /// One kernel row of <see cref="InPlaceStride2Planes"/> for 16 outputs: 32 input columns from <paramref name="q"/>
+    /// (two masked loads), centre taps (even lanes) times <paramref name="wm"/>, right taps (odd lanes) times
+    /// <paramref name="wr"/>, left taps (odd lanes moved up one, lane 0 from <paramref name="prev"/>, the previous 16
+    /// outputs' odd lanes, which this call replaces) times <paramref name="wl"/>, added to <paramref name="acc"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> KernelRow2(float* q, Vector512<float> maskA, Vector512<float> maskB, Vector512<float> wl, Vector512<float> wm,
+        Vector512<float> wr, Vector512<float> acc, ref Vector512<float> prev, Vector512<int> ie, Vector512<int> io, Vector512<int> ish)
+    {
+        var a = Avx512F.MaskLoad(q, maskA, Vector512<float>.Zero);
+        var b = Avx512F.MaskLoad(q + 16, maskB, Vector512<float>.Zero);
+        var odd = Avx512F.PermuteVar16x32x2(a, io, b);
+        acc = Vector512.FusedMultiplyAdd(wm, Avx512F.PermuteVar16x32x2(a, ie, b), acc);
+        acc = Vector512.FusedMultiplyAdd(wr, odd, acc);
+        acc = Vector512.FusedMultiplyAdd(wl, Avx512F.PermuteVar16x32x2(odd, ish, prev), acc);
+        prev = odd;
+        return acc;
     }
 
     /// <summary>Whether the row-streaming route is taken where it applies (else the phase-plane route); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.</summary>
