@@ -369,8 +369,8 @@ internal static class WideIntGemm
     {
         var m = Vector256.Create(mult);
         var z = Vector256.Create(zp4, zp4);
-        var r0 = Avx.ConvertToVector256Int32(Scaled<TC>(v0, m)) + z;
-        var r1 = Avx.ConvertToVector256Int32(Scaled<TC>(v1, m)) + z;
+        var r0 = Requantized<TC>(v0, m, z);
+        var r1 = Requantized<TC>(v1, m, z);
         var w = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
         var b = signed ? Avx2.PackSignedSaturate(w, w).AsInt32() : Avx2.PackUnsignedSaturate(w, w).AsInt32();
         // dwords: r0[0-3] r1[0-3] r0[0-3] r1[0-3] | r0[4-7] r1[4-7] ...
@@ -644,9 +644,9 @@ internal static class WideIntGemm
     {
         var m = Vector256.Create(mult);
         var z = Vector256.Create(zp4, zp4);
-        var r0 = Avx.ConvertToVector256Int32(Scaled<TC>(v0, m)) + z;
-        var r1 = Avx.ConvertToVector256Int32(Scaled<TC>(v1, m)) + z;
-        var r2 = Avx.ConvertToVector256Int32(Scaled<TC>(v2, m)) + z;
+        var r0 = Requantized<TC>(v0, m, z);
+        var r1 = Requantized<TC>(v1, m, z);
+        var r2 = Requantized<TC>(v2, m, z);
         var w01 = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
         var w22 = Avx2.PackSignedSaturate(r2, r2); // words: r2[0-3] r2[0-3] | r2[4-7] r2[4-7]
         var b = signed ? Avx2.PackSignedSaturate(w01, w22).AsInt32() : Avx2.PackUnsignedSaturate(w01, w22).AsInt32();
@@ -656,17 +656,19 @@ internal static class WideIntGemm
         Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, 16), o.GetUpper().AsUInt64().ToScalar());
     }
 
+    /// <summary>round(acc · mult) + zero point in int32 (the scaled sum clamped to ±2³⁰ first when it could leave int32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Scaled<TC>(Vector256<int> acc, Vector256<float> mult) where TC : struct, IClamp
+    private static Vector256<int> Requantized<TC>(Vector256<int> acc, Vector256<float> mult, Vector256<int> zp) where TC : struct, IClamp
     {
         var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), mult);
-        return TC.Clamps ? Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp)) : f;
+        if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
+        return Avx.ConvertToVector256Int32(f) + zp;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Emit8<TC>(Vector256<int> acc, float mult, Vector128<int> zp4, bool signed, ref byte dst, int valid) where TC : struct, IClamp
     {
-        var r = Avx.ConvertToVector256Int32(Scaled<TC>(acc, Vector256.Create(mult))) + Vector256.Create(zp4, zp4);
+        var r = Requantized<TC>(acc, Vector256.Create(mult), Vector256.Create(zp4, zp4));
         ulong bytes = signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
                              : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
         if (valid >= 8) Unsafe.WriteUnaligned(ref dst, bytes);
