@@ -128,6 +128,45 @@ public class FastIntKernelTests
     }
 
     [Fact]
+    public void WideShortProductsOnUnpackedBMatchTheTiles()
+    {
+        // A short 1 x 1 product reads B as it is, a 16-column panel interleaved at a time (WideIntGemm.MultiplyRequantizeUnpacked);
+        // it must give the packed tiles' bytes: every K from 1 to 32, ragged last panels, a row stride wider than n,
+        // rows not a multiple of 4, signed and unsigned outputs, multipliers large enough to need the clamp.
+        if (!WideIntGemm.HardwareSupported) return;
+        var rng = new Random(91);
+        foreach (int k in Enumerable.Range(1, 32))
+            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 40, 40), (20, 64, 70), (24, 33, 33) })
+                foreach (bool ySigned in new[] { false, true })
+                {
+                    bool huge = (k + m) % 7 == 0;
+                    var a = RandomBytes(rng, m * k, false);
+                    var b = RandomBytes(rng, (k - 1) * ldb + n, k % 5 == 0);
+                    var ap = new byte[FastIntGemm.PackedASize(m, k)];
+                    FastIntGemm.PackA(a, m, k, k, false, true, ap, new int[m]);
+                    var bp = new byte[WideIntGemm.PackedBSize(k, n)];
+                    WideIntGemm.PackB(b, k, n, ldb, false, bp, default);
+                    var init = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
+                    var mult = Enumerable.Range(0, m).Select(_ => huge ? 1e6f : 0.0005f + 0.01f * (float)rng.NextDouble()).ToArray();
+                    int yz = ySigned ? rng.Next(-20, 20) : rng.Next(0, 200);
+                    var tiles = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                    bool saved = WideIntGemm.StationaryB;
+                    WideIntGemm.StationaryB = false;
+                    try { WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, tiles, n)); }
+                    finally { WideIntGemm.StationaryB = saved; }
+                    Assert.True(WideIntGemm.TakesUnpacked(m, k, false));
+                    var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                    WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n));
+                    Assert.True(tiles.SequenceEqual(unpacked), $"m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                }
+        Assert.False(WideIntGemm.TakesUnpacked(4, 16, false));
+        Assert.False(WideIntGemm.TakesUnpacked(16, 33, false));
+        Assert.False(WideIntGemm.TakesUnpacked(16, 16, true));
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false,
+            new byte[100], 8, new WideIntGemm.Epilogue(new int[16], new float[16], default, default, 0, false, new byte[128], 8)));
+    }
+
+    [Fact]
     public void RequantizeMatchesScalarIncludingHalfwayCases()
     {
         var rng = new Random(7);

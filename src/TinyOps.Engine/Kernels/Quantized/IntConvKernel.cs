@@ -543,13 +543,22 @@ internal sealed class IntConvKernel : Kernel
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
         Span<byte> wideY = planes ? ctx.Scratch<byte>(mg * cols, 5) : default;
-        var bPacked = ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, cols), 4);
+        // a short 1×1 product reads the input as it is (WideIntGemm.MultiplyRequantizeUnpacked)
+        bool unpacked = g.IsPointwise && WideIntGemm.TakesUnpacked(mg, kc, anyZa);
+        var bPacked = unpacked ? default : ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, cols), 4);
         byte pad = (byte)xZero;
         for (int n = 0; n < g.Batch; n++)
         {
             for (int gi = 0; gi < groups; gi++)
             {
                 var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
+                if (unpacked)
+                {
+                    var ye = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned,
+                        y.Slice((n * g.OutChannels + gi * mg) * outSize, mg * outSize), outSize);
+                    WideIntGemm.MultiplyRequantizeUnpacked(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, xg, outSize, ye);
+                    continue;
+                }
                 if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);
                 else if (planes)
                 {
