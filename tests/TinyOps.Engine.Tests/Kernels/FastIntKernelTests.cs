@@ -128,15 +128,17 @@ public class FastIntKernelTests
     }
 
     [Fact]
-    public void WideShortProductsOnUnpackedBMatchTheTiles()
+    public void WideProductsOnUnpackedBMatchTheTiles()
     {
-        // A short 1 x 1 product reads B as it is, a 16-column panel interleaved at a time (WideIntGemm.MultiplyRequantizeUnpacked);
-        // it must give the packed tiles' bytes: every K from 1 to 32, ragged last panels, a row stride wider than n,
-        // rows not a multiple of 4, signed and unsigned outputs, multipliers large enough to need the clamp.
+        // B handed over as it is (a 1 x 1 convolution's input): short products interleave a 16-column panel at a time
+        // and hold it in registers (WideIntGemm.MultiplyRequantizeUnpacked), the others pack each 24-column panel into a
+        // small buffer as they reach it (MultiplyRequantizePanels). Both must give the bytes of the tiles on B packed
+        // whole: every K from 1 to 40, full and ragged panels, a row stride wider than n, rows not a multiple of 4 (and
+        // fewer than 8, which never hold B in registers), signed and unsigned outputs, multipliers that need the clamp.
         if (!WideIntGemm.HardwareSupported) return;
         var rng = new Random(91);
-        foreach (int k in Enumerable.Range(1, 32))
-            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 40, 40), (20, 64, 70), (24, 33, 33) })
+        foreach (int k in Enumerable.Range(1, 40))
+            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24) })
                 foreach (bool ySigned in new[] { false, true })
                 {
                     bool huge = (k + m) % 7 == 0;
@@ -154,16 +156,21 @@ public class FastIntKernelTests
                     WideIntGemm.StationaryB = false;
                     try { WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, tiles, n)); }
                     finally { WideIntGemm.StationaryB = saved; }
-                    Assert.True(WideIntGemm.TakesUnpacked(m, k, false));
+                    var panels = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                    var buffer = new byte[WideIntGemm.PanelBytes(k)];
+                    WideIntGemm.MultiplyRequantizePanels(m, n, k, ap, false, b, default, ldb, buffer, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, panels, n));
+                    Assert.True(tiles.SequenceEqual(panels), $"panels: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    Assert.Equal(m >= 8 && k <= 32, WideIntGemm.TakesUnpacked(m, k, false));
+                    if (!WideIntGemm.TakesUnpacked(m, k, false)) continue;
                     var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n));
-                    Assert.True(tiles.SequenceEqual(unpacked), $"m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    Assert.True(tiles.SequenceEqual(unpacked), $"unpacked: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
                 }
-        Assert.False(WideIntGemm.TakesUnpacked(4, 16, false));
-        Assert.False(WideIntGemm.TakesUnpacked(16, 33, false));
         Assert.False(WideIntGemm.TakesUnpacked(16, 16, true));
-        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false,
-            new byte[100], 8, new WideIntGemm.Epilogue(new int[16], new float[16], default, default, 0, false, new byte[128], 8)));
+        static WideIntGemm.Epilogue Bad() => new(new int[16], new float[16], default, default, 0, false, new byte[128], 8);
+        // B shorter than its rows, a panel buffer too small
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false, new byte[100], 8, Bad()));
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizePanels(16, 8, 40, new byte[FastIntGemm.PackedASize(16, 40)], false, new byte[400], default, 8, new byte[10], Bad()));
     }
 
     [Fact]

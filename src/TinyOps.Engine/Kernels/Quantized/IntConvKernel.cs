@@ -543,20 +543,23 @@ internal sealed class IntConvKernel : Kernel
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
         Span<byte> wideY = planes ? ctx.Scratch<byte>(mg * cols, 5) : default;
-        // a short 1×1 product reads the input as it is (WideIntGemm.MultiplyRequantizeUnpacked)
-        bool unpacked = g.IsPointwise && WideIntGemm.TakesUnpacked(mg, kc, anyZa);
-        var bPacked = unpacked ? default : ctx.Scratch<byte>(WideIntGemm.PackedBSize(kc, cols), 4);
+        // a 1×1 convolution with every za 0 hands its input over as it is, packed a panel at a time as the product
+        // reaches it (WideIntGemm.MultiplyRequantizePanels); phase planes and im2col matrices are packed whole (the
+        // stem's 27 scattered rows pack faster in one pass)
+        bool panels = !anyZa && g.IsPointwise && WideIntGemm.PackPanels;
+        var bPacked = ctx.Scratch<byte>(panels ? WideIntGemm.PanelBytes(kc) : WideIntGemm.PackedBSize(kc, cols), 4);
         byte pad = (byte)xZero;
         for (int n = 0; n < g.Batch; n++)
         {
             for (int gi = 0; gi < groups; gi++)
             {
                 var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
-                if (unpacked)
+                int outOffset = (n * g.OutChannels + gi * mg) * outSize;
+                var yg = y.Slice(outOffset, mg * outSize);
+                if (panels)
                 {
-                    var ye = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned,
-                        y.Slice((n * g.OutChannels + gi * mg) * outSize, mg * outSize), outSize);
-                    WideIntGemm.MultiplyRequantizeUnpacked(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, xg, outSize, ye);
+                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yg, outSize);
+                    WideIntGemm.MultiplyRequantizePanels(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, xg, default, outSize, bPacked, pe);
                     continue;
                 }
                 if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);
@@ -571,8 +574,6 @@ internal sealed class IntConvKernel : Kernel
                     WideIntGemm.PackB(col, kc, outSize, outSize, xSigned, bPacked, colSums);
                 }
                 if (anyZa) for (int j = 0; j < cols; j++) colAdj[j] = colSums[j] - kc * xZero;
-                int outOffset = (n * g.OutChannels + gi * mg) * outSize;
-                var yg = y.Slice(outOffset, mg * outSize);
                 var e = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), anyZa ? za.Slice(gi * mg, mg) : default,
                     colAdj, yZero, ySigned, planes ? wideY : yg, cols);
                 WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);

@@ -171,17 +171,121 @@ internal static class WideIntGemm
     {
         if (m == 0 || n == 0) return;
         // can a scaled sum leave ±2³⁰? |sum| ≤ 4·kq·255·255 + |row constant| (wrapped to int32 at most 2³¹)
+        Dispatch(m, n, k, ap, aUnsigned, new PanelSource(bp), e);
+    }
+
+    /// <summary>Whether callers hand B over as it is (<see cref="MultiplyRequantizePanels"/>) rather than packed whole; a switch for A/B comparisons.</summary>
+    internal static bool PackPanels = true;
+
+    /// <summary>Bytes of the panel buffer <see cref="MultiplyRequantizePanels"/> needs for depth k: one 24-column panel.</summary>
+    public static int PanelBytes(int k) => NR * FastIntGemm.Quads(k) * 4;
+
+    /// <summary>
+    /// As <see cref="MultiplyRequantize"/> for B as it is: k rows of n bytes, row p at p·ldb, or at
+    /// <paramref name="rowOffsets"/>[p] when given (see <see cref="PackRows"/>). Each 24-column panel is packed into
+    /// <paramref name="panelBuffer"/> (<see cref="PanelBytes"/>, small enough to stay in L1) just before every row block
+    /// runs against it, instead of packing all of B first (a pass through memory as large as B, whose bytes are then
+    /// read back from L2: most of the cost when A has few rows, e.g. MobileNetV2's projections onto 16-32 channels at
+    /// 56 × 56 and 112 × 112); short 1 × 1 products go to <see cref="MultiplyRequantizeUnpacked"/>. Every za must be 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MultiplyRequantizePanels(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> b,
+        ReadOnlySpan<int> rowOffsets, int ldb, Span<byte> panelBuffer, in Epilogue e)
+    {
+        if (e.RowZa.Length > 0) throw new ArgumentException("B packed panel by panel needs every za 0 (the column sums are not computed)");
+        if (m == 0 || n == 0) return;
+        if (rowOffsets.IsEmpty && TakesUnpacked(m, k, false))
+        {
+            MultiplyRequantizeUnpacked(m, n, k, ap, aUnsigned, b, ldb, e);
+            return;
+        }
+        if (panelBuffer.Length < PanelBytes(k)) throw new ArgumentException($"the panel buffer needs {PanelBytes(k)} bytes, it has {panelBuffer.Length}");
+        if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
+        Dispatch(m, n, k, ap, aUnsigned, new PanelSource(b, rowOffsets, ldb, k, panelBuffer), e);
+    }
+
+    private static void Dispatch(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, in PanelSource src, in Epilogue e)
+    {
         int kq = FastIntGemm.Quads(k);
         bool intClamp = ScaledSumsInRange(kq, e.RowInit.Slice(0, m), e.RowMult, e.RowZa.Length > 0);
         if (aUnsigned)
         {
-            if (intClamp) Run<AUnsigned, InRange>(m, n, kq, ap, bp, e);
-            else Run<AUnsigned, Clamped>(m, n, kq, ap, bp, e);
+            if (intClamp) Run<AUnsigned, InRange>(m, n, kq, ap, src, e);
+            else Run<AUnsigned, Clamped>(m, n, kq, ap, src, e);
         }
         else
         {
-            if (intClamp) Run<ASigned, InRange>(m, n, kq, ap, bp, e);
-            else Run<ASigned, Clamped>(m, n, kq, ap, bp, e);
+            if (intClamp) Run<ASigned, InRange>(m, n, kq, ap, src, e);
+            else Run<ASigned, Clamped>(m, n, kq, ap, src, e);
+        }
+    }
+
+    /// <summary>
+    /// Where a product's B panels come from: all of B packed beforehand (<see cref="PackB"/>), or B as it is, each panel
+    /// packed into a small buffer when it is reached.
+    /// </summary>
+    private readonly ref struct PanelSource
+    {
+        private readonly ReadOnlySpan<byte> _packed, _raw;
+        private readonly ReadOnlySpan<int> _rowOffsets;
+        private readonly int _ldb, _k;
+        private readonly Span<byte> _buffer;
+
+        public PanelSource(ReadOnlySpan<byte> packed) { _packed = packed; }
+
+        public PanelSource(ReadOnlySpan<byte> raw, ReadOnlySpan<int> rowOffsets, int ldb, int k, Span<byte> buffer)
+        {
+            _raw = raw; _rowOffsets = rowOffsets; _ldb = ldb; _k = k; _buffer = buffer;
+        }
+
+        /// <summary>The panel of columns j0 .. j0 + cols − 1 (cols ≤ 24), [quad][width][4 bytes].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ref byte Panel(int j0, int cols, int kq)
+        {
+            if (_buffer.IsEmpty) return ref Unsafe.Add(ref MemoryMarshal.GetReference(_packed), j0 * kq * 4);
+            if (cols == NR && _rowOffsets.IsEmpty) FullPanel(ref Unsafe.Add(ref MemoryMarshal.GetReference(_raw), j0), _ldb, _k, kq, ref MemoryMarshal.GetReference(_buffer));
+            else Pack(_raw.Slice(j0), _rowOffsets, _ldb, _k, cols, false, _buffer, default);
+            return ref MemoryMarshal.GetReference(_buffer);
+        }
+    }
+
+    /// <summary>
+    /// One full 24-column panel of B (rows ldb apart, k of them) in <see cref="Pack"/>'s layout: per quad, 16 columns
+    /// from four 16-byte rows and 8 from four 8-byte rows; rows past k are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FullPanel(ref byte src, int ldb, int k, int kq, ref byte dst)
+    {
+        for (int q = 0; q < kq; q++)
+        {
+            int p = 4 * q;
+            ref byte r0 = ref Unsafe.Add(ref src, p * ldb);
+            ref byte d = ref Unsafe.Add(ref dst, q * NR * 4);
+            Vector128<byte> v0 = Vector128.LoadUnsafe(ref r0), v1, v2, v3;
+            Vector128<byte> w0 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, 16))).AsByte(), w1, w2, w3;
+            if (p + 4 <= k)
+            {
+                v1 = Vector128.LoadUnsafe(ref r0, (nuint)ldb);
+                v2 = Vector128.LoadUnsafe(ref r0, (nuint)(2 * ldb));
+                v3 = Vector128.LoadUnsafe(ref r0, (nuint)(3 * ldb));
+                w1 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, ldb + 16))).AsByte();
+                w2 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, 2 * ldb + 16))).AsByte();
+                w3 = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, 3 * ldb + 16))).AsByte();
+            }
+            else
+            {
+                v1 = p + 1 < k ? Vector128.LoadUnsafe(ref r0, (nuint)ldb) : default;
+                v2 = p + 2 < k ? Vector128.LoadUnsafe(ref r0, (nuint)(2 * ldb)) : default;
+                v3 = default;
+                w1 = p + 1 < k ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, ldb + 16))).AsByte() : default;
+                w2 = p + 2 < k ? Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref r0, 2 * ldb + 16))).AsByte() : default;
+                w3 = default;
+            }
+            Interleave(v0, v1, v2, v3, ref d);
+            var t01 = Sse2.UnpackLow(w0, w1).AsInt16();
+            var t23 = Sse2.UnpackLow(w2, w3).AsInt16();
+            Sse2.UnpackLow(t01, t23).AsByte().StoreUnsafe(ref d, 64);
+            Sse2.UnpackHigh(t01, t23).AsByte().StoreUnsafe(ref d, 80);
         }
     }
 
@@ -208,30 +312,29 @@ internal static class WideIntGemm
     internal struct Clamped : IClamp { public static bool Clamps => true; }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
+    private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, in PanelSource src, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp
     {
         if (StationaryB && m >= 2 * MR && e.RowZa.IsEmpty && kq <= MaxStationaryQuads)
         {
             switch (kq)
             {
-                case 7: Stationary<TS, TC, Q7>(m, n, ap, bp, e); return;
-                case 8: Stationary<TS, TC, Q8>(m, n, ap, bp, e); return;
-                case 1: Stationary<TS, TC, Q1>(m, n, ap, bp, e); return;
-                case 2: Stationary<TS, TC, Q2>(m, n, ap, bp, e); return;
-                case 3: Stationary<TS, TC, Q3>(m, n, ap, bp, e); return;
-                case 4: Stationary<TS, TC, Q4>(m, n, ap, bp, e); return;
-                case 5: Stationary<TS, TC, Q5>(m, n, ap, bp, e); return;
-                case 6: Stationary<TS, TC, Q6>(m, n, ap, bp, e); return;
+                case 7: Stationary<TS, TC, Q7>(m, n, ap, src, e); return;
+                case 8: Stationary<TS, TC, Q8>(m, n, ap, src, e); return;
+                case 1: Stationary<TS, TC, Q1>(m, n, ap, src, e); return;
+                case 2: Stationary<TS, TC, Q2>(m, n, ap, src, e); return;
+                case 3: Stationary<TS, TC, Q3>(m, n, ap, src, e); return;
+                case 4: Stationary<TS, TC, Q4>(m, n, ap, src, e); return;
+                case 5: Stationary<TS, TC, Q5>(m, n, ap, src, e); return;
+                case 6: Stationary<TS, TC, Q6>(m, n, ap, src, e); return;
             }
         }
         int blocks = (m + MR - 1) / MR;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
-        ref byte b0 = ref MemoryMarshal.GetReference(bp);
         for (int j0 = 0; j0 < n; j0 += NR)
         {
             int cols = Math.Min(NR, n - j0);
-            ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
+            ref byte panel = ref src.Panel(j0, cols, kq);
             for (int bl = 0; bl < blocks; bl++)
             {
                 int i0 = bl * MR;
@@ -278,12 +381,11 @@ internal static class WideIntGemm
     /// requantization).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Stationary<TS, TC, TQ>(int m, int n, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> bp, in Epilogue e)
+    private static void Stationary<TS, TC, TQ>(int m, int n, ReadOnlySpan<byte> ap, in PanelSource src, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
         int kq = TQ.Count;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
-        ref byte b0 = ref MemoryMarshal.GetReference(bp);
         ref int init = ref MemoryMarshal.GetReference(e.RowInit);
         ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
         ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
@@ -294,7 +396,7 @@ internal static class WideIntGemm
         {
             int cols = Math.Min(NR, n - j0);
             int width = Math.Min(NR, (n - j0 + 7) & ~7);
-            ref byte panel = ref Unsafe.Add(ref b0, j0 * kq * 4);
+            ref byte panel = ref src.Panel(j0, cols, kq);
             int qs = width * 4; // bytes from one quad of the panel to the next
             // columns 0-15 (or 0-7 of a narrow last panel)
             if (width >= 16)
