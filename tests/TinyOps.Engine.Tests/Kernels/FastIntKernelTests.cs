@@ -163,13 +163,21 @@ public class FastIntKernelTests
                     Assert.Equal(m >= 8 && k <= 32, WideIntGemm.TakesUnpacked(m, k, false));
                     if (!WideIntGemm.TakesUnpacked(m, k, false)) continue;
                     var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
-                    WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n));
+                    WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, default, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n));
                     Assert.True(tiles.SequenceEqual(unpacked), $"unpacked: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    // rows scattered through a buffer, found through a table (the stem's phase planes), in reverse order with gaps
+                    var offsets = Enumerable.Range(0, k).Select(p => (k - 1 - p) * (n + 3) + 1).ToArray();
+                    var scattered = new byte[k * (n + 3) + 1];
+                    for (int p = 0; p < k; p++) b.AsSpan(p * ldb, n).CopyTo(scattered.AsSpan(offsets[p]));
+                    var table = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                    WideIntGemm.MultiplyRequantizePanels(m, n, k, ap, false, scattered, offsets, 0, buffer, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, table, n));
+                    Assert.True(tiles.SequenceEqual(table), $"row table: m={m} n={n} k={k} ySigned={ySigned} huge={huge}");
                 }
         Assert.False(WideIntGemm.TakesUnpacked(16, 16, true));
         static WideIntGemm.Epilogue Bad() => new(new int[16], new float[16], default, default, 0, false, new byte[128], 8);
         // B shorter than its rows, a panel buffer too small
-        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false, new byte[100], 8, Bad()));
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false, new byte[100], default, 8, Bad()));
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 2, new byte[FastIntGemm.PackedASize(16, 2)], false, new byte[100], new[] { 0, 95 }, 0, Bad()));
         Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizePanels(16, 8, 40, new byte[FastIntGemm.PackedASize(16, 40)], false, new byte[400], default, 8, new byte[10], Bad()));
     }
 

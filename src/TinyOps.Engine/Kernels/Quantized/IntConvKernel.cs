@@ -543,10 +543,10 @@ internal sealed class IntConvKernel : Kernel
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
         Span<byte> wideY = planes ? ctx.Scratch<byte>(mg * cols, 5) : default;
-        // a 1×1 convolution with every za 0 hands its input over as it is, packed a panel at a time as the product
-        // reaches it (WideIntGemm.MultiplyRequantizePanels); phase planes and im2col matrices are packed whole (the
-        // stem's 27 scattered rows pack faster in one pass)
-        bool panels = !anyZa && g.IsPointwise && WideIntGemm.PackPanels;
+        // with every za 0, a 1×1 convolution hands its input over as it is, packed a panel at a time as the product
+        // reaches it (WideIntGemm.MultiplyRequantizePanels), and so do phase planes of a short product held in registers
+        // (the stem); other phase planes and im2col matrices are packed whole (27 scattered rows pack faster in one pass)
+        bool panels = !anyZa && WideIntGemm.PackPanels && (g.IsPointwise || (planes && WideIntGemm.TakesUnpacked(mg, kc, false)));
         var bPacked = ctx.Scratch<byte>(panels ? WideIntGemm.PanelBytes(kc) : WideIntGemm.PackedBSize(kc, cols), 4);
         byte pad = (byte)xZero;
         for (int n = 0; n < g.Batch; n++)
@@ -558,8 +558,11 @@ internal sealed class IntConvKernel : Kernel
                 var yg = y.Slice(outOffset, mg * outSize);
                 if (panels)
                 {
-                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yg, outSize);
-                    WideIntGemm.MultiplyRequantizePanels(mg, outSize, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, xg, default, outSize, bPacked, pe);
+                    ReadOnlySpan<byte> b = xg;
+                    if (planes) { IntPhasePlanes.Build(g, xg, cg, pad, col); b = col; }
+                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, planes ? wideY : yg, cols);
+                    WideIntGemm.MultiplyRequantizePanels(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, b, rowOffsets, cols, bPacked, pe);
+                    if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
                     continue;
                 }
                 if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);

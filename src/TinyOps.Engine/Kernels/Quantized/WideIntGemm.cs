@@ -194,9 +194,9 @@ internal static class WideIntGemm
     {
         if (e.RowZa.Length > 0) throw new ArgumentException("B packed panel by panel needs every za 0 (the column sums are not computed)");
         if (m == 0 || n == 0) return;
-        if (rowOffsets.IsEmpty && TakesUnpacked(m, k, false))
+        if (TakesUnpacked(m, k, false))
         {
-            MultiplyRequantizeUnpacked(m, n, k, ap, aUnsigned, b, ldb, e);
+            MultiplyRequantizeUnpacked(m, n, k, ap, aUnsigned, b, rowOffsets, ldb, e);
             return;
         }
         if (panelBuffer.Length < PanelBytes(k)) throw new ArgumentException($"the panel buffer needs {PanelBytes(k)} bytes, it has {panelBuffer.Length}");
@@ -422,49 +422,58 @@ internal static class WideIntGemm
         UnpackedB && StationaryB && !anyZa && m >= 2 * MR && k > 0 && FastIntGemm.Quads(k) <= MaxStationaryQuads;
 
     /// <summary>
-    /// As <see cref="MultiplyRequantize"/> for B as it is (k × n, row stride <paramref name="ldb"/>, e.g. the input of
-    /// a 1 × 1 convolution), when <see cref="TakesUnpacked"/>: each 16-column panel is interleaved into quads in a
+    /// As <see cref="MultiplyRequantize"/> for B as it is (k × n, row p at p·<paramref name="ldb"/> or at
+    /// <paramref name="rowOffsets"/>[p] when given: the input of a 1 × 1 convolution, the stem's phase planes), when
+    /// <see cref="TakesUnpacked"/>: each 16-column panel is interleaved into quads in a
     /// stack buffer (L1) just before every row of A runs against it, instead of packing all of B first (a pass
     /// through memory as large as the input: 400 KB for MobileNetV2's 32-channel 112 × 112 layer).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MultiplyRequantizeUnpacked(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> b, int ldb, in Epilogue e)
+    public static void MultiplyRequantizeUnpacked(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> b,
+        ReadOnlySpan<int> rowOffsets, int ldb, in Epilogue e)
     {
         if (!TakesUnpacked(m, k, e.RowZa.Length > 0)) throw new ArgumentException($"an unpacked B needs m >= {2 * MR}, k up to {4 * MaxStationaryQuads} and zero A zero points (m = {m}, k = {k})");
         if (n == 0) return;
-        if (b.Length < (k - 1) * ldb + n) throw new ArgumentException($"B of {k} rows of {n} bytes with stride {ldb} needs {(k - 1) * ldb + n} bytes, got {b.Length}");
+        if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
+        // where each row starts (the quads past k read nothing)
+        Span<int> rows = stackalloc int[4 * MaxStationaryQuads];
+        for (int p = 0; p < k; p++)
+        {
+            rows[p] = rowOffsets.IsEmpty ? p * ldb : rowOffsets[p];
+            if (rows[p] < 0 || rows[p] > b.Length - n) throw new ArgumentException($"row {p} of B ({n} bytes at {rows[p]}) is outside its {b.Length} bytes");
+        }
         int kq = FastIntGemm.Quads(k);
         bool intClamp = ScaledSumsInRange(kq, e.RowInit.Slice(0, m), e.RowMult, false);
         if (aUnsigned)
         {
-            if (intClamp) Unpacked<AUnsigned, InRange>(m, n, k, ap, b, ldb, e);
-            else Unpacked<AUnsigned, Clamped>(m, n, k, ap, b, ldb, e);
+            if (intClamp) Unpacked<AUnsigned, InRange>(m, n, k, ap, b, rows, e);
+            else Unpacked<AUnsigned, Clamped>(m, n, k, ap, b, rows, e);
         }
         else
         {
-            if (intClamp) Unpacked<ASigned, InRange>(m, n, k, ap, b, ldb, e);
-            else Unpacked<ASigned, Clamped>(m, n, k, ap, b, ldb, e);
+            if (intClamp) Unpacked<ASigned, InRange>(m, n, k, ap, b, rows, e);
+            else Unpacked<ASigned, Clamped>(m, n, k, ap, b, rows, e);
         }
     }
 
-    private static void Unpacked<TS, TC>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, int ldb, in Epilogue e)
+    private static void Unpacked<TS, TC>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp
     {
         switch (FastIntGemm.Quads(k))
         {
-            case 1: Unpacked<TS, TC, Q1>(m, n, k, ap, b, ldb, e); return;
-            case 2: Unpacked<TS, TC, Q2>(m, n, k, ap, b, ldb, e); return;
-            case 3: Unpacked<TS, TC, Q3>(m, n, k, ap, b, ldb, e); return;
-            case 4: Unpacked<TS, TC, Q4>(m, n, k, ap, b, ldb, e); return;
-            case 5: Unpacked<TS, TC, Q5>(m, n, k, ap, b, ldb, e); return;
-            case 6: Unpacked<TS, TC, Q6>(m, n, k, ap, b, ldb, e); return;
-            case 7: Unpacked<TS, TC, Q7>(m, n, k, ap, b, ldb, e); return;
-            default: Unpacked<TS, TC, Q8>(m, n, k, ap, b, ldb, e); return;
+            case 1: Unpacked<TS, TC, Q1>(m, n, k, ap, b, rows, e); return;
+            case 2: Unpacked<TS, TC, Q2>(m, n, k, ap, b, rows, e); return;
+            case 3: Unpacked<TS, TC, Q3>(m, n, k, ap, b, rows, e); return;
+            case 4: Unpacked<TS, TC, Q4>(m, n, k, ap, b, rows, e); return;
+            case 5: Unpacked<TS, TC, Q5>(m, n, k, ap, b, rows, e); return;
+            case 6: Unpacked<TS, TC, Q6>(m, n, k, ap, b, rows, e); return;
+            case 7: Unpacked<TS, TC, Q7>(m, n, k, ap, b, rows, e); return;
+            default: Unpacked<TS, TC, Q8>(m, n, k, ap, b, rows, e); return;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Unpacked<TS, TC, TQ>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, int ldb, in Epilogue e)
+    private static void Unpacked<TS, TC, TQ>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
         int kq = TQ.Count;
@@ -479,26 +488,28 @@ internal static class WideIntGemm
         // one panel: [quad][16 columns][4 bytes]; the ragged last panel's rows are copied into `tail` first
         Span<byte> panelBuf = stackalloc byte[8 * 64];
         Span<byte> tail = stackalloc byte[32 * 16];
+        Span<int> tailRows = stackalloc int[32];
+        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
         for (int j0 = 0; j0 < n; j0 += 16)
         {
             int cols = Math.Min(16, n - j0);
             scoped ref byte src = ref Unsafe.Add(ref s0, j0);
-            int stride = ldb;
+            scoped ref int off = ref MemoryMarshal.GetReference(rows);
             if (cols < 16)
             {
                 tail.Clear();
-                for (int p = 0; p < k; p++) b.Slice(p * ldb + j0, cols).CopyTo(tail.Slice(p * 16));
+                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
                 src = ref MemoryMarshal.GetReference(tail);
-                stride = 16;
+                off = ref MemoryMarshal.GetReference(tailRows);
             }
             for (int q = 0; q < kq; q++)
             {
                 int p = 4 * q;
-                var v0 = Vector128.LoadUnsafe(ref src, (nuint)(p * stride));
-                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)((p + 1) * stride)) : Vector128<byte>.Zero;
-                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)((p + 2) * stride)) : Vector128<byte>.Zero;
-                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)((p + 3) * stride)) : Vector128<byte>.Zero;
+                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
+                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
+                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
+                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
                 Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
             }
             StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, cols, zp, signed);
