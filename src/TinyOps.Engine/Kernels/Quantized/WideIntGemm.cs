@@ -31,6 +31,12 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <see cref="FastIntGemm"/>.
 /// </para>
 /// </summary>
+/// <remarks>
+/// [SkipLocalsInit]: otherwise every <see cref="Tile"/> call zeroed its locals in the prologue with 512-bit stores, and
+/// 512-bit instructions among the vpdpbusd close port 1's vector unit (MobileNetV2 int8 10-25% slower, alternating
+/// builds). Every stack buffer here is written before it is read.
+/// </remarks>
+[SkipLocalsInit]
 internal static class WideIntGemm
 {
     public const int MR = FastIntGemm.MR;
