@@ -98,4 +98,45 @@ public class QuantizeVectorTests
                         Assert.Equal(((signed ? (sbyte)b[i] : b[i]) - (float)zp) * scale, y[i]);
                 }
     }
+    [Fact]
+    public void AddQuantizeMatchesScalarAtEveryLength()
+    {
+        // the fused DequantizeLinear → Add → [Relu] → QuantizeLinear pass, 16 lanes and 8 lanes (AVX2 machines), against
+        // the separate steps' formulas: both addends as bytes or the second as floats, signed and unsigned, with Relu
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var r = new Random(11);
+        foreach (bool force256 in new[] { false, true })
+            foreach (bool floatB in new[] { false, true })
+                foreach (bool signed in new[] { false, true })
+                    for (int n = 0; n <= 70; n++)
+                    {
+                        bool relu = n % 3 == 0;
+                        var a = new byte[n];
+                        var bq = new byte[n];
+                        r.NextBytes(a);
+                        r.NextBytes(bq);
+                        var bf = floatB ? Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 8 - 4)).ToArray() : [];
+                        int za = signed ? -3 : 120, zb = signed ? 7 : 131, zy = signed ? -5 : 128;
+                        float sa = 0.031f, sb = 0.027f, ys = 0.043f;
+                        var y = new byte[n];
+                        int done;
+                        try
+                        {
+                            QuantizeVector.Force256 = force256;
+                            done = QuantizeVector.AddQuantize(a, signed, za, sa, bq, signed, zb, sb, bf, relu, ys, zy, y, signed);
+                        }
+                        finally { QuantizeVector.Force256 = false; }
+                        Assert.Equal(n < 8 ? 0 : force256 || n < 16 ? n / 8 * 8 : n / 16 * 16, done);
+                        for (int i = 0; i < done; i++)
+                        {
+                            float fa = ((signed ? (sbyte)a[i] : a[i]) - (float)za) * sa;
+                            float fb = floatB ? bf[i] : ((signed ? (sbyte)bq[i] : bq[i]) - (float)zb) * sb;
+                            float sum = fa + fb;
+                            if (relu) sum = MathF.Max(sum, 0f);
+                            float q = MathF.Round(sum / ys, MidpointRounding.ToEven) + zy;
+                            int expect = (int)Math.Clamp(q, signed ? -128f : 0f, signed ? 127f : 255f);
+                            Assert.True((byte)expect == y[i], $"n={n} i={i} force256={force256} floatB={floatB} signed={signed} relu={relu}: {y[i]} vs {(byte)expect}");
+                        }
+                    }
+    }
 }

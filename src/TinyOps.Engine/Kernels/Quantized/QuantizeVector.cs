@@ -100,7 +100,8 @@ internal static class QuantizeVector
     public static int AddQuantize(ReadOnlySpan<byte> a, bool aSigned, int za, float sa, ReadOnlySpan<byte> bq, bool bSigned, int zb, float sb,
         ReadOnlySpan<float> bf, bool relu, float ys, int zy, Span<byte> y, bool ySigned)
     {
-        if (!Enabled || !Use512 || a.Length < 16) return 0;
+        if (!Enabled || a.Length < 8) return 0;
+        if (!Use512 || a.Length < 16) return AddQuantize256(a, aSigned, za, sa, bq, bSigned, zb, sb, bf, relu, ys, zy, y, ySigned);
         bool quantizedB = bf.IsEmpty;
         ref byte a0 = ref MemoryMarshal.GetReference(a);
         ref byte bq0 = ref MemoryMarshal.GetReference(bq);
@@ -132,6 +133,48 @@ internal static class QuantizeVector
             var r = Avx512F.RoundScale(Avx512F.Divide(s, ys5), 0x08) + zy5;
             r = Avx512F.Min(Avx512F.Max(r, lo5), hi5);
             Avx512F.ConvertToVector128Byte(Avx512F.ConvertToVector512Int32WithTruncation(r)).StoreUnsafe(ref y0, (nuint)j);
+        }
+        return j;
+    }
+    /// <summary><see cref="AddQuantize"/> eight values at a time (AVX2), the same arithmetic and rounding.</summary>
+    private static int AddQuantize256(ReadOnlySpan<byte> a, bool aSigned, int za, float sa, ReadOnlySpan<byte> bq, bool bSigned, int zb, float sb,
+        ReadOnlySpan<float> bf, bool relu, float ys, int zy, Span<byte> y, bool ySigned)
+    {
+        bool quantizedB = bf.IsEmpty;
+        ref byte a0 = ref MemoryMarshal.GetReference(a);
+        ref byte bq0 = ref MemoryMarshal.GetReference(bq);
+        ref float bf0 = ref MemoryMarshal.GetReference(bf);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        var sav = Vector256.Create(sa);
+        var zav = Vector256.Create((float)za);
+        var sbv = Vector256.Create(sb);
+        var zbv = Vector256.Create((float)zb);
+        var ysv = Vector256.Create(ys);
+        var zyv = Vector256.Create((float)zy);
+        var lo = Vector256.Create(ySigned ? -128f : 0f);
+        var hi = Vector256.Create(ySigned ? 127f : 255f);
+        int j = 0;
+        for (; j + 8 <= a.Length; j += 8)
+        {
+            var ab = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref a0, j))).AsByte();
+            var fa = (Avx.ConvertToVector256Single(aSigned ? Avx2.ConvertToVector256Int32(ab.AsSByte()) : Avx2.ConvertToVector256Int32(ab)) - zav) * sav;
+            Vector256<float> fb;
+            if (quantizedB)
+            {
+                var bb = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref bq0, j))).AsByte();
+                fb = (Avx.ConvertToVector256Single(bSigned ? Avx2.ConvertToVector256Int32(bb.AsSByte()) : Avx2.ConvertToVector256Int32(bb)) - zbv) * sbv;
+            }
+            else fb = Vector256.LoadUnsafe(ref bf0, (nuint)j);
+            var s = fa + fb;
+            if (!Vector256.EqualsAll(s, s)) return j; // NaN: let the scalar loop define it
+            if (relu) s = Avx.Max(s, Vector256<float>.Zero);
+            var r = Avx.RoundToNearestInteger(Avx.Divide(s, ysv)) + zyv;
+            r = Avx.Min(Avx.Max(r, lo), hi);
+            // the values are in range, so the truncating conversion and saturating packs keep them
+            var i = Avx.ConvertToVector256Int32WithTruncation(r);
+            var p = Sse2.PackSignedSaturate(i.GetLower(), i.GetUpper());
+            var b = ySigned ? Sse2.PackSignedSaturate(p, p).AsByte() : Sse2.PackUnsignedSaturate(p, p);
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref y0, j), b.AsUInt64().ToScalar());
         }
         return j;
     }
