@@ -132,13 +132,13 @@ public class FastIntKernelTests
     {
         // B handed over as it is (a 1 x 1 convolution's input): short products interleave a 16-column panel at a time
         // and hold it in registers (WideIntGemm.MultiplyRequantizeUnpacked), the others pack each 24-column panel into a
-        // small buffer as they reach it (MultiplyRequantizePanels). Both must give the bytes of the tiles on B packed
-        // whole: every K from 1 to 40, full and ragged panels, a row stride wider than n, rows not a multiple of 4 (and
+        // small buffer as they reach it (MultiplyRequantizePanels), a last panel of one column by eight rows a vector
+        // (OneColumn, also on B packed whole). All must give the bytes of the tiles on B packed whole: every K from 1 to 40, full and ragged panels, a row stride wider than n, rows not a multiple of 4 (and
         // fewer than 8, which never hold B in registers), signed and unsigned outputs, multipliers that need the clamp.
         if (!WideIntGemm.HardwareSupported) return;
         var rng = new Random(91);
         foreach (int k in Enumerable.Range(1, 40))
-            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40) })
+            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40), (40, 25, 25), (8, 49, 49), (44, 1, 1) })
                 foreach (bool ySigned in new[] { false, true })
                 {
                     bool huge = (k + m) % 7 == 0;
@@ -151,15 +151,20 @@ public class FastIntKernelTests
                     var init = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
                     var mult = Enumerable.Range(0, m).Select(_ => huge ? 1e6f : 0.0005f + 0.01f * (float)rng.NextDouble()).ToArray();
                     int yz = ySigned ? rng.Next(-20, 20) : rng.Next(0, 200);
+                    // the reference: 4 x 24 tiles only (no B in registers, no last column by channels)
                     var tiles = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     bool saved = WideIntGemm.StationaryB;
                     WideIntGemm.StationaryB = false;
+                    WideIntGemm.OneColumnByChannels = false;
                     try { WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, tiles, n)); }
-                    finally { WideIntGemm.StationaryB = saved; }
+                    finally { WideIntGemm.StationaryB = saved; WideIntGemm.OneColumnByChannels = true; }
                     var panels = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     var buffer = new byte[WideIntGemm.PanelBytes(k)];
                     WideIntGemm.MultiplyRequantizePanels(m, n, k, ap, false, b, default, ldb, buffer, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, panels, n));
                     Assert.True(tiles.SequenceEqual(panels), $"panels: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    var whole = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                    WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, whole, n));
+                    Assert.True(tiles.SequenceEqual(whole), $"packed whole: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
                     Assert.Equal(m >= 8 && k <= 32, WideIntGemm.TakesUnpacked(m, k, false));
                     if (!WideIntGemm.TakesUnpacked(m, k, false)) continue;
                     var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();

@@ -392,7 +392,14 @@ internal static class WideIntGemm
         {
             int cols = Math.Min(NR, n - j0);
             ref byte panel = ref src.Panel(j0, cols, kq);
-            for (int bl = 0; bl < blocks; bl++)
+            int first = 0;
+            if (cols == 1 && OneColumnByChannels && m >= 8 && e.RowZa.IsEmpty)
+            {
+                // one column left (a 7 × 7 plane's 49th): eight channels a vector, the rest through the tiles
+                first = (m & ~7) / MR;
+                OneColumn<TS, TC>(m & ~7, kq, ref a0, ref panel, j0, e);
+            }
+            for (int bl = first; bl < blocks; bl++)
             {
                 int i0 = bl * MR;
                 ref byte ablock = ref Unsafe.Add(ref a0, i0 * kq * 4);
@@ -408,6 +415,74 @@ internal static class WideIntGemm
                 else Tile<TS, TC, V1, R4>(ref ablock, ref panel, kq, i0, rows, j0, cols, e);
             }
         }
+    }
+
+    /// <summary>Whether a last panel of one column runs through <see cref="OneColumn"/>; a switch for tests and A/B comparisons.</summary>
+    internal static bool OneColumnByChannels = true;
+
+    /// <summary>
+    /// Column j of rows 0 .. m − 1 (m a multiple of 8) when it is the only column of its panel: the roles turn around,
+    /// vpdpbusd's eight lanes are eight rows (two packed blocks' 16-byte quads joined) and the column's quad is
+    /// broadcast, so each instruction does eight useful outputs instead of the one of eight a one-vector tile does.
+    /// Four groups of eight rows at a time, then single groups; the epilogue requantizes the eight rows with their own
+    /// multipliers and stores one byte per row. Bit-identical to the tiles (the same int32 sums and requantization).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneColumn<TS, TC>(int m, int kq, ref byte a0, ref byte panel, int j, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp
+    {
+        ref int init = ref MemoryMarshal.GetReference(e.RowInit);
+        ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
+        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), j);
+        int ldy = e.Ldy;
+        var zp = Vector256.Create(e.YZero);
+        bool signed = e.Signed;
+        int blockBytes = kq * 16; // one packed block of four rows
+        int g = 0;
+        for (; g + 32 <= m; g += 32)
+        {
+            ref byte ab = ref Unsafe.Add(ref a0, g * kq * 4);
+            var c0 = Vector256.LoadUnsafe(ref init, (nuint)g);
+            var c1 = Vector256.LoadUnsafe(ref init, (nuint)(g + 8));
+            var c2 = Vector256.LoadUnsafe(ref init, (nuint)(g + 16));
+            var c3 = Vector256.LoadUnsafe(ref init, (nuint)(g + 24));
+            for (int q = 0; q < kq; q++)
+            {
+                var x = Broadcast(ref panel, q * 32);
+                int o = q * 16;
+                c0 = Dot<TS>(c0, x, Rows8(ref ab, o, blockBytes));
+                c1 = Dot<TS>(c1, x, Rows8(ref ab, o + 2 * blockBytes, blockBytes));
+                c2 = Dot<TS>(c2, x, Rows8(ref ab, o + 4 * blockBytes, blockBytes));
+                c3 = Dot<TS>(c3, x, Rows8(ref ab, o + 6 * blockBytes, blockBytes));
+            }
+            Scatter8<TC>(c0, ref Unsafe.Add(ref mult, g), zp, signed, ref Unsafe.Add(ref y, g * ldy), ldy);
+            Scatter8<TC>(c1, ref Unsafe.Add(ref mult, g + 8), zp, signed, ref Unsafe.Add(ref y, (g + 8) * ldy), ldy);
+            Scatter8<TC>(c2, ref Unsafe.Add(ref mult, g + 16), zp, signed, ref Unsafe.Add(ref y, (g + 16) * ldy), ldy);
+            Scatter8<TC>(c3, ref Unsafe.Add(ref mult, g + 24), zp, signed, ref Unsafe.Add(ref y, (g + 24) * ldy), ldy);
+        }
+        for (; g < m; g += 8)
+        {
+            ref byte ab = ref Unsafe.Add(ref a0, g * kq * 4);
+            var c0 = Vector256.LoadUnsafe(ref init, (nuint)g);
+            for (int q = 0; q < kq; q++)
+                c0 = Dot<TS>(c0, Broadcast(ref panel, q * 32), Rows8(ref ab, q * 16, blockBytes));
+            Scatter8<TC>(c0, ref Unsafe.Add(ref mult, g), zp, signed, ref Unsafe.Add(ref y, g * ldy), ldy);
+        }
+    }
+
+    /// <summary>The 16-byte quads at <paramref name="offset"/> of two consecutive packed blocks: eight rows' four bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Rows8(ref byte a, int offset, int blockBytes) =>
+        Vector256.Create(Vector128.LoadUnsafe(ref a, (nuint)offset), Vector128.LoadUnsafe(ref a, (nuint)(offset + blockBytes)));
+
+    /// <summary>Eight rows' sums of one column requantized with their own multipliers, one byte per row (rows ldy apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scatter8<TC>(Vector256<int> acc, ref float mult, Vector256<int> zp, bool signed, ref byte y, int ldy) where TC : struct, IClamp
+    {
+        var r = Requantized<TC>(acc, Vector256.LoadUnsafe(ref mult), zp);
+        ulong bytes = signed ? Avx512F.VL.ConvertToVector128SByteWithSaturation(r).AsUInt64().ToScalar()
+                             : Avx512F.VL.ConvertToVector128ByteWithSaturation(Avx2.Max(r, Vector256<int>.Zero).AsUInt32()).AsUInt64().ToScalar();
+        for (int i = 0; i < 8; i++, bytes >>= 8) Unsafe.Add(ref y, i * ldy) = (byte)bytes;
     }
 
     /// <summary>
