@@ -532,11 +532,11 @@ internal static class WideIntGemm
             int qs = width * 4; // bytes from one quad of the panel to the next
             // columns 0-15 (or 0-7 of a narrow last panel)
             if (width >= 16)
-                StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, Math.Min(16, cols), zp, signed);
+                StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, Math.Min(16, cols), zp, signed, cols >= 16);
             else
-                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, cols, zp, signed);
+                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref panel, qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, cols, zp, signed, false);
             if (width > 16)
-                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref Unsafe.Add(ref panel, 64), qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0 + 16), ldy, cols - 16, zp, signed);
+                StationaryPass<TS, TC, TQ, V1>(m, ref a0, ref Unsafe.Add(ref panel, 64), qs, ref init, ref mult, ref Unsafe.Add(ref y0, j0 + 16), ldy, cols - 16, zp, signed, false);
         }
     }
 
@@ -644,14 +644,24 @@ internal static class WideIntGemm
                 var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
                 Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
             }
-            StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, cols, zp, signed);
+            ref byte yj = ref Unsafe.Add(ref y0, j0);
+            if (cols < 16) StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yj, ldy, cols, zp, signed, false);
+            else if (signed) StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yj, ldy, 16, zp, true, true);
+            else StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yj, ldy, 16, zp, false, true);
         }
     }
 
-    /// <summary>Every row of A against TV vectors of B columns (one or two), held in registers; <paramref name="cols"/> of them are stored.</summary>
+    /// <summary>Whether <see cref="StationaryPass"/> runs two rows a step on full 16-column passes; a switch for tests and A/B comparisons.</summary>
+    internal static bool PairRows = true;
+
+    /// <summary>
+    /// Every row of A against TV vectors of B columns (one or two), held in registers; <paramref name="cols"/> of them are
+    /// stored (all 16 when <paramref name="full"/>). Callers pass constant <paramref name="signed"/> and
+    /// <paramref name="full"/> where they can, so that the inlined copies carry no test of either per row.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StationaryPass<TS, TC, TQ, TV>(int m, ref byte a0, ref byte panel, int qs, ref int init, ref float mult, ref byte y, int ldy,
-        int cols, Vector128<int> zp, bool signed)
+        int cols, Vector128<int> zp, bool signed, bool full)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads where TV : struct, IVectors
     {
         int kq = TQ.Count;
@@ -667,10 +677,52 @@ internal static class WideIntGemm
         var b41 = TQ.Count > 4 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(4 * qs) + 32) : default;
         var b50 = TQ.Count > 5 ? Vector256.LoadUnsafe(ref panel, (nuint)(5 * qs)) : default;
         var b51 = TQ.Count > 5 && two ? Vector256.LoadUnsafe(ref panel, (nuint)(5 * qs) + 32) : default;
-        for (int i = 0; i < m; i++)
+        // row i of packed A: block i / 4, quad q at q·16, the row's 4 bytes at (i % 4)·4; the pointers advance row by
+        // row (an address computed per row was a tenth of the loop's instructions)
+        ref byte ar = ref a0;
+        ref byte yr = ref y;
+        var zp8 = Vector256.Create(zp, zp);
+        int blockStep = kq * 16 - 12; // from row 3 of a block to row 0 of the next
+        int i = 0;
+        if (two && full && PairRows)
         {
-            // row i of packed A: block i / 4, quad q at q·16, the row's 4 bytes at (i % 4)·4
-            ref byte ar = ref Unsafe.Add(ref a0, (i >> 2) * kq * 16 + (i & 3) * 4);
+            // two rows a step: four accumulator chains instead of two, so that vpdpbusd's latency is hidden within the
+            // step rather than left to the out-of-order window across rows
+            for (; i + 2 <= m; i += 2)
+            {
+                var c0 = Vector256.Create(Unsafe.Add(ref init, i));
+                var c1 = c0;
+                var d0 = Vector256.Create(Unsafe.Add(ref init, i + 1));
+                var d1 = d0;
+                var a = Broadcast(ref ar, 0); var e = Broadcast(ref ar, 4);
+                c0 = Dot<TS>(c0, b00, a); c1 = Dot<TS>(c1, b01, a); d0 = Dot<TS>(d0, b00, e); d1 = Dot<TS>(d1, b01, e);
+                if (TQ.Count > 1) { a = Broadcast(ref ar, 16); e = Broadcast(ref ar, 20); c0 = Dot<TS>(c0, b10, a); c1 = Dot<TS>(c1, b11, a); d0 = Dot<TS>(d0, b10, e); d1 = Dot<TS>(d1, b11, e); }
+                if (TQ.Count > 2) { a = Broadcast(ref ar, 32); e = Broadcast(ref ar, 36); c0 = Dot<TS>(c0, b20, a); c1 = Dot<TS>(c1, b21, a); d0 = Dot<TS>(d0, b20, e); d1 = Dot<TS>(d1, b21, e); }
+                if (TQ.Count > 3) { a = Broadcast(ref ar, 48); e = Broadcast(ref ar, 52); c0 = Dot<TS>(c0, b30, a); c1 = Dot<TS>(c1, b31, a); d0 = Dot<TS>(d0, b30, e); d1 = Dot<TS>(d1, b31, e); }
+                if (TQ.Count > 4) { a = Broadcast(ref ar, 64); e = Broadcast(ref ar, 68); c0 = Dot<TS>(c0, b40, a); c1 = Dot<TS>(c1, b41, a); d0 = Dot<TS>(d0, b40, e); d1 = Dot<TS>(d1, b41, e); }
+                if (TQ.Count > 5) { a = Broadcast(ref ar, 80); e = Broadcast(ref ar, 84); c0 = Dot<TS>(c0, b50, a); c1 = Dot<TS>(c1, b51, a); d0 = Dot<TS>(d0, b50, e); d1 = Dot<TS>(d1, b51, e); }
+                if (TQ.Count > 6)
+                {
+                    var p0 = Vector256.LoadUnsafe(ref panel, (nuint)(6 * qs));
+                    var p1 = Vector256.LoadUnsafe(ref panel, (nuint)(6 * qs) + 32);
+                    a = Broadcast(ref ar, 96); e = Broadcast(ref ar, 100);
+                    c0 = Dot<TS>(c0, p0, a); c1 = Dot<TS>(c1, p1, a); d0 = Dot<TS>(d0, p0, e); d1 = Dot<TS>(d1, p1, e);
+                }
+                if (TQ.Count > 7)
+                {
+                    var p0 = Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs));
+                    var p1 = Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs) + 32);
+                    a = Broadcast(ref ar, 112); e = Broadcast(ref ar, 116);
+                    c0 = Dot<TS>(c0, p0, a); c1 = Dot<TS>(c1, p1, a); d0 = Dot<TS>(d0, p0, e); d1 = Dot<TS>(d1, p1, e);
+                }
+                Emit16<TC>(c0, c1, Unsafe.Add(ref mult, i), zp8, signed, ref yr);
+                Emit16<TC>(d0, d1, Unsafe.Add(ref mult, i + 1), zp8, signed, ref Unsafe.Add(ref yr, ldy));
+                ar = ref Unsafe.Add(ref ar, (i & 3) == 2 ? blockStep + 4 : 8);
+                yr = ref Unsafe.Add(ref yr, 2 * ldy);
+            }
+        }
+        for (; i < m; i++)
+        {
             var c0 = Vector256.Create(Unsafe.Add(ref init, i));
             var c1 = c0;
             var a = Broadcast(ref ar, 0);
@@ -693,24 +745,24 @@ internal static class WideIntGemm
                 c0 = Dot<TS>(c0, Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs)), a);
                 if (two) c1 = Dot<TS>(c1, Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs) + 32), a);
             }
-            ref byte yr = ref Unsafe.Add(ref y, i * ldy);
             float mu = Unsafe.Add(ref mult, i);
-            if (two && cols >= 16) Emit16<TC>(c0, c1, mu, zp, signed, ref yr);
+            if (two && full) Emit16<TC>(c0, c1, mu, zp8, signed, ref yr);
             else
             {
                 Emit8<TC>(c0, mu, zp, signed, ref yr, cols);
                 if (two && cols > 8) Emit8<TC>(c1, mu, zp, signed, ref Unsafe.Add(ref yr, 8), cols - 8);
             }
+            ar = ref Unsafe.Add(ref ar, (i & 3) == 3 ? blockStep : 4);
+            yr = ref Unsafe.Add(ref yr, ldy);
         }
     }
 
     /// <summary>16 sums requantized as <see cref="Emit24{TC}"/> does, narrowed together and stored as 16 bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Emit16<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector128<int> zp4, bool signed, ref byte dst)
+    private static void Emit16<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector256<int> z, bool signed, ref byte dst)
         where TC : struct, IClamp
     {
         var m = Vector256.Create(mult);
-        var z = Vector256.Create(zp4, zp4);
         var r0 = Requantized<TC>(v0, m, z);
         var r1 = Requantized<TC>(v1, m, z);
         var w = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
