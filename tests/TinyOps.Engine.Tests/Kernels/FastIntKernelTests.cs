@@ -158,6 +158,15 @@ public class FastIntKernelTests
                     WideIntGemm.OneColumnByChannels = false;
                     try { WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, tiles, n)); }
                     finally { WideIntGemm.StationaryB = saved; WideIntGemm.OneColumnByChannels = true; }
+                    // and the tiles against plain loops: init + Σ signed A · unsigned B, requantized by QuantMath
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++)
+                        {
+                            int acc = init[i];
+                            for (int kk = 0; kk < k; kk++) acc += (sbyte)a[i * k + kk] * b[kk * ldb + j];
+                            int q = QuantMath.Requantize(acc, mult[i], yz, ySigned ? -128 : 0, ySigned ? 127 : 255);
+                            Assert.True((byte)q == tiles[i * n + j], $"tiles vs loops: m={m} n={n} k={k} at ({i}, {j}): {tiles[i * n + j]} vs {(byte)q}");
+                        }
                     var panels = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     var buffer = new byte[WideIntGemm.PanelBytes(k)];
                     WideIntGemm.MultiplyRequantizePanels(m, n, k, ap, false, b, default, ldb, buffer, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, panels, n));

@@ -977,6 +977,26 @@ internal static class WideIntGemm
         ref float mult = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowMult), i0);
         var zp = Vector128.Create(e.YZero);
         bool signed = e.Signed, hasZa = e.RowZa.Length > 0;
+        if (TR.All && TV.Count == 3 && rows == MR && cols == NR && !hasZa && Pack24 && FullTileStore)
+        {
+            // the common tile, 4 full rows of 24: no per-row tests, the zero-point vector built once
+            var z = Vector256.Create(e.YZero);
+            if (signed)
+            {
+                Emit24<TC>(c00, c01, c02, mult, z, true, ref y);
+                Emit24<TC>(c10, c11, c12, Unsafe.Add(ref mult, 1), z, true, ref Unsafe.Add(ref y, ldy));
+                Emit24<TC>(c20, c21, c22, Unsafe.Add(ref mult, 2), z, true, ref Unsafe.Add(ref y, 2 * ldy));
+                Emit24<TC>(c30, c31, c32, Unsafe.Add(ref mult, 3), z, true, ref Unsafe.Add(ref y, 3 * ldy));
+            }
+            else
+            {
+                Emit24<TC>(c00, c01, c02, mult, z, false, ref y);
+                Emit24<TC>(c10, c11, c12, Unsafe.Add(ref mult, 1), z, false, ref Unsafe.Add(ref y, ldy));
+                Emit24<TC>(c20, c21, c22, Unsafe.Add(ref mult, 2), z, false, ref Unsafe.Add(ref y, 2 * ldy));
+                Emit24<TC>(c30, c31, c32, Unsafe.Add(ref mult, 3), z, false, ref Unsafe.Add(ref y, 3 * ldy));
+            }
+            return;
+        }
         ref int za = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.RowZa), i0) : ref Unsafe.NullRef<int>();
         ref int adj = ref hasZa ? ref Unsafe.Add(ref MemoryMarshal.GetReference(e.ColAdj), j0) : ref Unsafe.NullRef<int>();
         StoreRow<TC, TV>(c00, c01, c02, mult, ref y, cols, zp, signed, hasZa ? za : 0, ref adj);
@@ -1002,7 +1022,7 @@ internal static class WideIntGemm
         // ymm only: on Intel cores 512-bit instructions among the vpdpbusd close port 1's vector unit and halve their throughput
         if (TV.Count == 3 && cols >= 24 && Pack24)
         {
-            Emit24<TC>(v0, v1, v2, mult, zp, signed, ref y);
+            Emit24<TC>(v0, v1, v2, mult, Vector256.Create(zp, zp), signed, ref y);
             return;
         }
         Emit8<TC>(v0, mult, zp, signed, ref y, cols);
@@ -1023,6 +1043,9 @@ internal static class WideIntGemm
         if ((valid & 1) != 0) Unsafe.Add(ref dst, o) = (byte)bytes;
     }
 
+    /// <summary>Whether a tile of four full 24-column rows stores through its own branch-free copy of the epilogue; a switch for A/B comparisons.</summary>
+    internal static bool FullTileStore = true;
+
     /// <summary>Whether full 24-column rows are requantized through <see cref="Emit24{TC}"/>; a switch for tests and A/B comparisons.</summary>
     internal static bool Pack24 = true;
 
@@ -1033,11 +1056,10 @@ internal static class WideIntGemm
     /// per 8 (the epilogue is most of the work when K is small, e.g. MobileNetV2's expansions over 16 channels).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Emit24<TC>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, Vector128<int> zp4, bool signed, ref byte dst)
+    private static void Emit24<TC>(Vector256<int> v0, Vector256<int> v1, Vector256<int> v2, float mult, Vector256<int> z, bool signed, ref byte dst)
         where TC : struct, IClamp
     {
         var m = Vector256.Create(mult);
-        var z = Vector256.Create(zp4, zp4);
         var r0 = Requantized<TC>(v0, m, z);
         var r1 = Requantized<TC>(v1, m, z);
         var r2 = Requantized<TC>(v2, m, z);
