@@ -196,6 +196,37 @@ public class FastIntKernelTests
     }
 
     [Fact]
+    public void ScaledSumsRangeCheckMatchesTheRowByRowBound()
+    {
+        // WideIntGemm.ScaledSumsInRange first bounds all rows at once; its answer must be the row-by-row bound's:
+        // |sum| <= 4·kq·255² + |row constant| (2³¹ with any za), times |multiplier|, below 2²⁹
+        static bool RowByRow(int kq, int[] init, float[] mult, bool anyZa)
+        {
+            for (int i = 0; i < init.Length; i++)
+            {
+                double bound = anyZa ? 2147483648.0 : Math.Min(2147483648.0, 4.0 * kq * 65025 + Math.Abs((double)init[i]));
+                if (bound * Math.Abs((double)mult[i]) >= 1 << 29) return false;
+            }
+            return true;
+        }
+        var rng = new Random(5);
+        int ins = 0, outs = 0;
+        for (int trial = 0; trial < 3000; trial++)
+        {
+            int m = 1 + rng.Next(40), kq = 1 + rng.Next(300);
+            bool anyZa = trial % 9 == 0;
+            var init = Enumerable.Range(0, m).Select(_ => trial % 13 == 0 ? int.MinValue + rng.Next(3) : rng.Next(-5_000_000, 5_000_000)).ToArray();
+            double scale = Math.Pow(10, rng.NextDouble() * 8 - 7); // 1e-7 .. 10
+            var mult = Enumerable.Range(0, m + 3).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
+            if (trial % 7 == 0) mult[rng.Next(m)] = (float)(scale * 50); // one row far above the others
+            bool expect = RowByRow(kq, init, mult, anyZa);
+            Assert.Equal(expect, WideIntGemm.ScaledSumsInRange(kq, init, mult, anyZa));
+            if (expect) ins++; else outs++;
+        }
+        Assert.True(ins > 100 && outs > 100, $"both answers should occur: {ins} in range, {outs} not");
+    }
+
+    [Fact]
     public void RequantizeMatchesScalarIncludingHalfwayCases()
     {
         var rng = new Random(7);
