@@ -400,11 +400,18 @@ internal static class WideIntGemm
             int cols = Math.Min(NR, n - j0);
             ref byte panel = ref src.Panel(j0, cols, kq);
             int first = 0;
-            if (cols == 1 && OneColumnByChannels && m >= 8 && e.RowZa.IsEmpty)
+            if (cols <= 4 && OneColumnByChannels && m >= 8 && e.RowZa.IsEmpty)
             {
-                // one column left (a 7 × 7 plane's 49th): eight channels a vector, the rest through the tiles
+                // one to four columns left (a 7 × 7 plane's 49th, a 14 × 14 plane's last 4): eight rows a vector, the
+                // rows past a multiple of 8 through the tiles
                 first = (m & ~7) / MR;
-                OneColumn<TS, TC>(m & ~7, kq, ref a0, ref panel, j0, e);
+                switch (cols)
+                {
+                    case 1: OneColumn<TS, TC>(m & ~7, kq, ref a0, ref panel, j0, e); break;
+                    case 2: FewColumns<TS, TC, C2>(m & ~7, kq, ref a0, ref panel, j0, e); break;
+                    case 3: FewColumns<TS, TC, C3>(m & ~7, kq, ref a0, ref panel, j0, e); break;
+                    default: FewColumns<TS, TC, C4>(m & ~7, kq, ref a0, ref panel, j0, e); break;
+                }
             }
             for (int bl = first; bl < blocks; bl++)
             {
@@ -424,7 +431,7 @@ internal static class WideIntGemm
         }
     }
 
-    /// <summary>Whether a last panel of one column runs through <see cref="OneColumn"/>; a switch for tests and A/B comparisons.</summary>
+    /// <summary>Whether a last panel of one to four columns runs through <see cref="OneColumn"/> or <see cref="FewColumns"/>; a switch for tests and A/B comparisons.</summary>
     internal static bool OneColumnByChannels = true;
 
     /// <summary>
@@ -474,6 +481,62 @@ internal static class WideIntGemm
             for (int q = 0; q < kq; q++)
                 c0 = Dot<TS>(c0, Broadcast(ref panel, q * 32), Rows8(ref ab, q * 16, blockBytes));
             Scatter8<TC>(c0, ref Unsafe.Add(ref mult, g), zp, signed, ref Unsafe.Add(ref y, g * ldy), ldy);
+        }
+    }
+
+    private interface IColumns { static abstract int Count { get; } }
+    private struct C2 : IColumns { public static int Count => 2; }
+    private struct C3 : IColumns { public static int Count => 3; }
+    private struct C4 : IColumns { public static int Count => 4; }
+
+    /// <summary>
+    /// As <see cref="OneColumn"/> for a last panel of two to four columns (TN): sixteen rows a step, each column's quad
+    /// broadcast once for both groups of eight, so an instruction does eight useful outputs instead of the TN of eight
+    /// of a one-vector tile.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FewColumns<TS, TC, TN>(int m, int kq, ref byte a0, ref byte panel, int j, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp where TN : struct, IColumns
+    {
+        ref int init = ref MemoryMarshal.GetReference(e.RowInit);
+        ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
+        ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(e.Y), j);
+        int ldy = e.Ldy;
+        var zp = Vector256.Create(e.YZero);
+        bool signed = e.Signed;
+        int blockBytes = kq * 16;
+        for (int g = 0; g < m; g += 16)
+        {
+            bool two = g + 16 <= m; // else the last eight rows alone
+            ref byte ab = ref Unsafe.Add(ref a0, g * kq * 4);
+            var i0 = Vector256.LoadUnsafe(ref init, (nuint)g);
+            var i1 = two ? Vector256.LoadUnsafe(ref init, (nuint)(g + 8)) : default;
+            Vector256<int> c00 = i0, c01 = i0, c02 = i0, c03 = i0, c10 = i1, c11 = i1, c12 = i1, c13 = i1;
+            for (int q = 0; q < kq; q++)
+            {
+                int o = q * 16;
+                var w0 = Rows8(ref ab, o, blockBytes);
+                var w1 = two ? Rows8(ref ab, o + 2 * blockBytes, blockBytes) : default;
+                var x = Broadcast(ref panel, q * 32);
+                c00 = Dot<TS>(c00, x, w0); if (two) c10 = Dot<TS>(c10, x, w1);
+                x = Broadcast(ref panel, q * 32 + 4);
+                c01 = Dot<TS>(c01, x, w0); if (two) c11 = Dot<TS>(c11, x, w1);
+                if (TN.Count > 2) { x = Broadcast(ref panel, q * 32 + 8); c02 = Dot<TS>(c02, x, w0); if (two) c12 = Dot<TS>(c12, x, w1); }
+                if (TN.Count > 3) { x = Broadcast(ref panel, q * 32 + 12); c03 = Dot<TS>(c03, x, w0); if (two) c13 = Dot<TS>(c13, x, w1); }
+            }
+            ref byte yg = ref Unsafe.Add(ref y, g * ldy);
+            ref float mg = ref Unsafe.Add(ref mult, g);
+            Scatter8<TC>(c00, ref mg, zp, signed, ref yg, ldy);
+            Scatter8<TC>(c01, ref mg, zp, signed, ref Unsafe.Add(ref yg, 1), ldy);
+            if (TN.Count > 2) Scatter8<TC>(c02, ref mg, zp, signed, ref Unsafe.Add(ref yg, 2), ldy);
+            if (TN.Count > 3) Scatter8<TC>(c03, ref mg, zp, signed, ref Unsafe.Add(ref yg, 3), ldy);
+            if (!two) break;
+            ref byte yh = ref Unsafe.Add(ref yg, 8 * ldy);
+            ref float mh = ref Unsafe.Add(ref mg, 8);
+            Scatter8<TC>(c10, ref mh, zp, signed, ref yh, ldy);
+            Scatter8<TC>(c11, ref mh, zp, signed, ref Unsafe.Add(ref yh, 1), ldy);
+            if (TN.Count > 2) Scatter8<TC>(c12, ref mh, zp, signed, ref Unsafe.Add(ref yh, 2), ldy);
+            if (TN.Count > 3) Scatter8<TC>(c13, ref mh, zp, signed, ref Unsafe.Add(ref yh, 3), ldy);
         }
     }
 
