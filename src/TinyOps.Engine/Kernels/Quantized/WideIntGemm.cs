@@ -688,16 +688,51 @@ internal static class WideIntGemm
         var zp = Vector128.Create(e.YZero);
         bool signed = e.Signed;
         // one panel: [quad][16 columns][4 bytes]; the ragged last panel's rows are copied into `tail` first
-        Span<byte> panelBuf = stackalloc byte[8 * 64];
+        Span<byte> panelBuf = stackalloc byte[2 * 8 * 64];
         Span<byte> tail = stackalloc byte[32 * 16];
         Span<int> tailRows = stackalloc int[32];
         for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
+        ref byte panelB = ref Unsafe.Add(ref panel, 8 * 64);
         for (int j0 = 0; j0 < n; j0 += 16)
         {
             int cols = Math.Min(16, n - j0);
             scoped ref byte src = ref Unsafe.Add(ref s0, j0);
             scoped ref int off = ref MemoryMarshal.GetReference(rows);
+            if (n - j0 >= 32 && Split32)
+            {
+                // 32 columns: one round of 256-bit unpacks makes two panels, columns {0-7, 16-23} and {8-15, 24-31}
+                // (half the shuffles of two 16-column rounds); their rows are stored 8 bytes at a time where they belong
+                for (int q = 0; q < kq; q++)
+                {
+                    int p = 4 * q;
+                    var v0 = Vector256.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
+                    var v1 = p + 1 < k ? Vector256.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector256<byte>.Zero;
+                    var v2 = p + 2 < k ? Vector256.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector256<byte>.Zero;
+                    var v3 = p + 3 < k ? Vector256.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector256<byte>.Zero;
+                    var lo01 = Avx2.UnpackLow(v0, v1).AsInt16();
+                    var hi01 = Avx2.UnpackHigh(v0, v1).AsInt16();
+                    var lo23 = Avx2.UnpackLow(v2, v3).AsInt16();
+                    var hi23 = Avx2.UnpackHigh(v2, v3).AsInt16();
+                    Avx2.UnpackLow(lo01, lo23).AsByte().StoreUnsafe(ref panel, (nuint)(q * 64));        // columns 0-3, 16-19
+                    Avx2.UnpackHigh(lo01, lo23).AsByte().StoreUnsafe(ref panel, (nuint)(q * 64 + 32));  // 4-7, 20-23
+                    Avx2.UnpackLow(hi01, hi23).AsByte().StoreUnsafe(ref panelB, (nuint)(q * 64));       // 8-11, 24-27
+                    Avx2.UnpackHigh(hi01, hi23).AsByte().StoreUnsafe(ref panelB, (nuint)(q * 64 + 32)); // 12-15, 28-31
+                }
+                ref byte yp = ref Unsafe.Add(ref y0, j0);
+                if (signed)
+                {
+                    StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yp, ldy, 16, zp, true, true, true);
+                    StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panelB, 64, ref init, ref mult, ref Unsafe.Add(ref yp, 8), ldy, 16, zp, true, true, true);
+                }
+                else
+                {
+                    StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yp, ldy, 16, zp, false, true, true);
+                    StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panelB, 64, ref init, ref mult, ref Unsafe.Add(ref yp, 8), ldy, 16, zp, false, true, true);
+                }
+                j0 += 16;
+                continue;
+            }
             if (cols < 16)
             {
                 tail.Clear();
@@ -731,7 +766,7 @@ internal static class WideIntGemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StationaryPass<TS, TC, TQ, TV>(int m, ref byte a0, ref byte panel, int qs, ref int init, ref float mult, ref byte y, int ldy,
-        int cols, Vector128<int> zp, bool signed, bool full)
+        int cols, Vector128<int> zp, bool signed, bool full, bool split = false)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads where TV : struct, IVectors
     {
         int kq = TQ.Count;
@@ -785,8 +820,16 @@ internal static class WideIntGemm
                     a = Broadcast(ref ar, 112); e = Broadcast(ref ar, 116);
                     c0 = Dot<TS>(c0, p0, a); c1 = Dot<TS>(c1, p1, a); d0 = Dot<TS>(d0, p0, e); d1 = Dot<TS>(d1, p1, e);
                 }
-                Emit16<TC>(c0, c1, Unsafe.Add(ref mult, i), zp8, signed, ref yr);
-                Emit16<TC>(d0, d1, Unsafe.Add(ref mult, i + 1), zp8, signed, ref Unsafe.Add(ref yr, ldy));
+                if (split)
+                {
+                    Emit16Split<TC>(c0, c1, Unsafe.Add(ref mult, i), zp8, signed, ref yr);
+                    Emit16Split<TC>(d0, d1, Unsafe.Add(ref mult, i + 1), zp8, signed, ref Unsafe.Add(ref yr, ldy));
+                }
+                else
+                {
+                    Emit16<TC>(c0, c1, Unsafe.Add(ref mult, i), zp8, signed, ref yr);
+                    Emit16<TC>(d0, d1, Unsafe.Add(ref mult, i + 1), zp8, signed, ref Unsafe.Add(ref yr, ldy));
+                }
                 ar = ref Unsafe.Add(ref ar, (i & 3) == 2 ? blockStep + 4 : 8);
                 yr = ref Unsafe.Add(ref yr, 2 * ldy);
             }
@@ -816,7 +859,8 @@ internal static class WideIntGemm
                 if (two) c1 = Dot<TS>(c1, Vector256.LoadUnsafe(ref panel, (nuint)(7 * qs) + 32), a);
             }
             float mu = Unsafe.Add(ref mult, i);
-            if (two && full) Emit16<TC>(c0, c1, mu, zp8, signed, ref yr);
+            if (two && full && split) Emit16Split<TC>(c0, c1, mu, zp8, signed, ref yr);
+            else if (two && full) Emit16<TC>(c0, c1, mu, zp8, signed, ref yr);
             else
             {
                 Emit8<TC>(c0, mu, zp, signed, ref yr, cols);
@@ -826,6 +870,25 @@ internal static class WideIntGemm
             yr = ref Unsafe.Add(ref yr, ldy);
         }
     }
+
+    /// <summary>
+    /// As <see cref="Emit16{TC}"/> for a panel of columns {0-3, 16-19} (v0) and {4-7, 20-23} (v1) relative to
+    /// <paramref name="dst"/> (see the 32-column step of <see cref="Unpacked{TS, TC, TQ}"/>): columns 0-7 go to dst,
+    /// 16-23 to dst + 16, each as 8 bytes; no permute.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Emit16Split<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector256<int> z, bool signed, ref byte dst)
+        where TC : struct, IClamp
+    {
+        var m = Vector256.Create(mult);
+        var w = Avx2.PackSignedSaturate(Requantized<TC>(v0, m, z), Requantized<TC>(v1, m, z)); // words: v0[0-3] v1[0-3] | v0[4-7] v1[4-7]
+        var b = signed ? Avx2.PackSignedSaturate(w, w).AsUInt64() : Avx2.PackUnsignedSaturate(w, w).AsUInt64();
+        Unsafe.WriteUnaligned(ref dst, b.GetElement(0));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, 16), b.GetElement(2));
+    }
+
+    /// <summary>Whether <see cref="Unpacked{TS, TC, TQ}"/> builds two 16-column panels from one round of 256-bit unpacks; a switch for A/B comparisons.</summary>
+    internal static bool Split32 = true;
 
     /// <summary>16 sums requantized as <see cref="Emit24{TC}"/> does, narrowed together and stored as 16 bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
