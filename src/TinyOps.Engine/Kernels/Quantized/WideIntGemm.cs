@@ -12,7 +12,8 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <see cref="QuantMath.Requantize"/> on the reference sums.
 /// <para>
 /// Register tile: <see cref="MR"/> = 4 rows of A × up to 3 ymm vectors of B (24 columns), 12 int32 accumulators
-/// (vpdpbusd is VEX-encoded in .NET, so it reaches only 16 registers). Each step of k handles a quad of four k:
+/// (sized when the JIT was thought to reach only ymm0-15 with vpdpbusd; on AVX512-VNNI machines it encodes it with EVEX
+/// and uses ymm16-31 too, seen in JitDisasm on 2026-12-07). Each step of k handles a quad of four k:
 /// three loads of B, four broadcasts of one row's four bytes of A, 12 vpdpbusd. Accumulators start at the row constant
 /// bias[i] − zb·Σ_k A'[i, k] (+ K·za[i]·zb), so the zero points cost nothing per element when A's zero point is 0;
 /// otherwise za[i]·(Σ_k B[k, j] − K·zb) is subtracted per column in the epilogue. All int32 arithmetic wraps, as in
@@ -968,8 +969,7 @@ internal static class WideIntGemm
 
     /// <summary>
     /// The multiply-adds of a tile, in a method of their own: with the epilogue in the same method the JIT kept the
-    /// twelve accumulators in memory across the loop (a store and a reload per vpdpbusd, which only reaches ymm0-15, all
-    /// sixteen of which the loop needs), halving the loop's speed.
+    /// twelve accumulators in memory across the loop (a store and a reload per vpdpbusd), halving the loop's speed.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Dots<TS, TV, TR>(ref byte ap, ref byte bp, int kq, ref int init, int last, out Acc acc)
