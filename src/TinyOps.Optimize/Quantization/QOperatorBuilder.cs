@@ -203,9 +203,38 @@ internal sealed class QOperatorBuilder
     private void EmitFloat(Node n)
     {
         foreach (var i in n.Inputs) if (i.Length > 0) RequireFloat(i);
-        _out.Nodes.Add(GraphPreparation.Copy(n));
+        var copy = GraphPreparation.Copy(n);
+        if (n.IsDefaultDomain && n.OpType == "Add")
+        {
+            // a residual sum reads an addend that is also quantized (a float sum that a convolution reads too) through
+            // that quantized form, as a quantized-residual network does: every residual stream is then 8-bit, and the
+            // engine fuses DequantizeLinear → Add → QuantizeLinear of two byte tensors into one pass
+            for (int k = 0; k < copy.Inputs.Count; k++)
+                if (copy.Inputs[k] is { Length: > 0 } i && !_dequantized.Contains(i) && _quantized.TryGetValue(i, out var q))
+                    copy.Inputs[k] = DequantizedCopy(i, q);
+        }
+        _out.Nodes.Add(copy);
         foreach (var o in n.Outputs) if (o.Length > 0) _float.Add(o);
         Report.FloatNodes.Add(n.Name.Length > 0 ? n.Name : n.OpType);
+    }
+
+    // float values that are a DequantizeLinear of their uint8 form (RequireFloat), and second float forms made by
+    // DequantizedCopy for values computed in float that were quantized afterwards
+    private readonly HashSet<string> _dequantized = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _dequantizedCopies = new(StringComparer.Ordinal);
+
+    /// <summary>A float value equal to DequantizeLinear(uint8 form of <paramref name="name"/>), made once per value.</summary>
+    private string DequantizedCopy(string name, QValue q)
+    {
+        if (_dequantizedCopies.TryGetValue(name, out var copy)) return copy;
+        copy = Unique(name + "_dequantized");
+        var node = new Node { Name = Unique(name + "_DequantizeLinear"), OpType = "DequantizeLinear" };
+        node.Inputs.AddRange([q.Name, q.Scale, q.ZeroPoint]);
+        node.Outputs.Add(copy);
+        _out.Nodes.Add(node);
+        _dequantizedCopies[name] = copy;
+        Report.DequantizeNodes++;
+        return copy;
     }
 
     /// <summary>The uint8 form of a float value, quantizing it with its calibrated range the first time.</summary>
@@ -232,6 +261,7 @@ internal sealed class QOperatorBuilder
         node.Outputs.Add(name);
         _out.Nodes.Add(node);
         _float.Add(name);
+        _dequantized.Add(name);
         Report.DequantizeNodes++;
     }
 

@@ -133,6 +133,12 @@ public sealed class StaticQuantizerTests
         Assert.Equal(1, g.Nodes.Count(n => n.OpType == "QLinearMatMul"));
         Assert.Equal(35, result.Report.FoldedActivations.Count); // every Clip(0, 6)
         Assert.DoesNotContain(g.Nodes, n => n.OpType is "Clip" or "Conv" or "Gemm");
+        // the residual sums read both addends through their uint8 forms (10 of them in MobileNetV2), so the only
+        // QuantizeLinear of a sum is the one after it and the input's and the classifier's remain
+        var producers = g.Nodes.SelectMany(n => n.Outputs.Select(o => (o, n))).ToDictionary(p => p.o, p => p.n);
+        var adds = g.Nodes.Where(n => n.OpType == "Add" && n.Inputs.All(producers.ContainsKey)).ToList();
+        Assert.Equal(10, adds.Count);
+        Assert.All(adds, a => Assert.All(a.Inputs, i => Assert.Equal("DequantizeLinear", producers[i].OpType)));
         var session = new InferenceSession(OnnxLoader.Load(OnnxWriter.Write(result.Model)));
         var x = Tensor.Zeros(DataType.Float32, 1, 3, 224, 224);
         PseudoRandomInputs.Fill(0, 3 * 224 * 224, x.Span<float>());
