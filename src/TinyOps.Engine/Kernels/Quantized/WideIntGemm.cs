@@ -881,9 +881,7 @@ internal static class WideIntGemm
     private static void Emit16Split<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector256<int> z, bool signed, ref byte dst)
         where TC : struct, IClamp
     {
-        var m = Vector256.Create(mult);
-        var w = Avx2.PackSignedSaturate(Requantized<TC>(v0, m, z), Requantized<TC>(v1, m, z)); // words: v0[0-3] v1[0-3] | v0[4-7] v1[4-7]
-        var b = signed ? Avx2.PackSignedSaturate(w, w).AsUInt64() : Avx2.PackUnsignedSaturate(w, w).AsUInt64();
+        var b = Narrow16<TC>(v0, v1, mult, z, signed).AsUInt64();
         Unsafe.WriteUnaligned(ref dst, b.GetElement(0));
         Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, 16), b.GetElement(2));
     }
@@ -896,13 +894,22 @@ internal static class WideIntGemm
     private static void Emit16<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector256<int> z, bool signed, ref byte dst)
         where TC : struct, IClamp
     {
-        var m = Vector256.Create(mult);
-        var r0 = Requantized<TC>(v0, m, z);
-        var r1 = Requantized<TC>(v1, m, z);
-        var w = Avx2.PackSignedSaturate(r0, r1); // words: r0[0-3] r1[0-3] | r0[4-7] r1[4-7]
-        var b = signed ? Avx2.PackSignedSaturate(w, w).AsInt32() : Avx2.PackUnsignedSaturate(w, w).AsInt32();
-        // dwords: r0[0-3] r1[0-3] r0[0-3] r1[0-3] | r0[4-7] r1[4-7] ...
+        // dwords: v0[0-3] v1[0-3] v0[0-3] v1[0-3] | v0[4-7] v1[4-7] ...
+        var b = Narrow16<TC>(v0, v1, mult, z, signed).AsInt32();
         Avx2.PermuteVar8x32(b, Vector256.Create(0, 4, 1, 5, 0, 4, 1, 5)).AsByte().GetLower().StoreUnsafe(ref dst);
+    }
+
+    /// <summary>
+    /// Two vectors of sums requantized and narrowed with saturating packs (int32 → int16 → uint8/int8), each 128-bit lane
+    /// holding v0's four bytes then v1's four, twice: the shared part of <see cref="Emit16{TC}"/> and <see cref="Emit16Split{TC}"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Narrow16<TC>(Vector256<int> v0, Vector256<int> v1, float mult, Vector256<int> z, bool signed)
+        where TC : struct, IClamp
+    {
+        var m = Vector256.Create(mult);
+        var w = Avx2.PackSignedSaturate(Requantized<TC>(v0, m, z), Requantized<TC>(v1, m, z)); // words: v0[0-3] v1[0-3] | v0[4-7] v1[4-7]
+        return signed ? Avx2.PackSignedSaturate(w, w).AsByte() : Avx2.PackUnsignedSaturate(w, w);
     }
 
     /// <summary>
