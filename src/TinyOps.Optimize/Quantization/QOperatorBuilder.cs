@@ -23,6 +23,10 @@ internal sealed class QOperatorBuilder
     private readonly Graph _out;
     private readonly Dictionary<string, QValue> _quantized = new(StringComparer.Ordinal);
     private readonly HashSet<string> _float = new(StringComparer.Ordinal);
+    // float values that are a DequantizeLinear of their uint8 form (RequireFloat), and second float forms made by
+    // DequantizedCopy for values computed in float that were quantized afterwards
+    private readonly HashSet<string> _dequantized = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _dequantizedCopies = new(StringComparer.Ordinal);
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Node>> _consumers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _graphOutputs = new(StringComparer.Ordinal);
@@ -217,11 +221,6 @@ internal sealed class QOperatorBuilder
         foreach (var o in n.Outputs) if (o.Length > 0) _float.Add(o);
         Report.FloatNodes.Add(n.Name.Length > 0 ? n.Name : n.OpType);
     }
-
-    // float values that are a DequantizeLinear of their uint8 form (RequireFloat), and second float forms made by
-    // DequantizedCopy for values computed in float that were quantized afterwards
-    private readonly HashSet<string> _dequantized = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _dequantizedCopies = new(StringComparer.Ordinal);
 
     /// <summary>A float value equal to DequantizeLinear(uint8 form of <paramref name="name"/>), made once per value.</summary>
     private string DequantizedCopy(string name, QValue q)
