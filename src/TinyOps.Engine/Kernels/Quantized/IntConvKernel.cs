@@ -556,30 +556,27 @@ internal sealed class IntConvKernel : Kernel
                 var xg = x.Slice((n * g.InChannels + gi * cg) * g.InSize, cg * g.InSize);
                 int outOffset = (n * g.OutChannels + gi * mg) * outSize;
                 var yg = y.Slice(outOffset, mg * outSize);
+                if (planes) IntPhasePlanes.Build(g, xg, cg, pad, col);
+                var yOut = planes ? wideY : yg;
                 if (panels)
                 {
-                    ReadOnlySpan<byte> b = xg;
-                    if (planes) { IntPhasePlanes.Build(g, xg, cg, pad, col); b = col; }
-                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, planes ? wideY : yg, cols);
-                    WideIntGemm.MultiplyRequantizePanels(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, b, rowOffsets, cols, bPacked, pe);
-                    if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
-                    continue;
-                }
-                if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);
-                else if (planes)
-                {
-                    IntPhasePlanes.Build(g, xg, cg, pad, col);
-                    WideIntGemm.PackRows(col, rowOffsets, kc, cols, xSigned, bPacked, colSums);
+                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yOut, cols);
+                    WideIntGemm.MultiplyRequantizePanels(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, planes ? col : xg, rowOffsets, cols, bPacked, pe);
                 }
                 else
                 {
-                    g.Im2Col<byte>(xg, cg, col, pad);
-                    WideIntGemm.PackB(col, kc, outSize, outSize, xSigned, bPacked, colSums);
+                    if (g.IsPointwise) WideIntGemm.PackB(xg, kc, outSize, outSize, xSigned, bPacked, colSums);
+                    else if (planes) WideIntGemm.PackRows(col, rowOffsets, kc, cols, xSigned, bPacked, colSums);
+                    else
+                    {
+                        g.Im2Col<byte>(xg, cg, col, pad);
+                        WideIntGemm.PackB(col, kc, outSize, outSize, xSigned, bPacked, colSums);
+                    }
+                    if (anyZa) for (int j = 0; j < cols; j++) colAdj[j] = colSums[j] - kc * xZero;
+                    var e = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), anyZa ? za.Slice(gi * mg, mg) : default,
+                        colAdj, yZero, ySigned, yOut, cols);
+                    WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
                 }
-                if (anyZa) for (int j = 0; j < cols; j++) colAdj[j] = colSums[j] - kc * xZero;
-                var e = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), anyZa ? za.Slice(gi * mg, mg) : default,
-                    colAdj, yZero, ySigned, planes ? wideY : yg, cols);
-                WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
                 if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
             }
         }
