@@ -55,6 +55,9 @@ internal static class AbCommand
         if (args.Length is < 4 or > 5) throw new SpecException(Usage);
         if (!int.TryParse(args[1], out int rounds) || rounds < 1) throw new SpecException($"ROUNDS must be a positive integer, not '{args[1]}'");
         int threads = 1;
+        // runs per side and round: AB_UNTIMED untimed then AB_TIMED timed (default 1 and 3); longer blocks let a
+        // side's worker threads settle (a thread-count comparison needs them: see docs/benchmarks.md)
+        int untimedRuns = EnvCount("AB_UNTIMED", 1, 0), timedRuns = EnvCount("AB_TIMED", 3, 1);
         if (args.Length == 5 && (!int.TryParse(args[4], out threads) || threads < 1)) throw new SpecException($"THREADS must be a positive integer, not '{args[4]}'");
         string specA = args[2], specB = args[3];
         var model = OnnxLoader.LoadFile(args[0]);
@@ -101,14 +104,22 @@ internal static class AbCommand
         void Side((MemberInfo, object?)[] settings, InferenceSession session, Tensor[] outs, List<double> times)
         {
             Apply(settings);
-            session.Run(inputs, outs);
-            for (int i = 0; i < 3; i++)
+            for (int i = 0; i < untimedRuns; i++) session.Run(inputs, outs);
+            for (int i = 0; i < timedRuns; i++)
             {
                 long t0 = Stopwatch.GetTimestamp();
                 session.Run(inputs, outs);
                 times.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
             }
         }
+    }
+
+    private static int EnvCount(string name, int fallback, int least)
+    {
+        var text = Environment.GetEnvironmentVariable(name);
+        if (string.IsNullOrEmpty(text)) return fallback;
+        if (!int.TryParse(text, out int n) || n < least) throw new SpecException($"{name} must be an integer of at least {least}, not '{text}'");
+        return n;
     }
 
     private static string Stat(List<double> times)

@@ -228,6 +228,7 @@ public class FastKernelTests
         { 1, 3, 10, 1, 19, 21, 3, 2, 1, 1 },    // first layer of a CNN
         { 1, 3, 17, 1, 40, 75, 3, 2, 1, 0 },    // stem: 37 outputs a row (a ragged 32-output step), 17 channels (ragged group)
         { 2, 2, 9, 1, 23, 30, 5, 1, 2, 2 },     // stem: two channels, 5x5 dilated, stride 1
+        { 2, 3, 32, 1, 48, 50, 3, 2, 1, 1 },    // stem, batch 2, enough work for two threads (the split copy in parts too)
         { 1, 1, 8, 1, 10, 14, 3, 1, 1, 1 },     // stem: rows of 14 outputs, all in the one-vector tail step
         { 2, 17, 33, 1, 9, 9, 1, 1, 1, 0 },     // 1x1, odd channel counts
         { 1, 12, 18, 3, 10, 12, 3, 1, 2, 2 },   // grouped, dilated

@@ -12,8 +12,8 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// weight times a vector load. The input is first copied into a
 /// zero-padded, stride-phase-split layout (phase p of a row holds padded columns p, p+s, p+2s, ...), so each tap of
 /// eight consecutive outputs is one contiguous load, for any stride and dilation, with no border tests. Outputs land
-/// in NCHW directly; bias and the fused activation are applied before the store. Output channel groups split
-/// across <see cref="WorkerPool"/> threads.
+/// in NCHW directly; bias and the fused activation are applied before the store. With <see cref="WorkerPool"/>
+/// threads the split copy is shared by rows, then the outputs by bands of rows (Vector512) or by channel groups.
 /// </summary>
 internal static unsafe class SmallChannelConv
 {
@@ -30,6 +30,9 @@ internal static unsafe class SmallChannelConv
         public int C, M, KH, KW, OH, OW, IH, SH, DH, PH, L, RowFloats, GroupSize;
         public float* Packed;
         public FusedActivation Act;
+        /// <summary>The image being split into <see cref="Planes"/>: its rows (C x IH of IW floats), padding and stride along them.</summary>
+        public float* X;
+        public int IW, PW, SW;
     }
 
     private static State s_state;
@@ -87,15 +90,12 @@ internal static unsafe class SmallChannelConv
             float* packed = wide ? PackGroups(pw, M, C * KH * KW) : null; // once per run, shared by the images of the batch
             for (int n = 0; n < s.Batch; n++)
             {
-                float* xn = px + (long)n * C * IH * IW;
-                for (int c = 0; c < C; c++)
-                    for (int ih = 0; ih < IH; ih++)
-                        SplitRow(xn + ((long)c * IH + ih) * IW, IW, PW, SW, L, ps + ((long)c * IH + ih) * rowFloats);
                 var st = new State
                 {
                     Planes = ps, Zero = zero, W = pw, Bias = pb, Y = py + (long)n * M * s.OutSize, Taps = pt,
                     C = C, M = M, KH = KH, KW = KW, OH = s.Out[1], OW = s.Out[2], IH = IH, SH = s.Stride[1], DH = s.Dilation[1],
                     PH = s.PadBegin[1], L = L, RowFloats = rowFloats, Act = act, GroupSize = gs, Packed = packed,
+                    X = px + (long)n * C * IH * IW, IW = IW, PW = PW, SW = SW,
                 };
                 int groups = (M + gs - 1) / gs;
                 long work = (long)M * s.OutSize * C * KH * KW;
@@ -104,6 +104,9 @@ internal static unsafe class SmallChannelConv
                     try
                     {
                         s_state = st;
+                        // the split copy too (a 224 x 224 RGB stem: a fifth of the layer's single-thread time)
+                        int rows = C * IH;
+                        WorkerPool.Run(&SplitPart, Math.Min(threads, rows));
                         WorkerPool.Run(&Part, Math.Min(threads, groups));
                     }
                     finally
@@ -111,7 +114,11 @@ internal static unsafe class SmallChannelConv
                         WorkerPool.Exit();
                     }
                 }
-                else Groups(in st, 0, groups);
+                else
+                {
+                    SplitRows(in st, 0, C * IH);
+                    Groups(in st, 0, groups);
+                }
             }
         }
     }
@@ -148,6 +155,19 @@ internal static unsafe class SmallChannelConv
     }
 
     /// <summary>One input row in phase-split form: dst[p * L + q] = x[q * SW + p - PW], zero outside the input.</summary>
+    private static void SplitPart(int part, int parts)
+    {
+        int rows = s_state.C * s_state.IH;
+        SplitRows(in s_state, (int)((long)rows * part / parts), (int)((long)rows * (part + 1) / parts));
+    }
+
+    /// <summary>Rows [r0, r1) of the image (counted over channels then rows) into their phase-split planes.</summary>
+    private static void SplitRows(in State st, int r0, int r1)
+    {
+        for (int r = r0; r < r1; r++)
+            SplitRow(st.X + (long)r * st.IW, st.IW, st.PW, st.SW, st.L, st.Planes + (long)r * st.RowFloats);
+    }
+
     private static void SplitRow(float* x, int IW, int PW, int SW, int L, float* dst)
     {
         if (SW == 1)
