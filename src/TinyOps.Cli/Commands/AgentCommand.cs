@@ -55,7 +55,9 @@ internal static class AgentCommand
             }
             catch (Exception e) when (e is AgentException or ArgumentException or IOException or UnauthorizedAccessException or System.Net.HttpListenerException)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                // a null or out-of-range argument is the agent's own bug, not the user's: the whole exception, stack
+                // included, so it can be traced (a crash-recovery test once saw only "Value cannot be null.")
+                Console.Error.WriteLine(e is ArgumentNullException or ArgumentOutOfRangeException ? $"error: {e}" : $"error: {e.Message}");
                 return 2;
             }
         });

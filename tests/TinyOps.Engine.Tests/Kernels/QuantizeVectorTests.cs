@@ -59,6 +59,37 @@ public class QuantizeVectorTests
     }
 
     [Fact]
+    public void QuantizeMatchesDivisionNextToEveryTie()
+    {
+        // Inputs one or two ulps either side of (k + 0.5) * scale, for scales whose reciprocal is inexact: where any
+        // shortcut for the division (a multiplication by the reciprocal) would round differently from dividing.
+        var r = new Random(11);
+        var scales = new List<float> { 1f / 255, 0.1f, 0.3f, 0.017352f, 7f, 0.0078125f, 3.1e-5f, 1.7e9f };
+        for (int i = 0; i < 24; i++) scales.Add((float)Math.Exp(r.NextDouble() * 20 - 12));
+        foreach (float scale in scales)
+        {
+            var x = new float[400];
+            for (int i = 0; i < x.Length; i++)
+            {
+                float tie = (r.Next(-400, 400) + 0.5f) * scale;
+                x[i] = (i % 5) switch
+                {
+                    0 => tie,
+                    1 => MathF.BitIncrement(tie),
+                    2 => MathF.BitDecrement(tie),
+                    3 => MathF.BitIncrement(MathF.BitIncrement(tie)),
+                    _ => MathF.BitDecrement(MathF.BitDecrement(tie)),
+                };
+            }
+            foreach (bool force256 in new[] { false, true })
+            {
+                CheckQuantize(x, scale, false, force256);
+                CheckQuantize(x, scale, true, force256);
+            }
+        }
+    }
+
+    [Fact]
     public void QuantizeStopsAtNaNAndSaturatesInfinities()
     {
         foreach (bool force256 in new[] { false, true })
