@@ -8,11 +8,13 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// <see cref="SpinMicroseconds"/> after its last part before it sleeps, so the operators of one inference, often tens
 /// of microseconds each, hand work over without a thread wake-up (which costs as much as a small operator).
 /// TINYOPS_SPIN_US overrides the spin (0: sleep at once, for devices where a spinning core costs battery).
+/// A part whose worker has not started it when the calling thread is done with its own is run by the calling thread
+/// (see <see cref="Run"/>), so a worker that is asleep, slow to wake or descheduled delays an operation by at most that part.
 /// </summary>
 internal static unsafe class WorkerPool
 {
-    /// <summary>Most threads a single operator uses.</summary>
-    public const int MaxThreads = 64;
+    /// <summary>Most threads a single operator uses (one bit each in <see cref="s_claims"/>).</summary>
+    public const int MaxThreads = 32;
 
     private static readonly object s_gate = new();
     private static readonly Worker?[] s_workers = new Worker?[MaxThreads];
@@ -20,6 +22,17 @@ internal static unsafe class WorkerPool
     private static int s_parts;
     private static int s_pending;
     private static long s_generation;
+    /// <summary>
+    /// The parts of the current operation already taken: (low 32 bits of its generation) &lt;&lt; 32 | one bit per part.
+    /// Whoever sets a part's bit (with a compare-exchange naming the generation) runs it; see <see cref="Run"/>.
+    /// </summary>
+    private static long s_claims;
+
+    /// <summary>
+    /// Whether the calling thread, its own part done, runs the parts of workers that have not started theirs (on by
+    /// default); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
+    internal static bool TakeOver = true;
 
     /// <summary>How long an idle worker spins, watching for the next operation, before it blocks.</summary>
     public const int SpinMicroseconds = 200;
@@ -41,7 +54,13 @@ internal static unsafe class WorkerPool
 
     public static void Exit() => Monitor.Exit(s_gate);
 
-    /// <summary>Runs body(part, parts) for every part in [0, parts), part 0 on this thread; returns when all are done.</summary>
+    /// <summary>
+    /// Runs body(part, parts) for every part in [0, parts), part 0 on this thread; returns when all are done. Worker p
+    /// takes part p; this thread, once part 0 is done, takes any part whose worker has not started it yet (a worker
+    /// still waking, or descheduled on a busy host or a phone's loaded core), so one late thread costs at most the
+    /// serial time of its part instead of stalling the operation until it is scheduled again. A part runs exactly once:
+    /// it is taken by setting its bit in <see cref="s_claims"/>.
+    /// </summary>
     public static void Run(delegate*<int, int, void> body, int parts)
     {
         parts = Math.Clamp(parts, 1, MaxThreads);
@@ -54,7 +73,11 @@ internal static unsafe class WorkerPool
         s_parts = parts;
         Volatile.Write(ref s_pending, parts - 1);
         for (int p = 1; p < parts; p++) s_workers[p] ??= Start(p);
-        Interlocked.Increment(ref s_generation); // publishes body and parts; spinning workers start now
+        long generation = s_generation + 1; // only this thread (holding the gate) moves the generation
+        // part 0 is this thread's; bits of parts this operation does not have are set, so no worker takes them
+        uint taken = parts >= 32 ? 1u : ~((1u << parts) - 1) | 1u;
+        Volatile.Write(ref s_claims, (generation << 32) | taken);
+        Interlocked.Increment(ref s_generation); // publishes body, parts and claims; spinning workers start now
         for (int p = 1; p < parts; p++)
         {
             var w = s_workers[p]!;
@@ -69,9 +92,38 @@ internal static unsafe class WorkerPool
         {
             error = e;
         }
+        if (TakeOver)
+            for (int p = 1; p < parts && Volatile.Read(ref s_pending) > 0; p++)
+            {
+                if (!TryClaim(generation, p)) continue;
+                try
+                {
+                    body(p, parts);
+                }
+                catch (Exception e)
+                {
+                    error ??= e;
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref s_pending);
+                }
+            }
         var spin = new SpinWait();
         while (Volatile.Read(ref s_pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
         if (error is not null) throw error;
+    }
+
+    /// <summary>Takes part <paramref name="part"/> of the operation of <paramref name="generation"/>; false when it is taken or that operation is over.</summary>
+    private static bool TryClaim(long generation, int part)
+    {
+        long bit = 1L << part;
+        while (true)
+        {
+            long seen = Volatile.Read(ref s_claims);
+            if ((int)(seen >> 32) != (int)generation || (seen & bit) != 0) return false;
+            if (Interlocked.CompareExchange(ref s_claims, seen | bit, seen) == seen) return true;
+        }
     }
 
     private static Worker Start(int part)
@@ -88,8 +140,11 @@ internal static unsafe class WorkerPool
         while (true)
         {
             WaitForWork(w);
-            w.Seen = Volatile.Read(ref s_generation);
-            if (w.Part >= s_parts) continue; // an operation with fewer parts: not ours
+            long generation = Volatile.Read(ref s_generation);
+            w.Seen = generation;
+            // an operation with fewer parts is not ours; a part already taken over by the calling thread neither
+            // (then its operation may be over and the statics below may belong to the next one: read them only after the claim)
+            if (!TryClaim(generation, w.Part)) continue;
             try
             {
                 s_body(w.Part, s_parts);
