@@ -51,7 +51,7 @@ internal static unsafe class DepthwiseConv
                 try
                 {
                     s_state = st;
-                    WorkerPool.Run(&Part, Math.Min(threads, planes));
+                    WorkerPool.Run(&Part, threads, WorkerPool.Chunks(threads, UseBlocked(in s) ? (planes + Block - 1) / Block : planes));
                 }
                 finally
                 {

@@ -106,8 +106,8 @@ internal static unsafe class SmallChannelConv
                         s_state = st;
                         // the split copy too (a 224 x 224 RGB stem: a fifth of the layer's single-thread time)
                         int rows = C * IH;
-                        WorkerPool.Run(&SplitPart, Math.Min(threads, rows));
-                        WorkerPool.Run(&Part, Math.Min(threads, groups));
+                        WorkerPool.Run(&SplitPart, threads, WorkerPool.Chunks(threads, rows));
+                        WorkerPool.Run(&Part, threads, WorkerPool.Chunks(threads, gs == Group512 ? st.OH : groups));
                     }
                     finally
                     {

@@ -96,7 +96,7 @@ internal static unsafe class SmallMGemm
                 try
                 {
                     s_job = job;
-                    WorkerPool.Run(&Part, Math.Min(threads, blocks));
+                    WorkerPool.Run(&Part, threads, WorkerPool.Chunks(threads, blocks));
                 }
                 finally { WorkerPool.Exit(); }
             }

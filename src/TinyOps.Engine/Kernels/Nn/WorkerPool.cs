@@ -8,8 +8,9 @@ namespace TinyOps.Engine.Kernels.Nn;
 /// <see cref="SpinMicroseconds"/> after its last part before it sleeps, so the operators of one inference, often tens
 /// of microseconds each, hand work over without a thread wake-up (which costs as much as a small operator).
 /// TINYOPS_SPIN_US overrides the spin (0: sleep at once, for devices where a spinning core costs battery).
-/// A part whose worker has not started it when the calling thread is done with its own is run by the calling thread
-/// (see <see cref="Run"/>), so a worker that is asleep, slow to wake or descheduled delays an operation by at most that part.
+/// A share whose thread has not started it when another is done with its own is taken over (see
+/// <see cref="Run(delegate*{int, int, void}, int, int)"/>), so a thread asleep, slow to wake or descheduled delays an
+/// operation by at most that share.
 /// </summary>
 internal static unsafe class WorkerPool
 {
@@ -20,7 +21,9 @@ internal static unsafe class WorkerPool
     private static readonly Worker?[] s_workers = new Worker?[MaxThreads];
     private static delegate*<int, int, void> s_body;
     private static int s_parts;
+    /// <summary>Chunks of the current operation not finished yet.</summary>
     private static int s_pending;
+    private static int s_chunks;
     private static long s_generation;
     /// <summary>
     /// The parts of the current operation already taken: (low 32 bits of its generation) &lt;&lt; 32 | one bit per part.
@@ -29,10 +32,20 @@ internal static unsafe class WorkerPool
     private static long s_claims;
 
     /// <summary>
-    /// Whether the calling thread, its own part done, runs the parts of workers that have not started theirs (on by
-    /// default); a switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// Whether a thread done with its own share takes the chunks others have not started (on by default); off, every
+    /// thread runs exactly its own share. A switch for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
     /// </summary>
     internal static bool TakeOver = true;
+
+    /// <summary>
+    /// Chunks per thread for the kernels that can cut their work finer at no cost (see <see cref="Chunks"/>); 1 gives
+    /// each thread one share. Settable for in-process A/B comparisons with <c>bench/TinyOps.Bench.Kernels ab</c>.
+    /// </summary>
+    internal static int ChunksPerThread = 2;
+
+    /// <summary>Chunks for an operation of <paramref name="units"/> indivisible units on <paramref name="threads"/> threads.</summary>
+    public static int Chunks(int threads, int units) =>
+        (int)Math.Clamp((long)Math.Max(1, threads) * Math.Max(1, ChunksPerThread), 1, Math.Clamp(units, 1, MaxThreads));
 
     /// <summary>How long an idle worker spins, watching for the next operation, before it blocks.</summary>
     public const int SpinMicroseconds = 200;
@@ -54,70 +67,93 @@ internal static unsafe class WorkerPool
 
     public static void Exit() => Monitor.Exit(s_gate);
 
+    /// <summary>Runs body(part, parts) for every part in [0, parts), one part a thread (part 0 on this one); returns when all are done.</summary>
+    public static void Run(delegate*<int, int, void> body, int parts) => Run(body, parts, parts);
+
     /// <summary>
-    /// Runs body(part, parts) for every part in [0, parts), part 0 on this thread; returns when all are done. Worker p
-    /// takes part p; this thread, once part 0 is done, takes any part whose worker has not started it yet (a worker
-    /// still waking, or descheduled on a busy host or a phone's loaded core), so one late thread costs at most the
-    /// serial time of its part instead of stalling the operation until it is scheduled again. A part runs exactly once:
-    /// it is taken by setting its bit in <see cref="s_claims"/>.
+    /// Runs body(chunk, chunks) for every chunk in [0, chunks) on up to <paramref name="threads"/> threads (this one
+    /// included); returns when all are done. Thread t's own chunks are the t-th equal share, taken front to back, so
+    /// with threads of equal speed each works on the same part of the data as with one fixed share each (what the
+    /// operations before and after left in its core's cache). A thread done with its own then takes the chunks no one
+    /// has started, from the back of the others' shares: a worker asleep, slow to wake or descheduled (a busy host, a
+    /// phone's loaded core) costs at most its chunks' serial time instead of stalling the operation, and with several
+    /// chunks a thread a slower core (a little core beside a big one, a host sharing it) leaves its last chunks to the
+    /// others. A chunk runs exactly once: it is taken by setting its bit in <see cref="s_claims"/> (at most 32 chunks).
     /// </summary>
-    public static void Run(delegate*<int, int, void> body, int parts)
+    public static void Run(delegate*<int, int, void> body, int threads, int chunks)
     {
-        parts = Math.Clamp(parts, 1, MaxThreads);
-        if (parts == 1)
+        chunks = Math.Clamp(chunks, 1, MaxThreads);
+        threads = Math.Clamp(Math.Min(threads, chunks), 1, MaxThreads);
+        if (threads == 1)
         {
-            body(0, 1);
+            for (int c = 0; c < chunks; c++) body(c, chunks);
             return;
         }
         s_body = body;
-        s_parts = parts;
-        Volatile.Write(ref s_pending, parts - 1);
-        for (int p = 1; p < parts; p++) s_workers[p] ??= Start(p);
+        s_parts = threads;
+        s_chunks = chunks;
+        Volatile.Write(ref s_pending, chunks);
+        for (int p = 1; p < threads; p++) s_workers[p] ??= Start(p);
         long generation = s_generation + 1; // only this thread (holding the gate) moves the generation
-        // part 0 is this thread's; bits of parts this operation does not have are set, so no worker takes them
-        uint taken = parts >= 32 ? 1u : ~((1u << parts) - 1) | 1u;
-        Volatile.Write(ref s_claims, (generation << 32) | taken);
-        Interlocked.Increment(ref s_generation); // publishes body, parts and claims; spinning workers start now
-        for (int p = 1; p < parts; p++)
+        // bits of chunks this operation does not have are set, so no one takes them
+        uint none = chunks >= 32 ? 0u : ~((1u << chunks) - 1);
+        Volatile.Write(ref s_claims, (generation << 32) | none);
+        Interlocked.Increment(ref s_generation); // publishes body, counts and claims; spinning workers start now
+        for (int p = 1; p < threads; p++)
         {
             var w = s_workers[p]!;
             if (Interlocked.Exchange(ref w.Sleeping, 0) == 1) w.Go.Release();
         }
-        Exception? error = null;
-        try
-        {
-            body(0, parts);
-        }
-        catch (Exception e)
-        {
-            error = e;
-        }
-        if (TakeOver)
-            for (int p = 1; p < parts && Volatile.Read(ref s_pending) > 0; p++)
-            {
-                if (!TryClaim(generation, p)) continue;
-                try
-                {
-                    body(p, parts);
-                }
-                catch (Exception e)
-                {
-                    error ??= e;
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref s_pending);
-                }
-            }
+        Exception? error = Work(generation, 0, threads, chunks);
         var spin = new SpinWait();
         while (Volatile.Read(ref s_pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
         if (error is not null) throw error;
     }
 
-    /// <summary>Takes part <paramref name="part"/> of the operation of <paramref name="generation"/>; false when it is taken or that operation is over.</summary>
-    private static bool TryClaim(long generation, int part)
+    /// <summary>Chunks [t * chunks / threads, (t + 1) * chunks / threads) are thread t's own.</summary>
+    private static int ShareStart(int t, int threads, int chunks) => (int)((long)chunks * t / threads);
+
+    /// <summary>
+    /// Thread <paramref name="t"/>'s run through an operation: its own chunks, then (with <see cref="TakeOver"/>) the
+    /// unstarted chunks of the other shares, each from its back. Returns the first exception a chunk threw.
+    /// </summary>
+    private static Exception? Work(long generation, int t, int threads, int chunks)
     {
-        long bit = 1L << part;
+        Exception? error = null;
+        for (int c = ShareStart(t, threads, chunks), end = ShareStart(t + 1, threads, chunks); c < end; c++)
+            if (TryClaim(generation, c)) error ??= RunChunk(c, chunks);
+        if (!TakeOver) return error;
+        for (int k = 1; k < threads && Volatile.Read(ref s_pending) > 0; k++)
+        {
+            int u = (t + k) % threads;
+            for (int c = ShareStart(u + 1, threads, chunks) - 1, lo = ShareStart(u, threads, chunks); c >= lo; c--)
+                if (TryClaim(generation, c)) error ??= RunChunk(c, chunks);
+        }
+        return error;
+    }
+
+    /// <summary>Runs one claimed chunk (the body is read only now that the claim holds the operation open) and counts it done.</summary>
+    private static Exception? RunChunk(int chunk, int chunks)
+    {
+        try
+        {
+            s_body(chunk, chunks);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref s_pending);
+        }
+    }
+
+    /// <summary>Takes chunk <paramref name="chunk"/> of the operation of <paramref name="generation"/>; false when it is taken or that operation is over.</summary>
+    private static bool TryClaim(long generation, int chunk)
+    {
+        long bit = 1L << chunk;
         while (true)
         {
             long seen = Volatile.Read(ref s_claims);
@@ -142,21 +178,12 @@ internal static unsafe class WorkerPool
             WaitForWork(w);
             long generation = Volatile.Read(ref s_generation);
             w.Seen = generation;
-            // an operation with fewer parts is not ours; a part already taken over by the calling thread neither
-            // (then its operation may be over and the statics below may belong to the next one: read them only after the claim)
-            if (!TryClaim(generation, w.Part)) continue;
-            try
-            {
-                s_body(w.Part, s_parts);
-            }
-            catch
-            {
-                // Parts only compute into preallocated memory; a failure here leaves that part's output unset.
-            }
-            finally
-            {
-                Interlocked.Decrement(ref s_pending);
-            }
+            // The counts may already be the next operation's when this worker is late; then every claim below fails
+            // (the generation in s_claims has moved on, or all of this one's chunks are taken), so nothing runs.
+            int threads = s_parts, chunks = s_chunks;
+            if (w.Part >= threads) continue; // an operation on fewer threads: not ours
+            // Chunks only compute into preallocated memory; a failure here leaves that chunk's output unset.
+            Work(generation, w.Part, threads, chunks);
         }
     }
 
