@@ -23,11 +23,13 @@ internal static unsafe class WorkerPool
     private static int s_parts;
     /// <summary>Chunks of the current operation not finished yet.</summary>
     private static int s_pending;
+    /// <summary>Chunk count of the current operation (<see cref="s_parts"/> is its thread count).</summary>
     private static int s_chunks;
     private static long s_generation;
     /// <summary>
-    /// The parts of the current operation already taken: (low 32 bits of its generation) &lt;&lt; 32 | one bit per part.
-    /// Whoever sets a part's bit (with a compare-exchange naming the generation) runs it; see <see cref="Run"/>.
+    /// The chunks of the current operation already taken: (low 32 bits of its generation) &lt;&lt; 32 | one bit per chunk
+    /// (the bits past its chunk count set from the start). Whoever sets a chunk's bit, with a compare-exchange that
+    /// names the generation, runs it; see <see cref="Run(delegate*{int, int, void}, int, int)"/>.
     /// </summary>
     private static long s_claims;
 
