@@ -56,7 +56,7 @@ internal static class AbCommand
         if (!int.TryParse(args[1], out int rounds) || rounds < 1) throw new SpecException($"ROUNDS must be a positive integer, not '{args[1]}'");
         int threads = 1;
         // runs per side and round: AB_UNTIMED untimed then AB_TIMED timed (default 1 and 3); longer blocks let a
-        // side's worker threads settle (a thread-count comparison needs them: see docs/benchmarks.md)
+        // side's worker threads settle (a thread-count comparison needs them: see docs/engine.md, Measuring)
         int untimedRuns = EnvCount("AB_UNTIMED", 1, 0), timedRuns = EnvCount("AB_TIMED", 3, 1);
         if (args.Length == 5 && (!int.TryParse(args[4], out threads) || threads < 1)) throw new SpecException($"THREADS must be a positive integer, not '{args[4]}'");
         string specA = args[2], specB = args[3];

@@ -154,7 +154,7 @@ internal static unsafe class SmallChannelConv
         return p;
     }
 
-    /// <summary>One input row in phase-split form: dst[p * L + q] = x[q * SW + p - PW], zero outside the input.</summary>
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of the split copy: an equal share of the image's rows.</summary>
     private static void SplitPart(int part, int parts)
     {
         int rows = s_state.C * s_state.IH;
@@ -168,6 +168,7 @@ internal static unsafe class SmallChannelConv
             SplitRow(st.X + (long)r * st.IW, st.IW, st.PW, st.SW, st.L, st.Planes + (long)r * st.RowFloats);
     }
 
+    /// <summary>One input row in phase-split form: dst[p * L + q] = x[q * SW + p - PW], zero outside the input.</summary>
     private static void SplitRow(float* x, int IW, int PW, int SW, int L, float* dst)
     {
         if (SW == 1)
