@@ -501,6 +501,47 @@ public class FastIntKernelTests
     }
 
     [Fact]
+    public void SingleRowQLinearMatMulTakesItsPlannedRouteAndMatchesTheReference()
+    {
+        // One row against a constant B with constant scalar parameters (a classifier's layers) runs by the plan made at
+        // load; it must give the reference's bytes whatever the sizes, zero points and signedness, and the same bytes as
+        // the general route.
+        if (!WideIntGemm.HardwareSupported) return;
+        var rng = new Random(41);
+        int trial = 0;
+        foreach (int k in new[] { 4, 64, 784 })
+            foreach (int n in new[] { 1, 10, 37, 64 })
+                foreach (bool aSigned in new[] { false, true })
+                {
+                    trial++;
+                    bool bSigned = !aSigned, ySigned = trial % 2 == 0, rank1 = trial % 3 == 0;
+                    int zb = trial % 4 == 0 ? 0 : rng.Next(-20, 20);
+                    var zbT = bSigned ? Tensor.Scalar((sbyte)zb) : Tensor.Scalar((byte)(zb + 128));
+                    var az = aSigned ? Tensor.Scalar((sbyte)rng.Next(-128, 128)) : Tensor.Scalar((byte)rng.Next(256));
+                    (string, Tensor?)[] q =
+                    [
+                        ("a", rank1 ? Bytes(rng, aSigned, k) : Bytes(rng, aSigned, 1, k)), ("as", Tensor.Scalar(0.03f)), ("az", az),
+                        ("b", Bytes(rng, bSigned, k, n)), ("bs", Tensor.Scalar(0.011f)), ("bz", zbT),
+                        ("ys", Tensor.Scalar(0.05f + 0.5f * (float)rng.NextDouble())), ("yz", ySigned ? Tensor.Scalar((sbyte)rng.Next(-10, 10)) : Tensor.Scalar((byte)rng.Next(100, 150))),
+                    ];
+                    var consts = new HashSet<string> { "b", "bs", "bz", "ys", "yz", "as", "az" };
+                    var empty = new Dictionary<string, AttributeValue>();
+                    string what = $"k {k} n {n} a signed {aSigned} y signed {ySigned} zb {zb} rank-1 a {rank1}";
+                    var expect = RunNode("QLinearMatMul", q, consts, empty, IntGemmPath.Reference);
+                    AssertSame(expect, RunNode("QLinearMatMul", q, consts, empty, IntGemmPath.AvxVnniWide), "planned row " + what);
+                    IntMatMulKernel.PlanRows = false;
+                    try
+                    {
+                        AssertSame(expect, RunNode("QLinearMatMul", q, consts, empty, IntGemmPath.AvxVnniWide), "general route " + what);
+                    }
+                    finally
+                    {
+                        IntMatMulKernel.PlanRows = true;
+                    }
+                }
+    }
+
+    [Fact]
     public void FastConvAllocatesNothingPerRun()
     {
         var rng = new Random(3);

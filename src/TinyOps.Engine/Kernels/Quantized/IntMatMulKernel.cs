@@ -28,6 +28,27 @@ internal sealed class IntMatMulKernel : Kernel
     // the packed b is in WideIntGemm's 24-column panels (planned on the wide path) rather than FastIntGemm's
     private bool _packedWide;
 
+    /// <summary>
+    /// A QLinearMatMul of one row against a constant B with constant per-tensor parameters (a classifier's layers),
+    /// planned whole at load: the multiplier, zero points and column adjustments are computed once, and a run only
+    /// sums the row (when b's zero point is not 0) and calls <see cref="WideIntGemm.MultiplyRowRequantize"/>, instead
+    /// of reading shapes, batch offsets and parameters every time. Null when the node is not of that kind.
+    /// </summary>
+    private sealed class RowPlan
+    {
+        public int K, N, Zb, YZero;
+        public bool ASigned, AUnsigned, YSigned;
+        public float[] Mult = [0f];
+        public int[] Za = [0];
+        public int[] ColAdj = [];
+        public int[] RowInit = [0];
+    }
+
+    private RowPlan? _rowPlan;
+
+    /// <summary>Whether a single-row QLinearMatMul may take its planned route; a switch for tests and A/B comparisons.</summary>
+    internal static bool PlanRows = true;
+
     public IntMatMulKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
         _qlinear = qlinear;
@@ -82,6 +103,51 @@ internal sealed class IntMatMulKernel : Kernel
         var yType = ctx.ExpectType(7, DataType.UInt8, DataType.Int8);
         if (ShapeUtil.Size(ctx.InputShape(7)) != 1) throw ctx.Error($"y_zero_point must be a scalar, it has shape {ShapeUtil.Format(ctx.InputShape(7))}");
         ctx.SetOutput(0, yType, outShape.ToArray());
+        _rowPlan = PlanRow(ctx, aType, bType, yType, a, b, m, k, n);
+    }
+
+    /// <summary>The <see cref="RowPlan"/> of this node, or null: one row (a of shape [k] or [1, k]), B a constant [k, n] packed for the wide route, every parameter a constant scalar, k a multiple of 4 and a of the other signedness than b.</summary>
+    private RowPlan? PlanRow(InferContext ctx, DataType aType, DataType bType, DataType yType, int[] aShape, int[] bShape, int m, int k, int n)
+    {
+        if (!_packedWide || _packedB is null || m != 1 || aShape.Length > 2 || bShape.Length != 2 || (k & 3) != 0) return null;
+        var scalars = new Tensor?[8];
+        foreach (int i in new[] { _aScale, _aZero, _bScale, _bZero, 6, 7 })
+        {
+            if (!ctx.HasInput(i)) continue;
+            var t = ctx.InputValue(i);
+            if (t is null || t.Length != 1) return null;
+            scalars[i] = t;
+        }
+        if (scalars[_aScale] is null || scalars[_bScale] is null || scalars[6] is null || scalars[7] is null) return null;
+        bool aSigned = aType == DataType.Int8, bSigned = bType == DataType.Int8;
+        FastIntGemm.Plan(aSigned, bSigned, out bool flip, out bool aUnsigned, out int shift);
+        if (flip) return null;
+        // the same float expression as RunFast's, so the same multiplier
+        float mult = scalars[_aScale]!.ReadOnlySpan<float>()[0] * scalars[_bScale]!.ReadOnlySpan<float>()[0] / scalars[6]!.ReadOnlySpan<float>()[0];
+        if (!float.IsFinite(mult)) return null;
+        int za = (scalars[_aZero] is { } az ? QuantMath.ReadInt(az, 0) : 0) + shift, zb = scalars[_bZero] is { } bz ? QuantMath.ReadInt(bz, 0) : 0;
+        var colAdj = new int[n];
+        for (int j = 0; j < n; j++) colAdj[j] = _packedColSums![j] - k * zb;
+        return new RowPlan
+        {
+            K = k, N = n, Zb = zb, YZero = QuantMath.ReadInt(scalars[7]!, 0), ASigned = aSigned, AUnsigned = aUnsigned,
+            YSigned = yType == DataType.Int8, Mult = [mult], Za = [za], ColAdj = colAdj,
+        };
+    }
+
+    /// <summary>Runs the node by its <see cref="RowPlan"/> when it has one and still applies (same wide route, B the packed constant); false otherwise.</summary>
+    private bool TryRunRow(RunContext ctx, Tensor at, Tensor bt)
+    {
+        if (_rowPlan is not { } p || !PlanRows || !Wide() || !ReferenceEquals(_packedSrc, bt.Buffer) || _packedSrcOffset != bt.ByteOffset
+            || _packedSrcLength != bt.Length || at.Length != p.K || (at.Type == DataType.Int8) != p.ASigned) return false;
+        var yt = ctx.Output(0);
+        var a = at.Buffer.AsSpan(at.ByteOffset, p.K);
+        int rowSum = p.Zb == 0 ? 0 : p.ASigned ? SumSigned(a) : SumUnsigned(a);
+        p.RowInit[0] = -p.Zb * rowSum;
+        var e = new WideIntGemm.Epilogue(p.RowInit, p.Mult, p.Za[0] == 0 ? default : p.Za, p.ColAdj, p.YZero, p.YSigned,
+            yt.Buffer.AsSpan(yt.ByteOffset, p.N), p.N);
+        WideIntGemm.MultiplyRowRequantize(p.N, p.K, a, p.AUnsigned, _packedB.AsSpan(0, WideIntGemm.PackedBSize(p.K, p.N)), e);
+        return true;
     }
 
     /// <summary>Packs a constant b for the fast route when a is not constant (the node runs many times).</summary>
@@ -140,7 +206,7 @@ internal sealed class IntMatMulKernel : Kernel
         var b = ctx.Input(_b);
         if (!FastIntGemm.UseReference)
         {
-            RunFast(ctx, a, b);
+            if (!TryRunRow(ctx, a, b)) RunFast(ctx, a, b);
             return;
         }
         switch (a.Type, b.Type)
