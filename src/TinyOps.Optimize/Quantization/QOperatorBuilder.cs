@@ -227,13 +227,19 @@ internal sealed class QOperatorBuilder
     {
         if (_dequantizedCopies.TryGetValue(name, out var copy)) return copy;
         copy = Unique(name + "_dequantized");
+        EmitDequantize(name, q, copy);
+        _dequantizedCopies[name] = copy;
+        return copy;
+    }
+
+    /// <summary>Adds DequantizeLinear(uint8 form <paramref name="q"/> of <paramref name="name"/>) writing <paramref name="output"/>.</summary>
+    private void EmitDequantize(string name, QValue q, string output)
+    {
         var node = new Node { Name = Unique(name + "_DequantizeLinear"), OpType = "DequantizeLinear" };
         node.Inputs.AddRange([q.Name, q.Scale, q.ZeroPoint]);
-        node.Outputs.Add(copy);
+        node.Outputs.Add(output);
         _out.Nodes.Add(node);
-        _dequantizedCopies[name] = copy;
         Report.DequantizeNodes++;
-        return copy;
     }
 
     /// <summary>The uint8 form of a float value, quantizing it with its calibrated range the first time.</summary>
@@ -255,13 +261,9 @@ internal sealed class QOperatorBuilder
         if (_float.Contains(name)) return;
         if (!_quantized.TryGetValue(name, out var q))
             throw new QuantizationException($"internal error: value '{name}' is used before it is produced");
-        var node = new Node { Name = Unique(name + "_DequantizeLinear"), OpType = "DequantizeLinear" };
-        node.Inputs.AddRange([q.Name, q.Scale, q.ZeroPoint]);
-        node.Outputs.Add(name);
-        _out.Nodes.Add(node);
+        EmitDequantize(name, q, name);
         _float.Add(name);
         _dequantized.Add(name);
-        Report.DequantizeNodes++;
     }
 
     /// <summary>A new uint8 value standing for float value <paramref name="name"/>, with scale and zero point from its range.</summary>

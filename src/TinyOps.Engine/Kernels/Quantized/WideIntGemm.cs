@@ -358,14 +358,13 @@ internal static class WideIntGemm
         // row loop below cost about 10 µs a MobileNetV2 inference), then row by row only when that bound is too loose
         double largestInit = Math.Abs((double)System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(rowInit));
         double largestMult = Math.Abs((double)System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(rowMult.Slice(0, rowInit.Length)));
-        double all = anyZa ? 2147483648.0 : Math.Min(2147483648.0, 4.0 * kq * 65025 + largestInit);
-        if (all * largestMult < 1 << 29) return true;
+        if (SumBound(kq, largestInit, anyZa) * largestMult < 1 << 29) return true;
         for (int i = 0; i < rowInit.Length; i++)
-        {
-            double bound = anyZa ? 2147483648.0 : Math.Min(2147483648.0, 4.0 * kq * 65025 + Math.Abs((double)rowInit[i]));
-            if (bound * Math.Abs((double)rowMult[i]) >= 1 << 29) return false;
-        }
+            if (SumBound(kq, Math.Abs((double)rowInit[i]), anyZa) * Math.Abs((double)rowMult[i]) >= 1 << 29) return false;
         return true;
+
+        // the largest |sum| a row can reach from an accumulator start of magnitude init (a zero-point term: anything)
+        static double SumBound(int kq, double init, bool anyZa) => anyZa ? 2147483648.0 : Math.Min(2147483648.0, 4.0 * kq * 65025 + init);
     }
 
     private interface ISign { static abstract bool AIsUnsigned { get; } }
