@@ -70,7 +70,10 @@ public sealed class IntDepthwiseTests
         bool ran = false;
         var y = WithPath(path, () =>
         {
-            var y = new byte[g.OutSize * g.OutChannels];
+            // a canary tail after y: vector stores may run past a channel's outputs but never past the tensor
+            int n = g.OutSize * g.OutChannels;
+            var guarded = new byte[n + 96];
+            guarded.AsSpan(n).Fill(0xA5);
             int[] packed = [];
             if (prepack)
             {
@@ -78,10 +81,11 @@ public sealed class IntDepthwiseTests
                 IntDepthwise3x3.PackWeights(g, w, wSigned, wZero, packed);
             }
             var work = new byte[IntDepthwise3x3.WorkBytes(g)];
-            new Random(y.Length).NextBytes(work); // stale scratch must not matter
-            IntDepthwise3x3.Run(g, x, xSigned, xZero, w, wSigned, wZero, bias, mult, yZero, y, ySigned, packed, work);
+            new Random(n).NextBytes(work); // stale scratch must not matter
+            IntDepthwise3x3.Run(g, x, xSigned, xZero, w, wSigned, wZero, bias, mult, yZero, guarded.AsSpan(0, n), ySigned, packed, work);
             ran = IntDepthwise3x3.LastRunVnni;
-            return y;
+            Assert.True(guarded.AsSpan(n).IndexOfAnyExcept((byte)0xA5) < 0, "a store ran past the output tensor");
+            return guarded.AsSpan(0, n).ToArray();
         });
         vnni = ran;
         return y;
