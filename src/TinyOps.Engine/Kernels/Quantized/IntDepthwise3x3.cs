@@ -75,13 +75,14 @@ internal static class IntDepthwise3x3
     /// weight zero points, bias (or empty), multipliers x_scale·w_scale/y_scale per channel, y [C, OH, OW].
     /// <paramref name="packed"/> is <see cref="PackWeights"/> of these weights and zero points, or empty (then they are
     /// packed into <paramref name="work"/> when needed); <paramref name="work"/> has <see cref="WorkBytes"/> bytes.
+    /// <paramref name="multFinite"/>: the caller knows every multiplier is finite (checked once when planned).
     /// </summary>
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> x, bool xSigned, int xZero,
         ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero,
         ReadOnlySpan<int> bias, ReadOnlySpan<float> mult, int yZero, Span<byte> y, bool ySigned,
-        ReadOnlySpan<int> packed, Span<byte> work)
+        ReadOnlySpan<int> packed, Span<byte> work, bool multFinite = false)
     {
-        if (IntDepthwiseVnni.IsSupported && FastIntGemm.Forced is (IntGemmPath.Auto or IntGemmPath.AvxVnni) && AllFinite(mult.Slice(0, g.InChannels)))
+        if (IntDepthwiseVnni.IsSupported && FastIntGemm.Forced is (IntGemmPath.Auto or IntGemmPath.AvxVnni) && (multFinite || AllFinite(mult.Slice(0, g.InChannels))))
         {
             if (packed.IsEmpty)
             {
