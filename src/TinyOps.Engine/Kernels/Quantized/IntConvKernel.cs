@@ -201,7 +201,7 @@ internal sealed class IntConvKernel : Kernel
         }
     }
 
-    /// <summary>mult[m] = x_scale·w_scale[m]/y_scale; false when one is not finite (the scalar route handles those).</summary>
+    /// <summary>mult[m] = x_scale·w_scale[m]/y_scale; false when one is not finite (the routes that need finite ones check it).</summary>
     private static bool Multipliers(Tensor xs, Tensor ws, Tensor ys, Span<float> mult)
     {
         float x = xs.ReadOnlySpan<float>()[0], y = ys.ReadOnlySpan<float>()[0];
@@ -325,11 +325,8 @@ internal sealed class IntConvKernel : Kernel
         var yt = ConvOut(ctx);
         if (_qlinear)
         {
-            float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
-            float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
-            var wsc = ctx.Input(4).ReadOnlySpan<float>();
             mult = ctx.Scratch<float>(g.OutChannels, 3);
-            for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+            Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mult);
             yZero = QuantMath.ReadInt(ctx.Input(7), 0);
             var bt = ctx.OptionalInput(8);
             if (bt is not null) bias = bt.ReadOnlySpan<int>();
@@ -470,11 +467,8 @@ internal sealed class IntConvKernel : Kernel
         var yt = ConvOut(ctx);
         if (_qlinear)
         {
-            float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
-            float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
-            var wsc = ctx.Input(4).ReadOnlySpan<float>();
             mult = ctx.Scratch<float>(g.OutChannels, 3);
-            for (int m = 0; m < mult.Length; m++) mult[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+            Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mult);
             yZero = QuantMath.ReadInt(ctx.Input(7), 0);
             var bt = ctx.OptionalInput(8);
             if (bt is not null) bias = bt.ReadOnlySpan<int>();
@@ -682,8 +676,6 @@ internal sealed class IntConvKernel : Kernel
     private void RunDepthwise(RunContext ctx, ReadOnlySpan<byte> x, bool xSigned, int xZero, Tensor wt, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero)
     {
         var g = _geo;
-        float xs = ctx.Input(1).ReadOnlySpan<float>()[0];
-        float ys = ctx.Input(6).ReadOnlySpan<float>()[0];
         var wzt = ctx.OptionalInput(_wZero);
         bool planned = _dwPacked is not null && ReferenceEquals(_dwSrc, wt.Buffer) && _dwSrcOffset == wt.ByteOffset && _dwWType == wt.Type
             && ReferenceEquals(_dwZeroSrc, wzt?.Buffer) && _dwZeroOffset == (wzt?.ByteOffset ?? 0);
@@ -693,9 +685,8 @@ internal sealed class IntConvKernel : Kernel
         if (plannedMult) mult = _dwMult;
         else
         {
-            var wsc = ctx.Input(4).ReadOnlySpan<float>();
             var m1 = ctx.Scratch<float>(g.OutChannels, 3);
-            for (int m = 0; m < m1.Length; m++) m1[m] = xs * wsc[wsc.Length == 1 ? 0 : m] / ys;
+            Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), m1);
             mult = m1;
         }
         int yZero = QuantMath.ReadInt(ctx.Input(7), 0);
