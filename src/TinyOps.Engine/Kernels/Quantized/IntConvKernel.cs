@@ -67,12 +67,12 @@ internal sealed class IntConvKernel : Kernel
     // depthwise 3×3 QLinearConv: weights packed for IntDepthwise3x3, keyed by the weight and zero-point buffers
     private int[]? _dwPacked;
     private float[]? _dwMult; // with _dwPacked: x_scale·w_scale/y_scale per channel, all finite, when the scales are constant
-
-    /// <summary>Whether a depthwise run uses the multipliers planned with its weights (settable for in-process A/B comparisons and tests).</summary>
-    internal static bool PlanDepthwiseMultipliers = true;
     private byte[]? _dwSrc, _dwZeroSrc;
     private int _dwSrcOffset, _dwZeroOffset;
     private DataType _dwWType;
+
+    /// <summary>Whether a depthwise run uses the multipliers planned with its weights (settable for in-process A/B comparisons and tests).</summary>
+    internal static bool PlanDepthwiseMultipliers = true;
 
     public IntConvKernel(Node node, int opset, bool qlinear) : base(node, opset)
     {
