@@ -88,6 +88,29 @@ if (args.Length == 9 && args[0] == "qconv")
     Console.WriteLine($"qconv {c}x{h}x{w} -> {m} k{k} s{st} p{pad} g{g}: p50 {p50:F1} us ({macs / p50 / 1e3:F1} GMAC/s), min {min:F1} us");
     return;
 }
+if (args.Length >= 1 && args[0] == "qadd")
+{
+    // the residual sum of two uint8 tensors: exact (division) and by ratios, on n elements (default 56·56·24)
+    int n = args.Length > 1 ? int.Parse(args[1]) : 56 * 56 * 24;
+    var rnd = new Random(3);
+    var a = new byte[n]; var b = new byte[n]; var y = new byte[n];
+    rnd.NextBytes(a); rnd.NextBytes(b);
+    foreach (var exact in new[] { true, false, true, false })
+    {
+        void Once()
+        {
+            if (exact) QuantizeVector.AddQuantize(a, false, 120, 0.02f, b, false, 130, 0.03f, default, false, 0.04f, 125, y, false);
+            else QuantizeVector.AddQuantizeByRatios(a, false, 120, b, false, 130, 0.5f, 0.75f, false, 125, y, false);
+        }
+        var sw0 = Stopwatch.StartNew();
+        while (sw0.ElapsedMilliseconds < 300) Once();
+        var t = new double[200];
+        for (int i = 0; i < t.Length; i++) { long s0 = Stopwatch.GetTimestamp(); Once(); t[i] = Stopwatch.GetElapsedTime(s0).TotalMicroseconds; }
+        Array.Sort(t);
+        Console.WriteLine($"qadd {(exact ? "exact " : "ratios")} n={n}: min {t[0]:F1} us, p50 {t[100]:F1} us ({n / t[100] / 1e3:F2} per ns)");
+    }
+    return;
+}
 if (args.Length >= 1 && args[0] == "qdw")
 {
     var layers = new List<(int C, int H, int W, int S)>();

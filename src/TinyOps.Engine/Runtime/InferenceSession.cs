@@ -22,7 +22,7 @@ public sealed class InferenceSession
         Options = options ?? new SessionOptions();
         _executor = new Executor(Options);
         var graph = Options.FuseActivations ? Fusion.ActivationFusion.Apply(model.Graph, model, Options.Registry) : model.Graph;
-        if (Options.FuseDequantizeChains) graph = Fusion.DequantizeChainFusion.Apply(graph, model, Options.Registry);
+        if (Options.FuseDequantizeChains) graph = Fusion.DequantizeChainFusion.Apply(graph, model, Options.Registry, ratios: !Options.ExactQuantizedAdds);
         if (Options.FuseResiduals) graph = Fusion.ResidualFusion.Apply(graph, model, Options.Registry);
         if (Options.FuseQuantizedPools) graph = Fusion.QuantizedPoolFusion.Apply(graph, model, Options.Registry);
         _graph = CompiledGraph.Compile(graph, model, Options.Registry, null);

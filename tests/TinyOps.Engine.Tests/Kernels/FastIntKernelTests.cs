@@ -137,6 +137,7 @@ public class FastIntKernelTests
         // fewer than 8, which never hold B in registers), signed and unsigned outputs, multipliers that need the clamp.
         if (!WideIntGemm.HardwareSupported) return;
         var rng = new Random(91);
+        int ties = 0; // outputs whose scaled sum is a tie, not saturated
         foreach (int k in Enumerable.Range(1, 40))
             foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40), (40, 25, 25), (8, 49, 49), (44, 1, 1), (16, 26, 26), (24, 51, 51), (40, 28, 30), (13, 4, 4), (8, 3, 3) })
                 foreach (bool ySigned in new[] { false, true })
@@ -149,17 +150,28 @@ public class FastIntKernelTests
                     var bp = new byte[WideIntGemm.PackedBSize(k, n)];
                     WideIntGemm.PackB(b, k, n, ldb, false, bp, default);
                     var init = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
-                    var mult = Enumerable.Range(0, m).Select(_ => huge ? 1e6f : 0.0005f + 0.01f * (float)rng.NextDouble()).ToArray();
+                    // multipliers of 2^-10 and 2^-9 make ties (scaled sums at x.5) among the outputs that do not saturate
+                    var mult = Enumerable.Range(0, m).Select(i => huge ? 1e6f : (k % 3) switch
+                    {
+                        1 => i % 2 == 0 ? 1f / 1024 : 1f / 512,
+                        _ => 0.0005f + 0.01f * (float)rng.NextDouble(),
+                    }).ToArray();
                     int yz = ySigned ? rng.Next(-20, 20) : rng.Next(0, 200);
                     // now and then the extreme zero points (the epilogues add them to saturated int16 words)
                     if (k % 4 == 0) yz = ySigned ? (k % 8 == 0 ? -128 : 127) : (k % 8 == 0 ? 0 : 255);
+                    // the rounding by the magic-number addition (the default where the scaled sums stay small) and by
+                    // the conversion (every fifth K) must give the same bytes as the plain loops below
+                    bool magic = k % 5 != 2;
+                    var range = WideIntGemm.ScaledSumsRange(FastIntGemm.Quads(k), init, mult, false);
+                    Assert.Equal(huge ? WideIntGemm.SumRange.Clamped : WideIntGemm.SumRange.Magic, range);
                     // the reference: 4 x 24 tiles only (no B in registers, no last column by channels)
                     var tiles = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     bool saved = WideIntGemm.StationaryB;
                     WideIntGemm.StationaryB = false;
                     WideIntGemm.OneColumnByChannels = false;
+                    WideIntGemm.UseMagic = magic;
                     try { WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, tiles, n)); }
-                    finally { WideIntGemm.StationaryB = saved; WideIntGemm.OneColumnByChannels = true; }
+                    finally { WideIntGemm.StationaryB = saved; WideIntGemm.OneColumnByChannels = true; WideIntGemm.UseMagic = true; }
                     // and the tiles against plain loops: init + Σ signed A · unsigned B, requantized by QuantMath
                     for (int i = 0; i < m; i++)
                         for (int j = 0; j < n; j++)
@@ -167,7 +179,8 @@ public class FastIntKernelTests
                             int acc = init[i];
                             for (int kk = 0; kk < k; kk++) acc += (sbyte)a[i * k + kk] * b[kk * ldb + j];
                             int q = QuantMath.Requantize(acc, mult[i], yz, ySigned ? -128 : 0, ySigned ? 127 : 255);
-                            Assert.True((byte)q == tiles[i * n + j], $"tiles vs loops: m={m} n={n} k={k} at ({i}, {j}): {tiles[i * n + j]} vs {(byte)q}");
+                            Assert.True((byte)q == tiles[i * n + j], $"tiles vs loops: m={m} n={n} k={k} magic={magic} at ({i}, {j}): {tiles[i * n + j]} vs {(byte)q}");
+                            if (Math.Abs(Math.IEEERemainder(acc * (double)mult[i], 1)) == 0.5 && q > (ySigned ? -128 : 0) && q < (ySigned ? 127 : 255)) ties++;
                         }
                     var panels = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     var buffer = new byte[WideIntGemm.PanelBytes(k)];
@@ -189,6 +202,7 @@ public class FastIntKernelTests
                     WideIntGemm.MultiplyRequantizePanels(m, n, k, ap, false, scattered, offsets, 0, buffer, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, table, n));
                     Assert.True(tiles.SequenceEqual(table), $"row table: m={m} n={n} k={k} ySigned={ySigned} huge={huge}");
                 }
+        Assert.True(ties > 50, $"only {ties} ties were rounded");
         Assert.False(WideIntGemm.TakesUnpacked(16, 16, true));
         static WideIntGemm.Epilogue Bad() => new(new int[16], new float[16], default, default, 0, false, new byte[128], 8);
         // B shorter than its rows, a panel buffer too small

@@ -1,5 +1,6 @@
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Kernels;
+using TinyOps.Engine.Kernels.Quantized;
 using TinyOps.Engine.Runtime;
 using TinyOps.Engine.Runtime.Fusion;
 using TinyOps.Engine.Tensors;
@@ -189,7 +190,7 @@ public class DequantizeChainFusionTests
         Tensor B() => Tensor.FromArray(Enumerable.Range(0, 150).Select(i => i % 11 == 0 ? (byte)255 : (byte)r.Next(256)).ToArray(), 1, 6, 5, 5);
         var inputs = new Dictionary<string, Tensor> { ["a"] = B(), ["b"] = B(), ["c"] = B() };
         var want = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(inputs);
-        var got = new InferenceSession(m).Run(inputs);
+        var got = new InferenceSession(m, new SessionOptions { ExactQuantizedAdds = true }).Run(inputs);
         foreach (var k in want.Keys)
             Assert.Equal(want[k].Buffer.AsSpan(want[k].ByteOffset, want[k].Length).ToArray(), got[k].Buffer.AsSpan(got[k].ByteOffset, got[k].Length).ToArray());
     }
@@ -234,8 +235,76 @@ public class DequantizeChainFusionTests
         Tensor Bytes(bool s) { var b = new byte[n]; r.NextBytes(b); return s ? Tensor.FromArray((sbyte[])(Array)b, shape) : Tensor.FromArray(b, shape); }
         var inputs = new Dictionary<string, Tensor> { ["a"] = Bytes(aSigned), ["b"] = Bytes(bSigned) };
         var want = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(inputs)["y"];
-        var got = new InferenceSession(m).Run(inputs)["y"];
+        var got = new InferenceSession(m, new SessionOptions { ExactQuantizedAdds = true }).Run(inputs)["y"];
         Assert.Equal(want.Bytes.ToArray(), got.Bytes.ToArray());
+    }
+
+    /// <summary>
+    /// By default the fused quantized residual runs by ratio multipliers: every byte must be the scalar formula's
+    /// (DequantizeChainKernel.RatioSum: fma(a − za, sa/sy, (b − zb)·sb/sy), relu, round half to even, + zy, saturate)
+    /// on the vector lanes and the tail alike, and within one step of the separate kernels'. Ties of the ratio sum
+    /// (sa/sy = 0.5 on odd differences) must round to even. A ratio too large for the vector rounding takes the exact
+    /// route instead.
+    /// </summary>
+    [Theory]
+    [InlineData(false, false, false, false)]
+    [InlineData(true, false, true, true)]
+    [InlineData(false, true, true, false)]
+    [InlineData(true, true, false, true)]
+    public void QuantizedResidualByRatiosMatchesItsFormula(bool aSigned, bool bSigned, bool ySigned, bool relu)
+    {
+        int[] shape = [1, 7, 11, 13];
+        int n = shape.Aggregate(1, (x, y) => x * y);
+        DataType T(bool s) => s ? DataType.Int8 : DataType.UInt8;
+        Tensor Z(bool s, int v) => s ? Tensor.Scalar((sbyte)(v - 128)) : Tensor.Scalar((byte)v);
+        var r = new Random(17);
+        Tensor Bytes(bool s) { var b = new byte[n]; r.NextBytes(b); return s ? Tensor.FromArray((sbyte[])(Array)b, shape) : Tensor.FromArray(b, shape); }
+        var inputs = new Dictionary<string, Tensor> { ["a"] = Bytes(aSigned), ["b"] = Bytes(bSigned) };
+        // (a scale, b scale, y scale): ordinary scales, ties (ratios 0.5 and 0.25), ratios too large for the vector rounding
+        foreach (var (sa, sb, sy) in new[] { (0.023f, 0.041f, 0.037f), (0.05f, 0.025f, 0.1f), (3e4f, 0.041f, 0.001f) })
+        {
+            var g = new Graph
+            {
+                Inputs =
+                [
+                    new ValueInfo("a", T(aSigned), shape.Select(d => Dim.Of(d)).ToArray()),
+                    new ValueInfo("b", T(bSigned), shape.Select(d => Dim.Of(d)).ToArray()),
+                ],
+                Initializers = { ["a_s"] = Tensor.Scalar(sa), ["a_z"] = Z(aSigned, 117), ["b_s"] = Tensor.Scalar(sb), ["b_z"] = Z(bSigned, 140),
+                                 ["y_s"] = Tensor.Scalar(sy), ["y_z"] = Z(ySigned, relu ? 0 : 125) },
+            };
+            g.Nodes.Add(N("DequantizeLinear", ["a", "a_s", "a_z"], "fa"));
+            g.Nodes.Add(N("DequantizeLinear", ["b", "b_s", "b_z"], "fb"));
+            g.Nodes.Add(N("Add", ["fa", "fb"], "s"));
+            string last = "s";
+            if (relu) { g.Nodes.Add(N("Relu", ["s"], "r")); last = "r"; }
+            g.Nodes.Add(N("QuantizeLinear", [last, "y_s", "y_z"], "y"));
+            g.Outputs.Add(new ValueInfo("y", DataType.Undefined, null));
+            var m = new Model { Graph = g, Opsets = { [""] = 13 } };
+            var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default, ratios: true);
+            Assert.Equal((relu ? "RQAddReluQuantize" : "RQAddQuantize"), Assert.Single(fused.Nodes).GetString(DequantizeChainKernel.StepsAttribute, ""));
+            var exact = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(inputs)["y"].Bytes.ToArray();
+            var got = new InferenceSession(m).Run(inputs)["y"].Bytes.ToArray();
+            if (sa > 1) { Assert.Equal(exact, got); continue; } // the exact route
+            var ab = inputs["a"].Bytes; var bb = inputs["b"].Bytes;
+            int za = aSigned ? 117 - 128 : 117, zb = bSigned ? 140 - 128 : 140, zy = ySigned ? (relu ? -128 : -3) : (relu ? 0 : 125);
+            int lo = ySigned ? -128 : 0, hi = ySigned ? 127 : 255;
+            int off = 0, ties = 0;
+            for (int i = 0; i < n; i++)
+            {
+                int xa = (aSigned ? (sbyte)ab[i] : ab[i]) - za, xb = (bSigned ? (sbyte)bb[i] : bb[i]) - zb;
+                int want = Math.Clamp(DequantizeChainKernel.RatioSum(xa, sa / sy, xb, sb / sy, relu) + zy, lo, hi);
+                int v = ySigned ? (sbyte)got[i] : got[i], e = ySigned ? (sbyte)exact[i] : exact[i];
+                Assert.True(want == v, $"element {i}: {v}, the formula gives {want}");
+                Assert.True(Math.Abs(v - e) <= 1, $"element {i}: {v}, the separate kernels give {e}");
+                if (v != e) off++;
+                float sum = MathF.FusedMultiplyAdd(xa, sa / sy, xb * (sb / sy));
+                if (Math.Abs(sum - MathF.Floor(sum) - 0.5f) == 0 && v > lo && v < hi) ties++;
+            }
+            // the tie set differs more often: exact ties of the ratios are near-ties either side in the separate kernels
+            if (sa == 0.05f) Assert.True(ties > 100, $"only {ties} ties");
+            else Assert.True(off < n / 100, $"{off} of {n} bytes differ from the separate kernels");
+        }
     }
 
     [Fact]

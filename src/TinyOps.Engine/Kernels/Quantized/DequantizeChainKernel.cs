@@ -22,7 +22,9 @@ internal sealed class DequantizeChainKernel : Kernel
 {
     /// <summary>
     /// Node attribute naming the fused steps: Add, AddRelu, AddQuantize or AddReluQuantize, each optionally prefixed
-    /// with Q when the other addend's DequantizeLinear is fused too (internal, never written to files).
+    /// with Q when the other addend's DequantizeLinear is fused too, and QAddQuantize and QAddReluQuantize with RQ when
+    /// the sum runs by ratio multipliers (<see cref="Runtime.SessionOptions.ExactQuantizedAdds"/>; internal, never
+    /// written to files).
     /// </summary>
     public const string StepsAttribute = "__tinyops_dequantize_chain";
 
@@ -30,10 +32,14 @@ internal sealed class DequantizeChainKernel : Kernel
     private readonly bool _quantize;
     /// <summary>The other addend is quantized (its DequantizeLinear fused: inputs 6 and 7 are its scale and zero point).</summary>
     private readonly bool _quantizedB;
+    /// <summary>Both addends quantized and the sum quantized: computed by ratio multipliers (<see cref="AddByRatios"/>).</summary>
+    private readonly bool _ratios;
 
     public DequantizeChainKernel(Node node, int opset) : base(node, opset)
     {
         string steps = node.GetString(StepsAttribute, "");
+        _ratios = steps.StartsWith("RQ", StringComparison.Ordinal);
+        if (_ratios) steps = steps[1..];
         _quantizedB = steps.StartsWith('Q');
         (_relu, _quantize) = (_quantizedB ? steps[1..] : steps) switch
         {
@@ -43,6 +49,7 @@ internal sealed class DequantizeChainKernel : Kernel
             "AddReluQuantize" => (true, true),
             _ => throw Error($"unknown fused steps '{steps}'"),
         };
+        if (_ratios && !_quantize) throw Error($"unknown fused steps '{node.GetString(StepsAttribute, "")}'");
         if (node.Inputs.Count != (_quantizedB ? 8 : 6)) throw Error($"a fused dequantize chain takes {(_quantizedB ? 8 : 6)} inputs");
     }
 
@@ -162,6 +169,7 @@ internal sealed class DequantizeChainKernel : Kernel
             zb = bz is null ? 0 : QuantMath.ReadInt(bz, 0);
         }
         else bf = bias.ReadOnlySpan<float>();
+        if (_ratios && AddByRatios(a, xSigned, za, xs, bq, bSigned, zb, sb, ys, zy, yb, ySigned)) return;
         int done = QuantizeVector.AddQuantize(a, xSigned, za, xs, bq, bSigned, zb, sb, bf, _relu, ys, zy, yb, ySigned);
         float zaf = za, zbf = zb;
         int min = ySigned ? sbyte.MinValue : byte.MinValue, max = ySigned ? sbyte.MaxValue : byte.MaxValue;
@@ -173,6 +181,36 @@ internal sealed class DequantizeChainKernel : Kernel
             if (_relu) s = MathF.Max(s, 0f);
             yb[i] = (byte)QuantMath.Quantize(s / ys, zy, min, max);
         }
+    }
+
+    /// <summary>
+    /// y = saturate(round_half_even((a − za)·ra + (b − zb)·rb, relu first when fused) + zy) with ra = sa / sy and
+    /// rb = sb / sy worked out once in float: the float sum is fma(a − za, ra, (b − zb)·rb), vectorized by
+    /// <see cref="QuantizeVector.AddQuantizeByRatios"/> and finished by <see cref="RatioSum"/> with the same operations.
+    /// False (nothing written) when the ratios are not finite or a sum could reach 2²¹, where the vector rounding would
+    /// not hold: the caller then takes the exact route.
+    /// </summary>
+    private bool AddByRatios(ReadOnlySpan<byte> a, bool aSigned, int za, float sa, ReadOnlySpan<byte> b, bool bSigned, int zb, float sb,
+        float sy, int zy, Span<byte> y, bool ySigned)
+    {
+        float ra = sa / sy, rb = sb / sy;
+        if (!float.IsFinite(ra) || !float.IsFinite(rb) || 511.0 * (Math.Abs((double)ra) + Math.Abs((double)rb)) >= 1 << 21) return false;
+        int done = QuantizeVector.AddQuantizeByRatios(a, aSigned, za, b, bSigned, zb, ra, rb, _relu, zy, y, ySigned);
+        int min = ySigned ? sbyte.MinValue : byte.MinValue, max = ySigned ? sbyte.MaxValue : byte.MaxValue;
+        for (int i = done; i < a.Length; i++)
+        {
+            int xa = (aSigned ? (sbyte)a[i] : a[i]) - za, xb = (bSigned ? (sbyte)b[i] : b[i]) - zb;
+            y[i] = (byte)Math.Clamp(RatioSum(xa, ra, xb, rb, _relu) + zy, min, max);
+        }
+        return true;
+    }
+
+    /// <summary>round_half_even(fma(xa, ra, xb·rb)), after a Relu when <paramref name="relu"/>: the per-element formula of <see cref="AddByRatios"/>.</summary>
+    internal static int RatioSum(int xa, float ra, int xb, float rb, bool relu)
+    {
+        float v = MathF.FusedMultiplyAdd(xa, ra, xb * rb);
+        if (relu) v = MathF.Max(v, 0f);
+        return (int)MathF.Round(v, MidpointRounding.ToEven);
     }
 
     /// <summary>True when the bias, without its leading unit dimensions, is x's trailing dimensions (or one value).</summary>

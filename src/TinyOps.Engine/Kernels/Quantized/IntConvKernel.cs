@@ -52,12 +52,12 @@ internal sealed class IntConvKernel : Kernel
     /// What <see cref="RunDirect"/> needs: packed weights and bias − x_zero·Σw per output channel; the quads' cell
     /// offsets depend on the input size too, so they are kept with the size they were computed for.
     /// </summary>
-    private sealed class DirectConstants(byte[] packed, int[] rowInit, bool inRange, bool poolable)
+    private sealed class DirectConstants(byte[] packed, int[] rowInit, WideIntGemm.SumRange inRange, bool poolable)
     {
         public byte[] Packed { get; } = packed;
         public int[] RowInit { get; } = rowInit;
-        /// <summary><see cref="IntDirectConv.InRange"/> of <see cref="RowInit"/> and the wide constants' multipliers: the sums need no clamp.</summary>
-        public bool InRange { get; } = inRange;
+        /// <summary><see cref="IntDirectConv.InRange"/> of <see cref="RowInit"/> and the wide constants' multipliers: how the scaled sums are rounded.</summary>
+        public WideIntGemm.SumRange Range { get; } = inRange;
         /// <summary>Every multiplier is above 0, so requantization is monotonic and a fused MaxPool may run on the sums.</summary>
         public bool Poolable { get; } = poolable;
         public int[] Offsets { get; set; } = [];
@@ -651,8 +651,8 @@ internal sealed class IntConvKernel : Kernel
         {
             IntDirectConv.BuildPlanes(g, x.Slice(n * inImage, inImage), (byte)wc.XZero, planes);
             var yn = y.Slice(n * outImage, outImage);
-            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.InRange, wc.YZero, yt.Type == DataType.Int8, yn);
-            else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.InRange, wc.YZero, yt.Type == DataType.Int8, yn);
+            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.Range, wc.YZero, yt.Type == DataType.Int8, yn);
+            else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.Range, wc.YZero, yt.Type == DataType.Int8, yn);
         }
     }
 

@@ -192,19 +192,20 @@ internal static class IntDirectConv
     /// clamp (<see cref="WideIntGemm.ScaledSumsInRange"/>): fixed with the constants, so computed once when they are
     /// prepared and passed to <see cref="Run"/> and <see cref="RunPooled"/>.
     /// </summary>
-    public static bool InRange(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
-        WideIntGemm.ScaledSumsInRange(Quads(g), rowInit, mult, false);
+    public static WideIntGemm.SumRange InRange(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
+        WideIntGemm.ScaledSumsRange(Quads(g), rowInit, mult, false);
 
     /// <summary>
     /// Multiplies and requantizes one image: y [M, OH, OW] from the planes, the packed weights, the accumulator
     /// starts (bias − x_zero·Σw) and the multipliers; all multipliers are finite (checked by the caller).
-    /// <paramref name="inRange"/>: <see cref="InRange"/> of these constants.
+    /// <paramref name="range"/>: <see cref="InRange"/> of these constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, WideIntGemm.SumRange range, int yZero, bool ySigned, Span<byte> y)
     {
-        if (inRange) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (range == WideIntGemm.SumRange.Magic) Run<WideIntGemm.Magic>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        else if (range == WideIntGemm.SumRange.InRange) Run<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else Run<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 
@@ -251,9 +252,10 @@ internal static class IntDirectConv
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunPooled(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, bool inRange, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, WideIntGemm.SumRange range, int yZero, bool ySigned, Span<byte> y)
     {
-        if (inRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (range == WideIntGemm.SumRange.Magic) RunPooled<WideIntGemm.Magic>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        else if (range == WideIntGemm.SumRange.InRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
     }
 
@@ -268,7 +270,7 @@ internal static class IntDirectConv
         ref byte p0 = ref MemoryMarshal.GetReference(planes);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref byte y0 = ref MemoryMarshal.GetReference(y);
-        var zp = Vector128.Create(yZero);
+        var zp = Vector128.Create(WideIntGemm.ZeroTerm<TC>(yZero));
         for (int r = 0; r < ph; r++)
         {
             for (int x0 = 0; x0 < 2 * pw; x0 += 16)
@@ -381,7 +383,7 @@ internal static class IntDirectConv
             ap = ref Unsafe.Add(ref ap, MR * 4);
         }
         ref byte y = ref Unsafe.Add(ref MemoryMarshal.GetReference(o.Y), i0 * o.Plane);
-        var zp = Vector128.Create(o.YZero);
+        var zp = Vector128.Create(WideIntGemm.ZeroTerm<TC>(o.YZero));
         bool signed = o.Signed;
         int plane = o.Plane;
         StoreRow<TC, TV>(c00, c01, c02, mult, ref y, d, zp, signed);

@@ -136,6 +136,70 @@ internal static class QuantizeVector
         }
         return j;
     }
+    /// <summary>
+    /// The sum of two quantized tensors by ratio multipliers (see <c>DequantizeChainKernel.AddByRatios</c>): y[i] =
+    /// saturate(round_half_even(fma(a[i] − za, ra, (b[i] − zb)·rb), relu first when asked) + zy). The caller has checked
+    /// that |(a − za)·ra| + |(b − zb)·rb| stays below 2²¹, so the rounding is the addition of 1.5·2²³ (the float's bits
+    /// less those of 1.5·2²³ are the integer) and no value is NaN. 16 values a step with AVX-512, 8 with AVX2 and FMA;
+    /// returns how many leading elements it did.
+    /// </summary>
+    public static int AddQuantizeByRatios(ReadOnlySpan<byte> a, bool aSigned, int za, ReadOnlySpan<byte> b, bool bSigned, int zb,
+        float ra, float rb, bool relu, int zy, Span<byte> y, bool ySigned)
+    {
+        if (!Enabled || !Fma.IsSupported || a.Length < 8) return 0;
+        ref byte a0 = ref MemoryMarshal.GetReference(a);
+        ref byte b0 = ref MemoryMarshal.GetReference(b);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        const int magicBits = 0x4B400000; // 1.5·2²³
+        int lo = ySigned ? sbyte.MinValue : byte.MinValue, hi = ySigned ? sbyte.MaxValue : byte.MaxValue;
+        int j = 0;
+        if (Use512 && a.Length >= 16)
+        {
+            var za5 = Vector512.Create(za);
+            var zb5 = Vector512.Create(zb);
+            var ra5 = Vector512.Create(ra);
+            var rb5 = Vector512.Create(rb);
+            var magic5 = Vector512.Create(12582912f);
+            var off5 = Vector512.Create(magicBits - zy);
+            var lo5 = Vector512.Create(lo);
+            var hi5 = Vector512.Create(hi);
+            for (; j + 16 <= a.Length; j += 16)
+            {
+                var ab = Vector128.LoadUnsafe(ref a0, (nuint)j);
+                var bb = Vector128.LoadUnsafe(ref b0, (nuint)j);
+                var ia = (aSigned ? Avx512F.ConvertToVector512Int32(ab.AsSByte()) : Avx512F.ConvertToVector512Int32(ab)) - za5;
+                var ib = (bSigned ? Avx512F.ConvertToVector512Int32(bb.AsSByte()) : Avx512F.ConvertToVector512Int32(bb)) - zb5;
+                var v = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(ia), ra5, Avx512F.ConvertToVector512Single(ib) * rb5);
+                if (relu) v = Avx512F.Max(v, Vector512<float>.Zero);
+                var r = Avx512F.Min(Avx512F.Max((v + magic5).AsInt32() - off5, lo5), hi5);
+                Avx512F.ConvertToVector128Byte(r).StoreUnsafe(ref y0, (nuint)j);
+            }
+        }
+        var za8 = Vector256.Create(za);
+        var zb8 = Vector256.Create(zb);
+        var ra8 = Vector256.Create(ra);
+        var rb8 = Vector256.Create(rb);
+        var magic8 = Vector256.Create(12582912f);
+        var off8 = Vector256.Create(magicBits - zy);
+        var lo8 = Vector256.Create(lo);
+        var hi8 = Vector256.Create(hi);
+        for (; j + 8 <= a.Length; j += 8)
+        {
+            var ab = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref a0, j))).AsByte();
+            var bb = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.Add(ref b0, j))).AsByte();
+            var ia = (aSigned ? Avx2.ConvertToVector256Int32(ab.AsSByte()) : Avx2.ConvertToVector256Int32(ab)) - za8;
+            var ib = (bSigned ? Avx2.ConvertToVector256Int32(bb.AsSByte()) : Avx2.ConvertToVector256Int32(bb)) - zb8;
+            var v = Fma.MultiplyAdd(Avx.ConvertToVector256Single(ia), ra8, Avx.ConvertToVector256Single(ib) * rb8);
+            if (relu) v = Avx.Max(v, Vector256<float>.Zero);
+            var r = Avx2.Min(Avx2.Max((v + magic8).AsInt32() - off8, lo8), hi8);
+            // in range, so the saturating packs keep the values
+            var p = Sse2.PackSignedSaturate(r.GetLower(), r.GetUpper());
+            var bytes = ySigned ? Sse2.PackSignedSaturate(p, p).AsByte() : Sse2.PackUnsignedSaturate(p, p);
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref y0, j), bytes.AsUInt64().ToScalar());
+        }
+        return j;
+    }
+
     /// <summary><see cref="AddQuantize"/> eight values at a time (AVX2), the same arithmetic and rounding.</summary>
     private static int AddQuantize256(ReadOnlySpan<byte> a, bool aSigned, int za, float sa, ReadOnlySpan<byte> bq, bool bSigned, int zb, float sb,
         ReadOnlySpan<float> bf, bool relu, float ys, int zy, Span<byte> y, bool ySigned)

@@ -10,7 +10,9 @@ namespace TinyOps.Engine.Runtime.Fusion;
 /// after QLinearMatMul or a residual sum: DequantizeLinear → Add(constant or any float tensor) → [Relu] → [QuantizeLinear] becomes one node
 /// (<see cref="DequantizeChainKernel"/>) that runs the same arithmetic in one pass over the values, so the
 /// intermediate tensors are never planned and three or four per-node dispatches become one. The result is bit for
-/// bit that of the separate nodes: the fused kernel uses the same vector routines and scalar formulas they do.
+/// bit that of the separate nodes: the fused kernel uses the same vector routines and scalar formulas they do; except,
+/// when asked (<c>ratios</c>), the sum of two quantized addends that is quantized again, which then runs by ratio
+/// multipliers (<see cref="SessionOptions.ExactQuantizedAdds"/>).
 /// <para>
 /// Conditions: every intermediate value has exactly that one consumer and is not a graph output; the scales and
 /// zero points are one-element initializers (per-tensor quantization); the Add's other input is a float32
@@ -25,7 +27,8 @@ namespace TinyOps.Engine.Runtime.Fusion;
 /// </summary>
 internal static class DequantizeChainFusion
 {
-    public static Graph Apply(Graph graph, Model model, KernelRegistry registry)
+    /// <param name="ratios">Sums of two quantized addends that are quantized again run by ratio multipliers (see <see cref="SessionOptions.ExactQuantizedAdds"/>).</param>
+    public static Graph Apply(Graph graph, Model model, KernelRegistry registry, bool ratios = false)
     {
         if (!ReferenceEquals(registry, KernelRegistry.Default) || model.DefaultOpset < 10) return graph;
         if (GraphRewrite.Index(graph) is not { } index) return graph;
@@ -87,7 +90,7 @@ internal static class DequantizeChainFusion
                 && SoleConsumer(bias) == add && !(removed?.Contains(bp) ?? false) && !(replaced?.ContainsKey(bp) ?? false))
                 bdq = bp;
 
-            string steps = (bdq is not null ? "Q" : "") + (relu ? "AddRelu" : "Add") + (q is not null ? "Quantize" : "");
+            string steps = (bdq is not null && q is not null && ratios ? "R" : "") + (bdq is not null ? "Q" : "") + (relu ? "AddRelu" : "Add") + (q is not null ? "Quantize" : "");
             var fused = new Node
             {
                 Name = (dq.Name.Length > 0 ? dq.Name : "DequantizeLinear") + "+" + string.Join("+", chain.Select(n => n.OpType)),
