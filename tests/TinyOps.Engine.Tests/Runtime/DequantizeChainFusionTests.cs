@@ -337,6 +337,56 @@ public class DequantizeChainFusionTests
         Assert.Equal(want.Bytes.ToArray(), got.Bytes.ToArray());
     }
 
+    /// <summary>
+    /// A quantized classifier head: DequantizeLinear → GlobalAveragePool → Flatten → QuantizeLinear. The
+    /// DequantizeLinear is fused into the pool, which must give the separate nodes' averages bit for bit: uint8 and
+    /// int8, planes of 7 × 7 (vector lanes and a tail), 2 × 3 (shorter than a vector), 8 × 8 (no tail) and 40 × 40 (the
+    /// large-plane sum), with and without a zero point; and allocate nothing per run.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 7, 7, true)]
+    [InlineData(true, 7, 7, true)]
+    [InlineData(false, 2, 3, true)]
+    [InlineData(true, 8, 8, false)]
+    [InlineData(false, 40, 40, true)]
+    public void DequantizedGlobalAverageIsFusedBitIdentically(bool signed, int h, int w, bool zeroPoint)
+    {
+        int c = 37;
+        var type = signed ? DataType.Int8 : DataType.UInt8;
+        var g = new Graph
+        {
+            Inputs = [new ValueInfo("x", type, [Dim.Of(2), Dim.Of(c), Dim.Of(h), Dim.Of(w)])],
+            Initializers = { ["x_s"] = Tensor.Scalar(0.0173f), ["y_s"] = Tensor.Scalar(0.0051f), ["y_z"] = Tensor.Scalar((byte)3) },
+        };
+        if (zeroPoint) g.Initializers["x_z"] = signed ? Tensor.Scalar((sbyte)-7) : Tensor.Scalar((byte)131);
+        g.Nodes.Add(N("DequantizeLinear", zeroPoint ? ["x", "x_s", "x_z"] : ["x", "x_s"], "f"));
+        g.Nodes.Add(N("GlobalAveragePool", ["f"], "p"));
+        g.Nodes.Add(N("Flatten", ["p"], "v"));
+        g.Nodes.Add(N("QuantizeLinear", ["v", "y_s", "y_z"], "q"));
+        g.Outputs.Add(new ValueInfo("p", DataType.Undefined, null)); // the float averages themselves are compared too
+        g.Outputs.Add(new ValueInfo("q", DataType.Undefined, null));
+        var m = new Model { Graph = g, Opsets = { [""] = 13 } };
+        var fused = DequantizeChainFusion.Apply(m.Graph, m, KernelRegistry.Default);
+        Assert.Equal(3, fused.Nodes.Count);
+        Assert.Contains(fused.Nodes, n => n.OpType == "GlobalAveragePool" && n.Inputs.Count == 3);
+        var r = new Random(h * 100 + w);
+        var bytes = new byte[2 * c * h * w];
+        r.NextBytes(bytes);
+        var x = signed ? Tensor.FromArray((sbyte[])(Array)bytes, 2, c, h, w) : Tensor.FromArray(bytes, 2, c, h, w);
+        var inputs = new Dictionary<string, Tensor> { ["x"] = x };
+        var want = new InferenceSession(m, new SessionOptions { FuseDequantizeChains = false }).Run(inputs);
+        var session = new InferenceSession(m);
+        var got = session.Run(inputs);
+        Assert.Equal(want["p"].Bytes.ToArray(), got["p"].Bytes.ToArray());
+        Assert.Equal(want["q"].Bytes.ToArray(), got["q"].Bytes.ToArray());
+        var ins = new[] { x };
+        var outs = new Tensor[2];
+        session.Run(ins, outs);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++) session.Run(ins, outs);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Fact]
     public void FusedRunAllocatesNothing()
     {

@@ -226,15 +226,19 @@ internal sealed class DequantizeChainKernel : Kernel
     }
 
     /// <summary>(x - zero_point) * scale exactly as <see cref="DequantizeLinearKernel"/> computes it per tensor.</summary>
-    private static void Dequantize(Tensor x, float sc, Tensor? zp, Span<float> y)
+    private static void Dequantize(Tensor x, float sc, Tensor? zp, Span<float> y) => Dequantize(x, 0, x.Length, sc, zp, y);
+
+    /// <summary>As <see cref="Dequantize(Tensor, float, Tensor?, Span{float})"/> for the <paramref name="count"/> elements of x from <paramref name="start"/>, into y's first ones.</summary>
+    internal static void Dequantize(Tensor x, int start, int count, float sc, Tensor? zp, Span<float> y)
     {
+        y = y[..count];
         switch (x.Type)
         {
             case DataType.UInt8:
             case DataType.Int8:
             {
                 bool signed = x.Type == DataType.Int8;
-                var bytes = signed ? MemoryMarshal.AsBytes(x.ReadOnlySpan<sbyte>()) : x.ReadOnlySpan<byte>();
+                var bytes = (signed ? MemoryMarshal.AsBytes(x.ReadOnlySpan<sbyte>()) : x.ReadOnlySpan<byte>()).Slice(start, count);
                 int z = zp is null ? 0 : QuantMath.ReadInt(zp, 0);
                 float zpv = z;
                 int done = QuantizeVector.Dequantize(bytes, signed, z, sc, y);
@@ -244,7 +248,7 @@ internal sealed class DequantizeChainKernel : Kernel
             }
             default:
             {
-                var v = x.ReadOnlySpan<int>();
+                var v = x.ReadOnlySpan<int>().Slice(start, count);
                 float zpv = zp is null ? 0f : QuantMath.ReadInt(zp, 0);
                 for (int i = 0; i < v.Length; i++) y[i] = ((float)v[i] - zpv) * sc;
                 break;

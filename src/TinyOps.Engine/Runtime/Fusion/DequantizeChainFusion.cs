@@ -1,5 +1,6 @@
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Kernels;
+using TinyOps.Engine.Kernels.Pooling;
 using TinyOps.Engine.Kernels.Quantized;
 using TinyOps.Engine.Tensors;
 
@@ -21,7 +22,9 @@ namespace TinyOps.Engine.Runtime.Fusion;
 /// is its only reader, so both addends are read as bytes); DequantizeLinear and QuantizeLinear carry no attribute but axis (meaningless per tensor), the Add
 /// and Relu none, and the model's opset is at least 10 (numpy broadcasting for Add). The fused node keeps the op type
 /// DequantizeLinear with the internal attribute <see cref="DequantizeChainKernel.StepsAttribute"/>, which the
-/// registered DequantizeLinear factory sends to the fused kernel. As with <see cref="ActivationFusion"/>, the
+/// registered DequantizeLinear factory sends to the fused kernel. A per-tensor DequantizeLinear whose only reader is a
+/// GlobalAveragePool (a quantized classifier head) becomes that GlobalAveragePool reading the bytes, with
+/// <see cref="GlobalPoolKernel.DequantizedAttribute"/> (bit for bit the same averages, no float tensor between). As with <see cref="ActivationFusion"/>, the
 /// caller's graph is never changed, and only the built-in registry gets the rewrite.
 /// </para>
 /// </summary>
@@ -51,6 +54,25 @@ internal static class DequantizeChainFusion
             if ((removed?.Contains(dq) ?? false) || (replaced?.ContainsKey(dq) ?? false)) continue;
 
             var add = SoleConsumer(dq.Outputs[0]);
+            if (add is { OpType: "GlobalAveragePool" } && add.IsDefaultDomain && add.Inputs.Count == 1 && add.Outputs.Count == 1 && add.Attributes.Count == 0
+                && !(replaced?.ContainsKey(add) ?? false))
+            {
+                // a classifier head's average of quantized features: pooled straight from the bytes (GlobalPoolKernel)
+                var pooled = new Node
+                {
+                    Name = (dq.Name.Length > 0 ? dq.Name : "DequantizeLinear") + "+GlobalAveragePool",
+                    OpType = "GlobalAveragePool",
+                    Domain = add.Domain,
+                    Inputs = [dq.Inputs[0], dq.Inputs[1], dq.HasInput(2) ? dq.Inputs[2] : ""],
+                    Outputs = [add.Outputs[0]],
+                    DocString = add.DocString,
+                    Index = add.Index,
+                };
+                pooled.Attributes[GlobalPoolKernel.DequantizedAttribute] = AttributeValue.Of(GlobalPoolKernel.DequantizedAttribute, 1L);
+                (replaced ??= [])[add] = pooled;
+                (removed ??= []).Add(dq);
+                continue;
+            }
             if (add is null || !add.IsDefaultDomain || add.OpType != "Add" || add.Inputs.Count != 2 || add.Outputs.Count != 1 || add.Attributes.Count != 0) continue;
             if ((removed?.Contains(add) ?? false) || (replaced?.ContainsKey(add) ?? false)) continue; // the Add's other input was fused first
             int biasAt = add.Inputs[0] == dq.Outputs[0] ? 1 : 0;
