@@ -9,6 +9,47 @@ namespace TinyOps.Agent.Tests;
 
 public sealed class LocalEndpointTests
 {
+    /// <summary>
+    /// Clients connecting while the endpoint starts (a local app polling the agent across its restart): .NET's managed
+    /// HttpListener throws from Start then (a few starts in 100 here) and keeps the port bound; every start must
+    /// succeed anyway, on the same port, and closing must not throw.
+    /// </summary>
+    [Fact]
+    public async Task The_endpoint_starts_while_clients_keep_connecting()
+    {
+        int port = AgentProcess.FreePort();
+        using var stop = new CancellationTokenSource();
+        int tries = 0;
+        var hammer = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref tries);
+                try
+                {
+                    using var c = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                    c.Connect(IPAddress.Loopback, port);
+                }
+                catch (System.Net.Sockets.SocketException) { }
+            }
+        });
+        try
+        {
+            while (Volatile.Read(ref tries) < 50) await Task.Delay(1);
+            for (int i = 0; i < 300; i++)
+            {
+                var listener = LocalInferenceServer.StartListener(port);
+                Assert.True(listener.IsListening);
+                listener.Close(); // as LocalInferenceServer.Dispose does (Stop then Close meets the race again)
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            await hammer;
+        }
+    }
+
     [Fact]
     public async Task The_loopback_endpoint_runs_inference_and_reports_status()
     {

@@ -13,7 +13,7 @@ namespace TinyOps.Agent.Inference;
 /// </summary>
 public sealed class LocalInferenceServer : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly DeviceAgent _agent;
     private readonly Task _loop;
 
@@ -22,9 +22,37 @@ public sealed class LocalInferenceServer : IDisposable
         _agent = agent;
         if (port == 0) port = FreePort();
         Port = port;
-        _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-        _listener.Start();
+        _listener = StartListener(port);
         _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>
+    /// An HttpListener started on 127.0.0.1:<paramref name="port"/>. .NET's managed HttpListener (Linux, macOS) throws
+    /// ArgumentNullException from Start when a client connects while it starts (dotnet/corefx#35191: its endpoint
+    /// accepts before its connection table exists), which took the agent down when a local app polled it across a
+    /// restart. The half-built endpoint keeps the port bound until its socket is finalized, so each retry collects it
+    /// first; other failures (the port taken by another process) are thrown as they are.
+    /// </summary>
+    internal static HttpListener StartListener(int port, int attempts = 20)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                listener.Start();
+                return listener;
+            }
+            catch (ArgumentNullException) when (attempt < attempts)
+            {
+                // not closed: Close would build the endpoint again and could meet the same race
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+                Thread.Sleep(5 * attempt);
+            }
+        }
     }
 
     public int Port { get; }
@@ -114,7 +142,8 @@ public sealed class LocalInferenceServer : IDisposable
 
     public void Dispose()
     {
-        try { _listener.Stop(); _listener.Close(); } catch (ObjectDisposedException) { }
+        // Close alone: after Stop, Close builds the endpoint anew to remove it, and can meet the start race above
+        try { _listener.Close(); } catch (Exception e) when (e is ObjectDisposedException or ArgumentNullException or HttpListenerException) { }
         try { _loop.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
     }
 }
