@@ -138,12 +138,15 @@ public sealed class IntDepthwiseTests
             string what = $"trial {trial} ({path}): c {c}, {h}x{w}, stride {stride}, pads [{string.Join(",", pads)}], x {(xSigned ? "s8" : "u8")} zx {xZero}, w {(wSigned ? "s8" : "u8")} fitting {fits}, y {(ySigned ? "s8" : "u8")}, per-channel {perChannel}";
             foreach (bool prepack in new[] { true, false })
             {
-                // the vpdpbusd route rounds small scaled sums by the magic-number addition; every third trial by the conversion
+                // the vpdpbusd route rounds small scaled sums by the magic-number addition; every third trial by the
+                // conversion; and runs the common case's channel loop (stride 1, one weight set, magic rounding) apart,
+                // except in every fourth trial
                 IntDepthwiseVnni.UseMagicRound = trial % 3 != 0;
+                IntDepthwiseVnni.FastChannels = trial % 4 != 1;
                 byte[] got;
                 bool vnni;
                 try { got = RunFast(path, g, x, xSigned, xZero, wt, wSigned, wZero, bias, mult, yZero, ySigned, prepack, out vnni); }
-                finally { IntDepthwiseVnni.UseMagicRound = true; }
+                finally { IntDepthwiseVnni.UseMagicRound = true; IntDepthwiseVnni.FastChannels = true; }
                 Assert.True(expect.AsSpan().SequenceEqual(got), what + $", prepacked {prepack}, vpdpbusd {vnni}, magic {trial % 3 != 0}");
                 if (vnni) vnniRuns++;
                 if (path != IntGemmPath.Auto || !IntDepthwiseVnni.IsSupported) Assert.False(vnni, what);

@@ -207,7 +207,14 @@ internal static unsafe class IntDepthwiseVnni
             var o = new Output { Offsets = pt + 4, Index = (byte*)(pt + 4 + steps + 1), Steps = steps, Signed = ySigned };
             int planeOut = oh * ow;
             cp.Run(0, pl);
-            for (int ch = 0; ch < c; ch++)
+            int first = 0;
+            if (s == 1 && FastChannels && c > 1 && cp.RowBytes <= 32 && planeOut >= Step && AllMagicOneSet(c, pk, pb, pm))
+            {
+                // every channel the common case: all but the last in one loop without calls (see OneSetMagic1)
+                OneSetMagic1(in cp, c, pl, planeBytes, wq, pk, pb, pm, yZero, py, planeOut, o.Offsets, o.Index, steps, ySigned);
+                first = c - 1;
+            }
+            for (int ch = first; ch < c; ch++)
             {
                 if (ch + 1 < c) cp.Run(ch + 1, pl + ((ch + 1) & 1) * planeBytes);
                 if (ch + 2 < c)
@@ -296,6 +303,10 @@ internal static unsafe class IntDepthwiseVnni
             _count1 = S == 2 && _start1 < R1 ? (R1 - _start1 + 1) / 2 : 0;
         }
 
+        /// <summary>Stride 1 with rows of at most 32 bytes: the first padded row copied, how many, and the 256-bit mask, fill and flip.</summary>
+        public readonly (int Start, int Count, Vector256<byte> Mask, Vector256<byte> Fill, Vector256<byte> Flip) Narrow =>
+            (_start0, Cnt > 0 ? _count0 : 0, _narrowMask, _fill.GetLower(), _flip.GetLower());
+
         public readonly void Run(int ch, byte* plane)
         {
             if (Cnt <= 0) return;
@@ -376,6 +387,79 @@ internal static unsafe class IntDepthwiseVnni
         public Vector256<int> Apply(Vector256<int> a) => Avx.ConvertToVector256Int32(Avx.Multiply(Avx.ConvertToVector256Single(a), _mul)) + _zp;
     }
 
+    /// <summary>A/B switch for <see cref="OneSetMagic1"/> (benchmarks only).</summary>
+    internal static bool FastChannels = true;
+
+    /// <summary>True when no channel has a second weight set and every channel's scaled sums stay in <see cref="MagicRound"/>'s range.</summary>
+    private static bool AllMagicOneSet(int c, int* pk, int* pb, float* pm)
+    {
+        if (!UseMagicRound) return false;
+        long maxB = 0;
+        float maxM = 0;
+        for (int ch = 0; ch < c; ch++)
+        {
+            if (pk[PerChannel * ch + 7] != 0) return false;
+            maxB = Math.Max(maxB, Math.Abs((long)pb[ch]));
+            maxM = Math.Max(maxM, Math.Abs(pm[ch]));
+        }
+        return Math.Min(maxB + 9 * 255 * 255, 1L << 31) * (double)maxM < MagicRound.Limit;
+    }
+
+    /// <summary>
+    /// Channels 0 .. c − 2 of <see cref="Run"/> for stride 1 and rows of at most 32 bytes when every channel has one
+    /// weight set and rounds by <see cref="MagicRound"/> (<see cref="AllMagicOneSet"/>), channel 0 already copied into
+    /// plane 0: the same copy, filter and stores as the general loop, written out so that the loop makes no call (the
+    /// JIT would keep its vectors on the stack across one) and its invariants stay in registers. Every channel but the
+    /// last stores whole steps (their spill runs into later channels, written afterwards); the caller runs the last one
+    /// and copies nothing more, its plane being copied here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneSetMagic1(in Copier cp, int c, byte* pl, int planeBytes, int wq, int* pk, int* pb, float* pm, int yZero,
+        byte* py, int planeOut, int* offsets, byte* index, int steps, bool signed)
+    {
+        var (start, count, mask, fill, flip) = cp.Narrow;
+        int rowBytes = cp.RowBytes, wd = cp.Wd;
+        long channelBytes = cp.ChannelBytes;
+        byte* xFirst = cp.X - cp.PadL + (long)(start - cp.PadT) * wd; // channel 0's first copied row
+        var magic = Vector256.Create(12582912f);
+        var zp = Vector256.Create(MagicRound.Bits - yZero);
+        for (int ch = 0; ch < c - 1; ch++)
+        {
+            // the next channel's padded plane
+            byte* src = xFirst + (ch + 1) * channelBytes, dst = pl + ((ch + 1) & 1) * planeBytes + start * rowBytes;
+            for (int i = 0; i < count; i++, dst += rowBytes, src += wd)
+                Vector256.Store(Avx512BW.VL.MaskLoad(src, mask, fill) ^ flip, dst);
+            if (ch + 2 < c)
+            {
+                byte* next = cp.X + (ch + 2) * channelBytes;
+                for (long i = 0; i < channelBytes; i += 64) Sse.Prefetch0(next + i);
+            }
+            byte* q0 = pl + (ch & 1) * planeBytes, q1 = q0 + wq, q2 = q1 + wq;
+            byte* y = py + (long)ch * planeOut;
+            int* wk = pk + PerChannel * ch;
+            var w0 = Vector256.Create(wk[0]).AsSByte();
+            var w1 = Vector256.Create(wk[1]).AsSByte();
+            var w2 = Vector256.Create(wk[2]).AsSByte();
+            var bias = Vector256.Create(pb[ch]);
+            var mul = Vector256.Create(pm[ch]);
+            for (int step = 0; step < steps; step++, q0 += Step, q1 += Step, q2 += Step)
+            {
+                var a0 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0), w0), Vector256.Load(q1), w1), Vector256.Load(q2), w2);
+                var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 1), w0), Vector256.Load(q1 + 1), w1), Vector256.Load(q2 + 1), w2);
+                var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 2), w0), Vector256.Load(q1 + 2), w1), Vector256.Load(q2 + 2), w2);
+                var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 3), w0), Vector256.Load(q1 + 3), w1), Vector256.Load(q2 + 3), w2);
+                var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
+                var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
+                var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
+                var r3 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a3), mul), magic).AsInt32() - zp;
+                var p01 = Avx2.PackSignedSaturate(r0, r1);
+                var p23 = Avx2.PackSignedSaturate(r2, r3);
+                var b = signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
+                Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(index + step * Step)), y + offsets[step]);
+            }
+        }
+    }
+
     /// <summary>A/B switch for <see cref="MagicRound"/> (benchmarks only).</summary>
     internal static bool UseMagicRound = true;
 
@@ -390,10 +474,11 @@ internal static unsafe class IntDepthwiseVnni
         /// <summary>Largest |sum·multiplier| bound for which this is exact (with room for the product's rounding).</summary>
         public const double Limit = 1 << 21;
 
-        private const int MagicBits = 0x4B400000; // 1.5·2²³
+        /// <summary>The bits of 1.5·2²³ as a float.</summary>
+        public const int Bits = 0x4B400000;
 
         private readonly Vector256<float> _mul = Vector256.Create(multiplier);
-        private readonly Vector256<int> _zp = Vector256.Create(MagicBits - yZero);
+        private readonly Vector256<int> _zp = Vector256.Create(Bits - yZero);
         private static readonly Vector256<float> Magic = Vector256.Create(12582912f);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
