@@ -208,10 +208,11 @@ internal static unsafe class IntDepthwiseVnni
             int planeOut = oh * ow;
             cp.Run(0, pl);
             int first = 0;
-            if (s == 1 && FastChannels && c > 1 && cp.RowBytes <= 32 && planeOut >= Step && AllMagicOneSet(c, pk, pb, pm))
+            if (FastChannels && c > 1 && cp.RowBytes <= 32 && planeOut >= Step && AllMagicOneSet(c, pk, pb, pm))
             {
                 // every channel the common case: all but the last in one loop without calls (see OneSetMagic1)
-                OneSetMagic1(in cp, c, pl, planeBytes, wq, pk, pb, pm, yZero, py, planeOut, o.Offsets, o.Index, steps, ySigned);
+                if (s == 1) OneSetMagic1(in cp, c, pl, planeBytes, wq, pk, pb, pm, yZero, py, planeOut, o.Offsets, o.Index, steps, ySigned);
+                else OneSetMagic2(in cp, c, pl, planeBytes, wq, pk, pb, pm, yZero, py, planeOut, o.Offsets, o.Index, steps, ySigned);
                 first = c - 1;
             }
             for (int ch = first; ch < c; ch++)
@@ -306,6 +307,9 @@ internal static unsafe class IntDepthwiseVnni
         /// <summary>Stride 1 with rows of at most 32 bytes: the first padded row copied, how many, and the 256-bit mask, fill and flip.</summary>
         public readonly (int Start, int Count, Vector256<byte> Mask, Vector256<byte> Fill, Vector256<byte> Flip) Narrow =>
             (_start0, Cnt > 0 ? _count0 : 0, _narrowMask, _fill.GetLower(), _flip.GetLower());
+
+        /// <summary>Stride 2: the first odd padded row copied and how many (the even ones are <see cref="Narrow"/>'s).</summary>
+        public readonly (int Start, int Count) OddRows => (_start1, Cnt > 0 ? _count1 : 0);
 
         public readonly void Run(int ch, byte* plane)
         {
@@ -448,6 +452,64 @@ internal static unsafe class IntDepthwiseVnni
                 var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 1), w0), Vector256.Load(q1 + 1), w1), Vector256.Load(q2 + 1), w2);
                 var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 2), w0), Vector256.Load(q1 + 2), w1), Vector256.Load(q2 + 2), w2);
                 var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 3), w0), Vector256.Load(q1 + 3), w1), Vector256.Load(q2 + 3), w2);
+                var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
+                var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
+                var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
+                var r3 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a3), mul), magic).AsInt32() - zp;
+                var p01 = Avx2.PackSignedSaturate(r0, r1);
+                var p23 = Avx2.PackSignedSaturate(r2, r3);
+                var b = signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
+                Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(index + step * Step)), y + offsets[step]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="OneSetMagic1"/> for stride 2: the even and odd padded rows copied into their two planes, each step's
+    /// loads as <see cref="Step2{TR, TS}"/> makes them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneSetMagic2(in Copier cp, int c, byte* pl, int planeBytes, int wq, int* pk, int* pb, float* pm, int yZero,
+        byte* py, int planeOut, int* offsets, byte* index, int steps, bool signed)
+    {
+        var (start, count, mask, fill, flip) = cp.Narrow;
+        var (oddStart, oddCount) = cp.OddRows;
+        int rowBytes = cp.RowBytes, wd = cp.Wd, oddPlane = cp.OddPlane;
+        long channelBytes = cp.ChannelBytes;
+        byte* xEven = cp.X - cp.PadL + (long)(start - cp.PadT) * wd, xOdd = cp.X - cp.PadL + (long)(oddStart - cp.PadT) * wd;
+        long evenAt = (start >> 1) * rowBytes, oddAt = oddPlane + (oddStart >> 1) * rowBytes;
+        var magic = Vector256.Create(12582912f);
+        var zp = Vector256.Create(MagicRound.Bits - yZero);
+        for (int ch = 0; ch < c - 1; ch++)
+        {
+            // the next channel's two planes: even padded rows, then odd ones
+            byte* next = pl + ((ch + 1) & 1) * planeBytes;
+            byte* src = xEven + (ch + 1) * channelBytes, dst = next + evenAt;
+            for (int i = 0; i < count; i++, dst += rowBytes, src += 2 * wd)
+                Vector256.Store(Avx512BW.VL.MaskLoad(src, mask, fill) ^ flip, dst);
+            src = xOdd + (ch + 1) * channelBytes;
+            dst = next + oddAt;
+            for (int i = 0; i < oddCount; i++, dst += rowBytes, src += 2 * wd)
+                Vector256.Store(Avx512BW.VL.MaskLoad(src, mask, fill) ^ flip, dst);
+            if (ch + 2 < c)
+            {
+                byte* ahead = cp.X + (ch + 2) * channelBytes;
+                for (long i = 0; i < channelBytes; i += 64) Sse.Prefetch0(ahead + i);
+            }
+            byte* e = pl + (ch & 1) * planeBytes, od = e + oddPlane, e2 = e + 2 * wq;
+            byte* y = py + (long)ch * planeOut;
+            int* wk = pk + PerChannel * ch;
+            var w0 = Vector256.Create(wk[0]).AsSByte();
+            var w1 = Vector256.Create(wk[1]).AsSByte();
+            var w2 = Vector256.Create(wk[2]).AsSByte();
+            var bias = Vector256.Create(pb[ch]);
+            var mul = Vector256.Create(pm[ch]);
+            for (int step = 0; step < steps; step++, e += 2 * Step, od += 2 * Step, e2 += 2 * Step)
+            {
+                var a0 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e), w0), Vector256.Load(od), w1), Vector256.Load(e2), w2);
+                var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 2), w0), Vector256.Load(od + 2), w1), Vector256.Load(e2 + 2), w2);
+                var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 32), w0), Vector256.Load(od + 32), w1), Vector256.Load(e2 + 32), w2);
+                var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 34), w0), Vector256.Load(od + 34), w1), Vector256.Load(e2 + 34), w2);
                 var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
                 var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
                 var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
