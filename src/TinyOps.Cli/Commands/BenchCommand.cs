@@ -27,6 +27,7 @@ internal static class BenchCommand
         var warmupMs = new Option<int>("--warmup-ms") { Description = "keep warming up until this many milliseconds have passed (lets the JIT finish tiering up)", DefaultValueFactory = _ => 1000 };
         var json = new Option<bool>("--json") { Description = "print one JSON line instead of a table" };
         var profile = new Option<bool>("--profile") { Description = "also time every node and print where the time goes (adds a little overhead per node)" };
+        var exactAdds = new Option<bool>("--exact-quantized-adds") { Description = "add two quantized tensors exactly as separate DequantizeLinear, Add and QuantizeLinear would (slower); by default by ratio multipliers, as ONNX Runtime's QLinearAdd" };
         var cmd = new Command("bench", "Measure a model's load time, latency (p50/p90/p99), planned arena and allocation per inference");
         cmd.Arguments.Add(model);
         cmd.Options.Add(batch);
@@ -36,9 +37,10 @@ internal static class BenchCommand
         cmd.Options.Add(warmupMs);
         cmd.Options.Add(json);
         cmd.Options.Add(profile);
+        cmd.Options.Add(exactAdds);
         cmd.SetAction(r => CliErrors.Guard(() =>
         {
-            var settings = new Settings(r.GetValue(model)!, r.GetValue(batch), r.GetValue(threads), r.GetValue(iterations), r.GetValue(warmup), r.GetValue(warmupMs), r.GetValue(profile));
+            var settings = new Settings(r.GetValue(model)!, r.GetValue(batch), r.GetValue(threads), r.GetValue(iterations), r.GetValue(warmup), r.GetValue(warmupMs), r.GetValue(profile), r.GetValue(exactAdds));
             settings.Validate();
             var result = Measure(settings);
             if (r.GetValue(json)) Console.WriteLine(ToJson(settings, result));
@@ -49,7 +51,7 @@ internal static class BenchCommand
         return cmd;
     }
 
-    private sealed record Settings(string Model, int Batch, int Threads, int Iterations, int Warmup, int WarmupMs, bool Profile)
+    private sealed record Settings(string Model, int Batch, int Threads, int Iterations, int Warmup, int WarmupMs, bool Profile, bool ExactQuantizedAdds = false)
     {
         public void Validate()
         {
@@ -74,7 +76,7 @@ internal static class BenchCommand
 
     private static Result Measure(Settings s)
     {
-        var options = new SessionOptions { Threads = s.Threads, ProfileNodes = s.Profile };
+        var options = new SessionOptions { Threads = s.Threads, ProfileNodes = s.Profile, ExactQuantizedAdds = s.ExactQuantizedAdds };
         long t0 = Stopwatch.GetTimestamp();
         var session = InferenceSession.Load(s.Model, options);
         double loadMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
