@@ -440,10 +440,7 @@ internal static unsafe class IntDepthwiseVnni
             }
             byte* q0 = pl + (ch & 1) * planeBytes, q1 = q0 + wq, q2 = q1 + wq;
             byte* y = py + (long)ch * planeOut;
-            int* wk = pk + PerChannel * ch;
-            var w0 = Vector256.Create(wk[0]).AsSByte();
-            var w1 = Vector256.Create(wk[1]).AsSByte();
-            var w2 = Vector256.Create(wk[2]).AsSByte();
+            var (w0, w1, w2) = RowDwords(pk + PerChannel * ch);
             var bias = Vector256.Create(pb[ch]);
             var mul = Vector256.Create(pm[ch]);
             for (int step = 0; step < steps; step++, q0 += Step, q1 += Step, q2 += Step)
@@ -452,16 +449,33 @@ internal static unsafe class IntDepthwiseVnni
                 var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 1), w0), Vector256.Load(q1 + 1), w1), Vector256.Load(q2 + 1), w2);
                 var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 2), w0), Vector256.Load(q1 + 2), w1), Vector256.Load(q2 + 2), w2);
                 var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 3), w0), Vector256.Load(q1 + 3), w1), Vector256.Load(q2 + 3), w2);
-                var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
-                var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
-                var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
-                var r3 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a3), mul), magic).AsInt32() - zp;
-                var p01 = Avx2.PackSignedSaturate(r0, r1);
-                var p23 = Avx2.PackSignedSaturate(r2, r3);
-                var b = signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
-                Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(index + step * Step)), y + offsets[step]);
+                StoreStep(a0, a1, a2, a3, mul, magic, zp, signed, index + step * Step, y + offsets[step]);
             }
         }
+    }
+
+    /// <summary>A channel's three kernel-row dwords, each broadcast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<sbyte>, Vector256<sbyte>, Vector256<sbyte>) RowDwords(int* wk) =>
+        (Vector256.Create(wk[0]).AsSByte(), Vector256.Create(wk[1]).AsSByte(), Vector256.Create(wk[2]).AsSByte());
+
+    /// <summary>
+    /// The step of <see cref="OneSetMagic1"/> and <see cref="OneSetMagic2"/> after its products: the four sums rounded by
+    /// the 1.5·2²³ addition (<see cref="MagicRound"/>, the zero point in <paramref name="zp"/>), narrowed, permuted by the
+    /// step's table entry and stored whole.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreStep(Vector256<int> a0, Vector256<int> a1, Vector256<int> a2, Vector256<int> a3, Vector256<float> mul,
+        Vector256<float> magic, Vector256<int> zp, bool signed, byte* index, byte* y)
+    {
+        var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
+        var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
+        var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
+        var r3 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a3), mul), magic).AsInt32() - zp;
+        var p01 = Avx2.PackSignedSaturate(r0, r1);
+        var p23 = Avx2.PackSignedSaturate(r2, r3);
+        var b = signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
+        Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(index)), y);
     }
 
     /// <summary>
@@ -498,10 +512,7 @@ internal static unsafe class IntDepthwiseVnni
             }
             byte* e = pl + (ch & 1) * planeBytes, od = e + oddPlane, e2 = e + 2 * wq;
             byte* y = py + (long)ch * planeOut;
-            int* wk = pk + PerChannel * ch;
-            var w0 = Vector256.Create(wk[0]).AsSByte();
-            var w1 = Vector256.Create(wk[1]).AsSByte();
-            var w2 = Vector256.Create(wk[2]).AsSByte();
+            var (w0, w1, w2) = RowDwords(pk + PerChannel * ch);
             var bias = Vector256.Create(pb[ch]);
             var mul = Vector256.Create(pm[ch]);
             for (int step = 0; step < steps; step++, e += 2 * Step, od += 2 * Step, e2 += 2 * Step)
@@ -510,14 +521,7 @@ internal static unsafe class IntDepthwiseVnni
                 var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 2), w0), Vector256.Load(od + 2), w1), Vector256.Load(e2 + 2), w2);
                 var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 32), w0), Vector256.Load(od + 32), w1), Vector256.Load(e2 + 32), w2);
                 var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 34), w0), Vector256.Load(od + 34), w1), Vector256.Load(e2 + 34), w2);
-                var r0 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a0), mul), magic).AsInt32() - zp;
-                var r1 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a1), mul), magic).AsInt32() - zp;
-                var r2 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a2), mul), magic).AsInt32() - zp;
-                var r3 = Avx.Add(Avx.Multiply(Avx.ConvertToVector256Single(a3), mul), magic).AsInt32() - zp;
-                var p01 = Avx2.PackSignedSaturate(r0, r1);
-                var p23 = Avx2.PackSignedSaturate(r2, r3);
-                var b = signed ? Avx2.PackSignedSaturate(p01, p23).AsByte() : Avx2.PackUnsignedSaturate(p01, p23);
-                Vector256.Store(Avx512Vbmi.VL.PermuteVar32x8(b, Vector256.Load(index + step * Step)), y + offsets[step]);
+                StoreStep(a0, a1, a2, a3, mul, magic, zp, signed, index + step * Step, y + offsets[step]);
             }
         }
     }
