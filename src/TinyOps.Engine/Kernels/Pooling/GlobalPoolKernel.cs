@@ -12,9 +12,10 @@ namespace TinyOps.Engine.Kernels.Pooling;
 /// <summary>
 /// GlobalAveragePool and GlobalMaxPool: pools each (N, C) plane over all spatial dimensions to 1. A GlobalAveragePool
 /// with <see cref="DequantizedAttribute"/> is a per-tensor DequantizeLinear fused into it (inputs x, x_scale,
-/// x_zero_point; built by <c>Runtime.Fusion.DequantizeChainFusion</c>): each plane is dequantized into a small buffer
-/// as <see cref="DequantizeLinearKernel"/> would (<see cref="DequantizeChainKernel.Dequantize"/>) and summed as the
-/// float input is, so the result is bit for bit that of the two nodes without the float tensor between them.
+/// x_zero_point; built by <c>Runtime.Fusion.DequantizeChainFusion</c>): each plane's values are made as
+/// <see cref="DequantizeLinearKernel"/> would, in registers for planes under 1,024 (<see cref="SmallSumDequantized"/>),
+/// else into a small buffer (<see cref="DequantizeChainKernel.Dequantize"/>), and summed as the float input is, so the
+/// result is bit for bit that of the two nodes without the float tensor between them.
 /// </summary>
 internal sealed class GlobalPoolKernel : Kernel
 {

@@ -194,7 +194,7 @@ internal sealed class DequantizeChainKernel : Kernel
         float sy, int zy, Span<byte> y, bool ySigned)
     {
         float ra = sa / sy, rb = sb / sy;
-        if (!float.IsFinite(ra) || !float.IsFinite(rb) || 511.0 * (Math.Abs((double)ra) + Math.Abs((double)rb)) >= 1 << 21) return false;
+        if (!float.IsFinite(ra) || !float.IsFinite(rb) || 511.0 * (Math.Abs((double)ra) + Math.Abs((double)rb)) >= QuantMath.MagicLimit) return false;
         int done = QuantizeVector.AddQuantizeByRatios(a, aSigned, za, b, bSigned, zb, ra, rb, _relu, zy, y, ySigned);
         int min = ySigned ? sbyte.MinValue : byte.MinValue, max = ySigned ? sbyte.MaxValue : byte.MaxValue;
         for (int i = done; i < a.Length; i++)

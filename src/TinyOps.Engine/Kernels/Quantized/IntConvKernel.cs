@@ -52,12 +52,12 @@ internal sealed class IntConvKernel : Kernel
     /// What <see cref="RunDirect"/> needs: packed weights and bias − x_zero·Σw per output channel; the quads' cell
     /// offsets depend on the input size too, so they are kept with the size they were computed for.
     /// </summary>
-    private sealed class DirectConstants(byte[] packed, int[] rowInit, WideIntGemm.SumRange inRange, bool poolable)
+    private sealed class DirectConstants(byte[] packed, int[] rowInit, WideIntGemm.SumRange range, bool poolable)
     {
         public byte[] Packed { get; } = packed;
         public int[] RowInit { get; } = rowInit;
-        /// <summary><see cref="IntDirectConv.InRange"/> of <see cref="RowInit"/> and the wide constants' multipliers: how the scaled sums are rounded.</summary>
-        public WideIntGemm.SumRange Range { get; } = inRange;
+        /// <summary><see cref="IntDirectConv.Range"/> of <see cref="RowInit"/> and the wide constants' multipliers: how the scaled sums are rounded.</summary>
+        public WideIntGemm.SumRange Range { get; } = range;
         /// <summary>Every multiplier is above 0, so requantization is monotonic and a fused MaxPool may run on the sums.</summary>
         public bool Poolable { get; } = poolable;
         public int[] Offsets { get; set; } = [];
@@ -197,7 +197,7 @@ internal sealed class IntConvKernel : Kernel
             RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
             bool positive = true;
             foreach (float mu in mult) positive &= mu > 0f;
-            _direct = new DirectConstants(dp, dInit, IntDirectConv.InRange(g, dInit, mult), positive);
+            _direct = new DirectConstants(dp, dInit, IntDirectConv.Range(g, dInit, mult), positive);
         }
     }
 

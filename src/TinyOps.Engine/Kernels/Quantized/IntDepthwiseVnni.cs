@@ -247,7 +247,7 @@ internal static unsafe class IntDepthwiseVnni
                 long bound = Math.Min(Math.Abs((long)b) + 9 * 255 * 255, 1L << 31);
                 bool exact = bound * Math.Abs((double)m) + Math.Abs(yZero) < int.MaxValue / 2;
                 byte* odd = plane + cp.OddPlane;
-                if (UseMagicRound && bound * Math.Abs((double)m) < MagicRound.Limit)
+                if (UseMagicRound && bound * Math.Abs((double)m) < QuantMath.MagicLimit)
                 {
                     var mr = new MagicRound(m, yZero);
                     if (o.Two) Filter<MagicRound, TwoSets>(s, plane, odd, wq, w0, w1, w2, bv, mr, in o);
@@ -406,7 +406,7 @@ internal static unsafe class IntDepthwiseVnni
             maxB = Math.Max(maxB, Math.Abs((long)pb[ch]));
             maxM = Math.Max(maxM, Math.Abs(pm[ch]));
         }
-        return Math.Min(maxB + 9 * 255 * 255, 1L << 31) * (double)maxM < MagicRound.Limit;
+        return Math.Min(maxB + 9 * 255 * 255, 1L << 31) * (double)maxM < QuantMath.MagicLimit;
     }
 
     /// <summary>
@@ -425,8 +425,8 @@ internal static unsafe class IntDepthwiseVnni
         int rowBytes = cp.RowBytes, wd = cp.Wd;
         long channelBytes = cp.ChannelBytes;
         byte* xFirst = cp.X - cp.PadL + (long)(start - cp.PadT) * wd; // channel 0's first copied row
-        var magic = Vector256.Create(12582912f);
-        var zp = Vector256.Create(MagicRound.Bits - yZero);
+        var magic = Vector256.Create(QuantMath.Magic);
+        var zp = Vector256.Create(QuantMath.MagicBits - yZero);
         for (int ch = 0; ch < c - 1; ch++)
         {
             // the next channel's padded plane
@@ -492,8 +492,8 @@ internal static unsafe class IntDepthwiseVnni
         long channelBytes = cp.ChannelBytes;
         byte* xEven = cp.X - cp.PadL + (long)(start - cp.PadT) * wd, xOdd = cp.X - cp.PadL + (long)(oddStart - cp.PadT) * wd;
         long evenAt = (start >> 1) * rowBytes, oddAt = oddPlane + (oddStart >> 1) * rowBytes;
-        var magic = Vector256.Create(12582912f);
-        var zp = Vector256.Create(MagicRound.Bits - yZero);
+        var magic = Vector256.Create(QuantMath.Magic);
+        var zp = Vector256.Create(QuantMath.MagicBits - yZero);
         for (int ch = 0; ch < c - 1; ch++)
         {
             // the next channel's two planes: even padded rows, then odd ones
@@ -530,22 +530,14 @@ internal static unsafe class IntDepthwiseVnni
     internal static bool UseMagicRound = true;
 
     /// <summary>
-    /// When the scaled sums stay below 2²¹ in magnitude: the rounding by adding 1.5·2²³ instead of a conversion. The
-    /// sum t + 1.5·2²³ lies in [2²³, 2²⁴), where floats are the integers, so the addition rounds t half to even (1.5·2²³
-    /// is even) and the float's bits minus those of 1.5·2²³ are that integer: the same value as vcvtps2dq, but the
-    /// addition may go to port 5 while the conversion competes with vpdpbusd for ports 0 and 1.
+    /// When the scaled sums stay below <see cref="QuantMath.MagicLimit"/>: rounded by adding <see cref="QuantMath.Magic"/>
+    /// instead of a conversion (see there).
     /// </summary>
     private readonly struct MagicRound(float multiplier, int yZero) : IRound
     {
-        /// <summary>Largest |sum·multiplier| bound for which this is exact (with room for the product's rounding).</summary>
-        public const double Limit = 1 << 21;
-
-        /// <summary>The bits of 1.5·2²³ as a float.</summary>
-        public const int Bits = 0x4B400000;
-
         private readonly Vector256<float> _mul = Vector256.Create(multiplier);
-        private readonly Vector256<int> _zp = Vector256.Create(Bits - yZero);
-        private static readonly Vector256<float> Magic = Vector256.Create(12582912f);
+        private readonly Vector256<int> _zp = Vector256.Create(QuantMath.MagicBits - yZero);
+        private static readonly Vector256<float> Magic = Vector256.Create(QuantMath.Magic);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector256<int> Apply(Vector256<int> a) =>

@@ -188,17 +188,17 @@ internal static class IntDirectConv
     }
 
     /// <summary>
-    /// Whether the scaled sums of these weights' accumulator starts and multipliers stay in int32 range without a
-    /// clamp (<see cref="WideIntGemm.ScaledSumsInRange"/>): fixed with the constants, so computed once when they are
+    /// How far the scaled sums of these weights' accumulator starts and multipliers reach, which decides how they are
+    /// rounded (<see cref="WideIntGemm.ScaledSumsRange"/>): fixed with the constants, so computed once when they are
     /// prepared and passed to <see cref="Run"/> and <see cref="RunPooled"/>.
     /// </summary>
-    public static WideIntGemm.SumRange InRange(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
+    public static WideIntGemm.SumRange Range(ConvGeometry g, ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult) =>
         WideIntGemm.ScaledSumsRange(Quads(g), rowInit, mult, false);
 
     /// <summary>
     /// Multiplies and requantizes one image: y [M, OH, OW] from the planes, the packed weights, the accumulator
     /// starts (bias − x_zero·Σw) and the multipliers; all multipliers are finite (checked by the caller).
-    /// <paramref name="range"/>: <see cref="InRange"/> of these constants.
+    /// <paramref name="range"/>: <see cref="Range"/> of these constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,

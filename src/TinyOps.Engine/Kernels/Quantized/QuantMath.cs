@@ -7,6 +7,20 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// <summary>Rounding, saturation and parameter helpers shared by the quantized kernels.</summary>
 internal static class QuantMath
 {
+    /// <summary>
+    /// Rounding by addition, for vector requantization: a float t with |t| below <see cref="MagicLimit"/> gives
+    /// t + <see cref="Magic"/> in [2²³, 2²⁴), where the floats are the integers, so the addition rounds t half to even
+    /// (1.5·2²³ is even) and the sum's bits minus <see cref="MagicBits"/> are round_half_even(t): the value vcvtps2dq
+    /// gives, from an addition that may issue on port 5 where the conversion competes with vpdpbusd for ports 0 and 1.
+    /// </summary>
+    public const float Magic = 12582912f; // 1.5·2²³
+
+    /// <summary>The bits of <see cref="Magic"/>.</summary>
+    public const int MagicBits = 0x4B400000;
+
+    /// <summary>Largest bound on |t| a caller may rely on for <see cref="Magic"/> (2²¹: room below 2²² for the product's rounding).</summary>
+    public const double MagicLimit = 1 << 21;
+
     /// <summary>The saturation range of a quantized element type.</summary>
     public static (int Min, int Max) Range(DataType t) => t switch
     {

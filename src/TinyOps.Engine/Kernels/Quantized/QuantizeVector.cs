@@ -150,7 +150,6 @@ internal static class QuantizeVector
         ref byte a0 = ref MemoryMarshal.GetReference(a);
         ref byte b0 = ref MemoryMarshal.GetReference(b);
         ref byte y0 = ref MemoryMarshal.GetReference(y);
-        const int magicBits = 0x4B400000; // 1.5·2²³
         int lo = ySigned ? sbyte.MinValue : byte.MinValue, hi = ySigned ? sbyte.MaxValue : byte.MaxValue;
         int j = 0;
         if (Use512 && a.Length >= 16)
@@ -159,8 +158,8 @@ internal static class QuantizeVector
             var zb5 = Vector512.Create(zb);
             var ra5 = Vector512.Create(ra);
             var rb5 = Vector512.Create(rb);
-            var magic5 = Vector512.Create(12582912f);
-            var off5 = Vector512.Create(magicBits - zy);
+            var magic5 = Vector512.Create(QuantMath.Magic);
+            var off5 = Vector512.Create(QuantMath.MagicBits - zy);
             var lo5 = Vector512.Create(lo);
             var hi5 = Vector512.Create(hi);
             for (; j + 16 <= a.Length; j += 16)
@@ -179,8 +178,8 @@ internal static class QuantizeVector
         var zb8 = Vector256.Create(zb);
         var ra8 = Vector256.Create(ra);
         var rb8 = Vector256.Create(rb);
-        var magic8 = Vector256.Create(12582912f);
-        var off8 = Vector256.Create(magicBits - zy);
+        var magic8 = Vector256.Create(QuantMath.Magic);
+        var off8 = Vector256.Create(QuantMath.MagicBits - zy);
         var lo8 = Vector256.Create(lo);
         var hi8 = Vector256.Create(hi);
         for (; j + 8 <= a.Length; j += 8)

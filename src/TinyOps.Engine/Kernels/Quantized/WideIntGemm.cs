@@ -367,7 +367,7 @@ internal static class WideIntGemm
         double largestInit = Math.Abs((double)System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(rowInit));
         double largestMult = Math.Abs((double)System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(rowMult.Slice(0, rowInit.Length)));
         double all = SumBound(kq, largestInit, anyZa) * largestMult;
-        if (all < MagicLimit && UseMagic) return SumRange.Magic;
+        if (all < QuantMath.MagicLimit && UseMagic) return SumRange.Magic;
         if (all < 1 << 29) return SumRange.InRange;
         for (int i = 0; i < rowInit.Length; i++)
             if (SumBound(kq, Math.Abs((double)rowInit[i]), anyZa) * Math.Abs((double)rowMult[i]) >= 1 << 29) return SumRange.Clamped;
@@ -383,7 +383,7 @@ internal static class WideIntGemm
     /// <summary>How far a product's scaled sums (sum · multiplier) can reach, which decides how they are rounded.</summary>
     internal enum SumRange
     {
-        /// <summary>Below 2²¹ in magnitude: rounded by adding 1.5·2²³ (<see cref="Magic"/>).</summary>
+        /// <summary>Below <see cref="QuantMath.MagicLimit"/>: rounded by adding <see cref="QuantMath.Magic"/> (<see cref="Magic"/>).</summary>
         Magic,
         /// <summary>Below 2²⁹: converted with vcvtps2dq as they are.</summary>
         InRange,
@@ -394,28 +394,20 @@ internal static class WideIntGemm
     /// <summary>A/B switch for the <see cref="Magic"/> rounding (benchmarks only).</summary>
     internal static bool UseMagic = true;
 
-    /// <summary>Largest bound on |sum · multiplier| for the <see cref="Magic"/> rounding (with room for the product's rounding).</summary>
-    internal const double MagicLimit = 1 << 21;
-
-    /// <summary>The bits of 1.5·2²³ as a float.</summary>
-    private const int MagicBits = 0x4B400000;
-
     /// <summary>How the scaled sums are rounded to int32: clamped to ±2³⁰ first or not, or by the magic-number addition.</summary>
     internal interface IClamp { static abstract bool Clamps { get; } static abstract bool AddsMagic { get; } }
     internal struct InRange : IClamp { public static bool Clamps => false; public static bool AddsMagic => false; }
     internal struct Clamped : IClamp { public static bool Clamps => true; public static bool AddsMagic => false; }
 
     /// <summary>
-    /// Scaled sums below 2²¹ in magnitude: t + 1.5·2²³ lies in [2²³, 2²⁴), where the floats are the integers, so the
-    /// addition rounds t half to even (1.5·2²³ is even) and the float's bits minus those of 1.5·2²³ are that integer,
-    /// the value vcvtps2dq gives. The addition can run on port 5, where the conversion competes with vpdpbusd for ports
-    /// 0 and 1; the bits' offset is folded into the zero point (<see cref="ZeroTerm{TC}"/>).
+    /// Scaled sums below <see cref="QuantMath.MagicLimit"/>: rounded by adding <see cref="QuantMath.Magic"/> (see there),
+    /// the bits' offset folded into the zero point (<see cref="ZeroTerm{TC}"/>).
     /// </summary>
     internal struct Magic : IClamp { public static bool Clamps => false; public static bool AddsMagic => true; }
 
     /// <summary>The int32 the requantization adds to the rounded scaled sum: the y zero point, less the magic bits under <see cref="Magic"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ZeroTerm<TC>(int yZero) where TC : struct, IClamp => TC.AddsMagic ? yZero - MagicBits : yZero;
+    internal static int ZeroTerm<TC>(int yZero) where TC : struct, IClamp => TC.AddsMagic ? yZero - QuantMath.MagicBits : yZero;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<TS, TC>(int m, int n, int kq, ReadOnlySpan<byte> ap, in PanelSource src, in Epilogue e)
@@ -1262,7 +1254,7 @@ internal static class WideIntGemm
     private static Vector256<int> Requantized<TC>(Vector256<int> acc, Vector256<float> mult, Vector256<int> zp) where TC : struct, IClamp
     {
         var f = Avx.Multiply(Avx.ConvertToVector256Single(acc), mult);
-        if (TC.AddsMagic) return Avx.Add(f, Vector256.Create(12582912f)).AsInt32() + zp; // zp holds yZero − MagicBits
+        if (TC.AddsMagic) return Avx.Add(f, Vector256.Create(QuantMath.Magic)).AsInt32() + zp; // zp holds yZero − MagicBits
         if (TC.Clamps) f = Avx.Min(Avx.Max(f, Vector256.Create(-Clamp)), Vector256.Create(Clamp));
         return Avx.ConvertToVector256Int32(f) + zp;
     }
