@@ -51,9 +51,9 @@ internal static class PeakCommand
 
     public static int Run()
     {
-        if (!Avx512F.IsSupported || !AvxVnni.IsSupported || !Fma.IsSupported)
+        if (!Avx512BW.IsSupported || !Fma.IsSupported)
         {
-            Console.Error.WriteLine("peak: needs AVX-512F, FMA and AVX-VNNI");
+            Console.Error.WriteLine("peak: needs AVX-512BW and FMA");
             return 2;
         }
         const int n = 20_000; // 240,000 instructions a call
@@ -61,20 +61,31 @@ internal static class PeakCommand
         var y = Vector256.Create(1.0001f);
         var a = Vector256.Create((byte)3);
         var b = Vector256.Create((sbyte)2);
-        for (int w = 0; w < 100; w++) { Fma512(n, z); Fma256(n, y); Vnni256(n, a, b); }
-        var t512 = new List<double>(); var t256 = new List<double>(); var tv = new List<double>();
+        var z8 = Vector512.Create((byte)3);
+        var s8 = Vector512.Create((sbyte)2);
+        bool vnni = AvxVnni.IsSupported;
+        for (int w = 0; w < 100; w++) { Fma512(n, z); Fma256(n, y); if (vnni) Vnni256(n, a, b); Emulated256(n, a, b); Emulated512(n, z8, s8); }
+        var t512 = new List<double>(); var t256 = new List<double>(); var tv = new List<double>(); var te = new List<double>(); var te5 = new List<double>();
         for (int r = 0; r < 300; r++)
         {
             long t0 = Stopwatch.GetTimestamp(); Fma512(n, z); t512.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
             t0 = Stopwatch.GetTimestamp(); Fma256(n, y); t256.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
-            t0 = Stopwatch.GetTimestamp(); Vnni256(n, a, b); tv.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+            if (vnni) { t0 = Stopwatch.GetTimestamp(); Vnni256(n, a, b); tv.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds); }
+            t0 = Stopwatch.GetTimestamp(); Emulated256(n, a, b); te.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+            t0 = Stopwatch.GetTimestamp(); Emulated512(n, z8, s8); te5.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
         }
-        double Rate(List<double> t) { t.Sort(); return 12.0 * n / t[t.Count / 2] / 1000; } // instructions per ns, median
-        double f512 = Rate(t512), f256 = Rate(t256), v = Rate(tv);
+        double Rate(List<double> t) { t.Sort(); return 12.0 * n / t[t.Count / 2] / 1000; } // instructions (or emulated dot steps) per ns, median
+        double f512 = Rate(t512), f256 = Rate(t256), e = Rate(te), e5 = Rate(te5), fp = Math.Max(f512 * 16, f256 * 8);
         Console.WriteLine($"512-bit FMA     : {f512:F2} per ns = {f512 * 16:F1} float multiply-adds per ns");
         Console.WriteLine($"256-bit FMA     : {f256:F2} per ns = {f256 * 8:F1} float multiply-adds per ns");
-        Console.WriteLine($"256-bit vpdpbusd: {v:F2} per ns = {v * 32:F1} byte multiply-adds per ns");
-        Console.WriteLine($"int8 / fp32 ceiling (vpdpbusd / best FMA): {v * 32 / Math.Max(f512 * 16, f256 * 8):F2}x");
+        if (vnni)
+        {
+            double v = Rate(tv);
+            Console.WriteLine($"256-bit vpdpbusd: {v:F2} per ns = {v * 32:F1} byte multiply-adds per ns");
+            Console.WriteLine($"int8 / fp32 ceiling (vpdpbusd / best FMA): {v * 32 / fp:F2}x");
+        }
+        Console.WriteLine($"256-bit vpmaddubsw+vpmaddwd+vpaddd: {e:F2} per ns = {e * 32:F1} byte multiply-adds per ns ({e * 32 / fp:F2}x the best FMA)");
+        Console.WriteLine($"512-bit vpmaddubsw+vpmaddwd+vpaddd: {e5:F2} per ns = {e5 * 64:F1} byte multiply-adds per ns ({e5 * 64 / fp:F2}x the best FMA)");
         return 0;
     }
 
@@ -102,6 +113,48 @@ internal static class PeakCommand
             c3 = Vector256.FusedMultiplyAdd(c3, x, x); c4 = Vector256.FusedMultiplyAdd(c4, x, x); c5 = Vector256.FusedMultiplyAdd(c5, x, x);
             c6 = Vector256.FusedMultiplyAdd(c6, x, x); c7 = Vector256.FusedMultiplyAdd(c7, x, x); c8 = Vector256.FusedMultiplyAdd(c8, x, x);
             c9 = Vector256.FusedMultiplyAdd(c9, x, x); c10 = Vector256.FusedMultiplyAdd(c10, x, x); c11 = Vector256.FusedMultiplyAdd(c11, x, x);
+        }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector256<int> Emulated256(int n, Vector256<byte> a, Vector256<sbyte> b)
+    {
+        var one = Vector256<short>.One;
+        var a0 = a; var a1 = a + Vector256<byte>.One;
+        var b0 = b; var b1 = b + Vector256<sbyte>.One; var b2 = b1 + Vector256<sbyte>.One; var b3 = b2 + Vector256<sbyte>.One; var b4 = b3 + Vector256<sbyte>.One; var b5 = b4 + Vector256<sbyte>.One;
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector256<int> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < n; i++)
+        {
+            c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b0), one); c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b0), one);
+            c2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b1), one); c3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b1), one);
+            c4 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b2), one); c5 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b2), one);
+            c6 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b3), one); c7 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b3), one);
+            c8 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b4), one); c9 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b4), one);
+            c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, b5), one); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, b5), one);
+            a0 += Vector256<byte>.One; a1 += Vector256<byte>.One;
+        }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Vector512<int> Emulated512(int n, Vector512<byte> a, Vector512<sbyte> b)
+    {
+        var one = Vector512<short>.One;
+        var a0 = a; var a1 = a + Vector512<byte>.One;
+        var b0 = b; var b1 = b + Vector512<sbyte>.One; var b2 = b1 + Vector512<sbyte>.One; var b3 = b2 + Vector512<sbyte>.One; var b4 = b3 + Vector512<sbyte>.One; var b5 = b4 + Vector512<sbyte>.One;
+        Vector512<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        Vector512<int> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < n; i++)
+        {
+            c0 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b0), one); c1 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b0), one);
+            c2 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b1), one); c3 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b1), one);
+            c4 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b2), one); c5 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b2), one);
+            c6 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b3), one); c7 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b3), one);
+            c8 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b4), one); c9 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b4), one);
+            c10 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a0, b5), one); c11 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a1, b5), one);
+            a0 += Vector512<byte>.One; a1 += Vector512<byte>.One;
         }
         return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using TinyOps.Engine.Ir;
 using TinyOps.Engine.Kernels.Quantized;
 using TinyOps.Engine.Runtime;
@@ -26,6 +27,45 @@ public class FastIntKernelTests
         r.NextBytes(b);
         if (extreme) for (int i = 0; i < n; i++) b[i] = (i & 1) == 0 ? (byte)0xFF : (byte)0x80; // 255 / 128 or -1 / -128
         return b;
+    }
+
+    /// <summary>
+    /// Signed weights for the wide kernels called directly: any bytes where the dot product is vpdpbusd, 7-bit ones
+    /// ([−64, 64]) where it is emulated (no AVX-VNNI), which the emulation serves exactly (the kernels' callers check).
+    /// </summary>
+    private static byte[] WideWeights(Random r, int n)
+    {
+        if (ByteDot.Native) return RandomBytes(r, n, false);
+        var b = new byte[n];
+        for (int i = 0; i < n; i++) b[i] = (byte)(sbyte)r.Next(-64, 65);
+        Assert.True(ByteDot.PairsFit(b));
+        return b;
+    }
+
+    [Fact]
+    public void ByteDotIsExactWherePairsFitAndSaysWhenTheyDoNot()
+    {
+        // PairsFit: byte pairs at even offsets with |a| + |b| <= 128 (where the dot product is native, always true)
+        Assert.True(ByteDot.PairsFit(new byte[] { 64, unchecked((byte)-64), 127, 1, unchecked((byte)-128), 0, 5 }));
+        Assert.Equal(ByteDot.Native, ByteDot.PairsFit(new byte[] { 0, 0, 127, 2 }));
+        Assert.Equal(ByteDot.Native, ByteDot.PairsFit(new byte[] { unchecked((byte)-128), unchecked((byte)-1) }));
+        if (!ByteDot.WideHardware) return;
+        // Add: acc + four products per lane, against plain sums, for 7-bit signed bytes and any unsigned ones
+        var rng = new Random(5);
+        for (int t = 0; t < 200; t++)
+        {
+            var u = new byte[32]; rng.NextBytes(u);
+            if (t % 10 == 0) Array.Fill(u, (byte)255);
+            var sv = Enumerable.Range(0, 32).Select(i => (sbyte)(t % 10 == 0 ? (i % 2 == 0 ? -64 : 64) : rng.Next(-64, 65))).ToArray();
+            var acc = Enumerable.Range(0, 8).Select(_ => rng.Next()).ToArray();
+            var got = ByteDot.Add(Vector256.Create(acc), Vector256.Create(u), Vector256.Create(sv));
+            for (int l = 0; l < 8; l++)
+            {
+                int want = acc[l];
+                for (int j = 0; j < 4; j++) want += u[4 * l + j] * sv[4 * l + j];
+                Assert.Equal(want, got[l]);
+            }
+        }
     }
 
     private static int[] Reference(bool aSigned, bool bSigned, int m, int n, int k, byte[] a, int[] za, byte[] b, int[] zb)
@@ -99,7 +139,7 @@ public class FastIntKernelTests
                 foreach (bool ySigned in new[] { false, true })
                 {
                     bool huge = (k + m) % 7 == 0;
-                    var a = RandomBytes(rng, m * k, false);
+                    var a = WideWeights(rng, m * k);
                     var b = RandomBytes(rng, k * n, k % 5 == 0);
                     var ap = new byte[FastIntGemm.PackedASize(m, k)];
                     FastIntGemm.PackA(a, m, k, k, false, true, ap, new int[m]);
@@ -143,7 +183,7 @@ public class FastIntKernelTests
                 foreach (bool ySigned in new[] { false, true })
                 {
                     bool huge = (k + m) % 7 == 0;
-                    var a = RandomBytes(rng, m * k, false);
+                    var a = WideWeights(rng, m * k);
                     var b = RandomBytes(rng, (k - 1) * ldb + n, k % 5 == 0);
                     var ap = new byte[FastIntGemm.PackedASize(m, k)];
                     FastIntGemm.PackA(a, m, k, k, false, true, ap, new int[m]);

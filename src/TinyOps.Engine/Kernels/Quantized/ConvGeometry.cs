@@ -133,6 +133,15 @@ internal sealed class ConvGeometry
         }
     }
 
+    /// <summary>True when <paramref name="shape"/> is <see cref="OutputShape"/> (without allocating one).</summary>
+    public bool IsOutputShape(ReadOnlySpan<int> shape)
+    {
+        if (shape.Length != SpatialRank + 2 || shape[0] != Batch || shape[1] != OutChannels) return false;
+        for (int d = 0; d < SpatialRank; d++)
+            if (shape[d + 2] != OutDims[d]) return false;
+        return true;
+    }
+
     public int[] OutputShape()
     {
         var r = new int[SpatialRank + 2];

@@ -18,7 +18,11 @@ internal enum IntGemmPath
     Avx2,
     /// <summary>AVX-VNNI: vpdpbusd (unsigned × signed bytes, four products per int32 lane).</summary>
     AvxVnni,
-    /// <summary>AVX-VNNI where AVX-512 is present too: the 4 × 24 tiles of <see cref="WideIntGemm"/> for requantized products; elsewhere as <see cref="AvxVnni"/>.</summary>
+    /// <summary>
+    /// AVX-512: the 4 × 24 tiles of <see cref="WideIntGemm"/> for requantized products, with vpdpbusd where AVX-VNNI is
+    /// present and its emulation (for weights it serves exactly) where not, see <see cref="ByteDot"/>; elsewhere as
+    /// <see cref="AvxVnni"/>, or as <see cref="Avx2"/> without AVX-VNNI.
+    /// </summary>
     AvxVnniWide,
 }
 
@@ -267,17 +271,17 @@ internal static class FastIntGemm
         zbFull.Slice(n).Clear();
         colAdj.Slice(n).Clear();
         var path = Active;
-        if (path is IntGemmPath.AvxVnni or IntGemmPath.AvxVnniWide)
+        if (path == IntGemmPath.AvxVnni || (path == IntGemmPath.AvxVnniWide && ByteDot.Native))
         {
             if (aUnsigned) Run<AUnsigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
             else Run<ASigned, VnniTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
-        else if (path == IntGemmPath.Avx2 && pairsFit)
+        else if (path is IntGemmPath.Avx2 or IntGemmPath.AvxVnniWide && pairsFit)
         {
             if (aUnsigned) Run<AUnsigned, MaddubsTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
             else Run<ASigned, MaddubsTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
         }
-        else if (path == IntGemmPath.Avx2)
+        else if (path is IntGemmPath.Avx2 or IntGemmPath.AvxVnniWide)
         {
             if (aUnsigned) Run<AUnsigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);
             else Run<ASigned, MaddTile>(m, n, k, ap, rowSumA, za, bp, zbFull, colAdj, c, ldc, q);

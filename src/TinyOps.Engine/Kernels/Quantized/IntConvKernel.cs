@@ -193,6 +193,7 @@ internal sealed class IntConvKernel : Kernel
             var dp = new byte[IntDirectConv.PackedBytes(g)];
             var dsums = new int[m0];
             IntDirectConv.PackWeights(g, wb, dp, dsums);
+            if (!ByteDot.PairsFit(dp)) return; // without VNNI the emulated dot product would saturate: the other routes run
             var dInit = new int[m0];
             RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
             bool positive = true;
@@ -217,8 +218,15 @@ internal sealed class IntConvKernel : Kernel
         for (int m = 0; m < rowInit.Length; m++) rowInit[m] = (bias.IsEmpty ? 0 : bias[m]) - xZero * rowSums[m];
     }
 
-    /// <summary>True when a QLinearConv on this thread takes <see cref="WideIntGemm"/> (the choice can change per thread in tests).</summary>
-    private static bool Wide(bool qlinear) => qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
+    /// <summary>
+    /// True when a QLinearConv on this thread takes <see cref="WideIntGemm"/> (the choice can change per thread in
+    /// tests) with weights whose pairs are <paramref name="pairsFit"/>: without VNNI the wide kernels emulate the dot
+    /// product, which is exact only for such weights (<see cref="ByteDot"/>).
+    /// </summary>
+    private static bool Wide(bool qlinear, bool pairsFit) => WideActive(qlinear) && (ByteDot.Native || pairsFit);
+
+    /// <summary>True when the wide kernels are this thread's path (whatever the weights).</summary>
+    private static bool WideActive(bool qlinear) => qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
 
     /// <summary>Packs constant depthwise 3×3 weights (and their zero points, which must be constant too) for <see cref="IntDepthwise3x3"/>.</summary>
     private void PrepackDepthwise(InferContext ctx, Tensor wv, DataType wType)
@@ -265,11 +273,10 @@ internal sealed class IntConvKernel : Kernel
         if (err is not null) throw Error(err);
         if (_pool && !TryRunDirectPooled(ctx, x, w))
         {
-            // the route stores unpooled outputs: into a buffer of the node's own, then pooled into y
-            var shape = _geo.OutputShape();
+            // the route stores unpooled outputs: into a buffer of the node's own (kept across runs), then pooled into y
             var yt = ctx.Output(0);
-            if (_convBuffer is null || _convBuffer.Type != yt.Type || !ShapeUtil.SameShape(_convBuffer.Shape, shape))
-                _convBuffer = Tensor.Zeros(yt.Type, shape);
+            if (_convBuffer is null || _convBuffer.Type != yt.Type || !_geo.IsOutputShape(_convBuffer.Shape))
+                _convBuffer = Tensor.Zeros(yt.Type, _geo.OutputShape());
             _convTarget = _convBuffer;
             try { RunConv(ctx, x, w); }
             finally { _convTarget = null; }
@@ -381,7 +388,7 @@ internal sealed class IntConvKernel : Kernel
             RunDirect(ctx, x, direct.Constants, direct.Wide);
             return;
         }
-        if (!rows && packedMatch && _wideConstants is { } wc && Wide(_qlinear))
+        if (!rows && packedMatch && _wideConstants is { } wc && Wide(_qlinear, _packedPairsFit))
         {
             FastIntGemm.Plan(wSigned, xSigned, out _, out bool au, out _);
             RunWide(ctx, x, xSigned, wc.XZero, _packedW, au, wc.Mult, wc.RowInit, wc.Za, wc.YZero);
@@ -435,7 +442,7 @@ internal sealed class IntConvKernel : Kernel
         // the wide path with parameters that are not all constant: the per-channel constants now, into scratch
         // (non-finite multipliers go on to the route below, which defines those cases)
         int m0 = g.OutChannels;
-        var block = !rows && Wide(_qlinear) ? ctx.Scratch<int>(3 * m0, 3) : default;
+        var block = !rows && Wide(_qlinear, pairsFit) ? ctx.Scratch<int>(3 * m0, 3) : default;
         var mults = MemoryMarshal.Cast<int, float>(block.Slice(0, block.IsEmpty ? 0 : m0));
         if (!block.IsEmpty && Multipliers(ctx.Input(1), ctx.Input(4), ctx.Input(6), mults))
         {
@@ -614,7 +621,8 @@ internal sealed class IntConvKernel : Kernel
     /// </summary>
     private (DirectConstants Constants, WideConstants Wide)? DirectRoute(bool packedMatch, bool xSigned, bool wSigned)
     {
-        if (UsesRows || !packedMatch || _wideConstants is not { } wc || !Wide(_qlinear) || _direct is not { } dc) return null;
+        // _direct exists only for weights the dot product serves exactly (see PrepackWeights)
+        if (UsesRows || !packedMatch || _wideConstants is not { } wc || !WideActive(_qlinear) || _direct is not { } dc) return null;
         return IntDirectConv.Supports(_geo, xSigned, wSigned) ? (dc, wc) : null;
     }
 

@@ -7,8 +7,8 @@ namespace TinyOps.Engine.Kernels.Quantized;
 
 /// <summary>
 /// The AVX-512 route of <see cref="IntDepthwise3x3"/>: depthwise 3×3 QLinearConv with vpdpbusd (AVX-VNNI, four
-/// unsigned-byte × signed-byte products summed into each int32 lane) straight on the activation bytes, then a
-/// single-precision requantization. One channel at a time:
+/// unsigned-byte × signed-byte products summed into each int32 lane; emulated where AVX-VNNI is missing, for weights
+/// that allow it, see <see cref="ByteDot"/>) straight on the activation bytes, then a single-precision requantization. One channel at a time:
 /// <list type="number">
 /// <item><b>Weights</b> (packed once, at planning when constant, see <see cref="Pack"/>): each kernel row becomes one
 /// dword of signed bytes (w0 − zw, w1 − zw, w2 − zw, 0). A channel with some w − zw outside [−128, 127] (uint8 or
@@ -45,7 +45,7 @@ internal static unsafe class IntDepthwiseVnni
 {
     /// <summary>True when this machine has the instruction sets of this route.</summary>
     public static bool IsSupported =>
-        AvxVnni.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported && Avx512Vbmi.VL.IsSupported;
+        ByteDot.WideHardware && Avx512Vbmi.VL.IsSupported;
 
     /// <summary>Outputs per step.</summary>
     private const int Step = 32;
@@ -74,7 +74,8 @@ internal static unsafe class IntDepthwiseVnni
     /// Packs the weights. Per channel: three row dwords of signed bytes a = clamp(w − zw, −128, 127), Σ(w − zw), three
     /// row dwords of the remainders b = w − zw − a, and 1 when some b is not 0 (then the channel runs both sets, still
     /// exact as long as every b fits a signed byte, i.e. w − zw ≤ 254). After the channels: 1 when that holds for all
-    /// of them (the route is usable), else 0; then the output table of the geometry.
+    /// of them and, where the dot product is emulated (no VNNI, see <see cref="ByteDot"/>), every row dword's pairs of
+    /// bytes fit int16 (the route is usable), else 0; then the output table of the geometry.
     /// </summary>
     public static void Pack(ConvGeometry g, ReadOnlySpan<byte> w, bool wSigned, ReadOnlySpan<int> wZero, Span<int> packed)
     {
@@ -104,6 +105,8 @@ internal static unsafe class IntDepthwiseVnni
             }
             packed[PerChannel * ch + 3] = sum;
             packed[PerChannel * ch + 7] = two ? 1 : 0;
+            // without VNNI the dot product is emulated, exact only when the row dwords' pairs fit int16 (ByteDot)
+            if (!ByteDot.PairsFit(packed.Slice(PerChannel * ch, 3)) || !ByteDot.PairsFit(packed.Slice(PerChannel * ch + 4, 3))) usable = false;
         }
         packed[FlagIndex(c)] = usable ? 1 : 0;
         BuildTable(g, packed.Slice(FlagIndex(c) + 1, TableInts(g)));
@@ -445,10 +448,10 @@ internal static unsafe class IntDepthwiseVnni
             var mul = Vector256.Create(pm[ch]);
             for (int step = 0; step < steps; step++, q0 += Step, q1 += Step, q2 += Step)
             {
-                var a0 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0), w0), Vector256.Load(q1), w1), Vector256.Load(q2), w2);
-                var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 1), w0), Vector256.Load(q1 + 1), w1), Vector256.Load(q2 + 1), w2);
-                var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 2), w0), Vector256.Load(q1 + 2), w1), Vector256.Load(q2 + 2), w2);
-                var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(q0 + 3), w0), Vector256.Load(q1 + 3), w1), Vector256.Load(q2 + 3), w2);
+                var a0 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(q0), w0), Vector256.Load(q1), w1), Vector256.Load(q2), w2);
+                var a1 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(q0 + 1), w0), Vector256.Load(q1 + 1), w1), Vector256.Load(q2 + 1), w2);
+                var a2 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(q0 + 2), w0), Vector256.Load(q1 + 2), w1), Vector256.Load(q2 + 2), w2);
+                var a3 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(q0 + 3), w0), Vector256.Load(q1 + 3), w1), Vector256.Load(q2 + 3), w2);
                 StoreStep(a0, a1, a2, a3, mul, magic, zp, signed, index + step * Step, y + offsets[step]);
             }
         }
@@ -517,10 +520,10 @@ internal static unsafe class IntDepthwiseVnni
             var mul = Vector256.Create(pm[ch]);
             for (int step = 0; step < steps; step++, e += 2 * Step, od += 2 * Step, e2 += 2 * Step)
             {
-                var a0 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e), w0), Vector256.Load(od), w1), Vector256.Load(e2), w2);
-                var a1 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 2), w0), Vector256.Load(od + 2), w1), Vector256.Load(e2 + 2), w2);
-                var a2 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 32), w0), Vector256.Load(od + 32), w1), Vector256.Load(e2 + 32), w2);
-                var a3 = AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(bias, Vector256.Load(e + 34), w0), Vector256.Load(od + 34), w1), Vector256.Load(e2 + 34), w2);
+                var a0 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(e), w0), Vector256.Load(od), w1), Vector256.Load(e2), w2);
+                var a1 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(e + 2), w0), Vector256.Load(od + 2), w1), Vector256.Load(e2 + 2), w2);
+                var a2 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(e + 32), w0), Vector256.Load(od + 32), w1), Vector256.Load(e2 + 32), w2);
+                var a3 = ByteDot.Add(ByteDot.Add(ByteDot.Add(bias, Vector256.Load(e + 34), w0), Vector256.Load(od + 34), w1), Vector256.Load(e2 + 34), w2);
                 StoreStep(a0, a1, a2, a3, mul, magic, zp, signed, index + step * Step, y + offsets[step]);
             }
         }
@@ -614,7 +617,7 @@ internal static unsafe class IntDepthwiseVnni
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Dot(Vector256<int> acc, byte* p, Vector256<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, Vector256.Load(p), w);
+    private static Vector256<int> Dot(Vector256<int> acc, byte* p, Vector256<sbyte> w) => ByteDot.Add(acc, Vector256.Load(p), w);
 
     /// <summary>Stride 1: accumulator v, lane k of a step at f0 is output f0 + 4k + v (loads at f0 + v).</summary>
     /// <remarks>

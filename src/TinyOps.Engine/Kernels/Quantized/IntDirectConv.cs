@@ -7,7 +7,9 @@ namespace TinyOps.Engine.Kernels.Quantized;
 
 /// <summary>
 /// 2-D QLinearConv with stride 1 and dilation 1, uint8 input, int8 weights with zero points 0, on machines with
-/// AVX-VNNI and AVX-512 (the wide path): no im2col matrix, no packed B and no compaction afterwards.
+/// AVX-512 (the wide path; without AVX-VNNI only for weights the emulated dot product serves exactly, checked by the
+/// caller with <see cref="ByteDot.PairsFit(ReadOnlySpan{byte})"/> on the packed weights): no im2col matrix, no packed B
+/// and no compaction afterwards.
 /// <para>
 /// The input is copied once per image into "quad planes" whose cells are the four bytes vpdpbusd multiplies per int32
 /// lane, in rows of <see cref="Pitch"/> cells (a multiple of 8, at least the padded width OW + kw − 1) over the
@@ -352,7 +354,7 @@ internal static class IntDirectConv
     private struct V3 : IVectors { public static int Count => 3; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> x, Vector256<byte> w) => AvxVnni.MultiplyWideningAndAdd(acc, x, w.AsSByte());
+    private static Vector256<int> Dot(Vector256<int> acc, Vector256<byte> x, Vector256<byte> w) => ByteDot.Add(acc, x, w.AsSByte());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Broadcast(ref byte a, int offset) => Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();

@@ -138,7 +138,7 @@ internal sealed class IntMatMulKernel : Kernel
     /// <summary>Runs the node by its <see cref="RowPlan"/> when it has one and still applies (same wide route, B the packed constant); false otherwise.</summary>
     private bool TryRunRow(RunContext ctx, Tensor at, Tensor bt)
     {
-        if (_rowPlan is not { } p || !PlanRows || !Wide() || !ReferenceEquals(_packedSrc, bt.Buffer) || _packedSrcOffset != bt.ByteOffset
+        if (_rowPlan is not { } p || !PlanRows || !Wide(_packedPairsFit) || !ReferenceEquals(_packedSrc, bt.Buffer) || _packedSrcOffset != bt.ByteOffset
             || _packedSrcLength != bt.Length || at.Length != p.K || (at.Type == DataType.Int8) != p.ASigned) return false;
         var yt = ctx.Output(0);
         var a = at.Buffer.AsSpan(at.ByteOffset, p.K);
@@ -159,11 +159,13 @@ internal sealed class IntMatMulKernel : Kernel
         var bv = ctx.InputValue(_b);
         if (bv is null || ctx.InputValue(_a) is not null) return;
         int mats = k * n == 0 ? 0 : bv.Length / (k * n);
-        bool wide = Wide();
+        var bb = bv.Buffer.AsSpan(bv.ByteOffset, bv.Length);
+        _packedPairsFit = aType == DataType.UInt8 && bType == DataType.Int8;
+        for (int i = 0; i < mats && _packedPairsFit; i++) _packedPairsFit = FastIntGemm.ColumnPairsFitInt16(bb.Slice(i * k * n, k * n), k, n, n);
+        bool wide = Wide(_packedPairsFit);
         int per = wide ? WideIntGemm.PackedBSize(k, n) : FastIntGemm.PackedBSize(k, n);
         var packed = new byte[per * mats];
         var sums = new int[n * mats];
-        var bb = bv.Buffer.AsSpan(bv.ByteOffset, bv.Length);
         for (int i = 0; i < mats; i++)
         {
             if (wide) WideIntGemm.PackB(bb.Slice(i * k * n, k * n), k, n, n, bType == DataType.Int8, packed.AsSpan(i * per, per), sums.AsSpan(i * n, n));
@@ -177,12 +179,14 @@ internal sealed class IntMatMulKernel : Kernel
         _packedSrcLength = bv.Length;
         _packedAType = aType;
         _packedBType = bType;
-        _packedPairsFit = aType == DataType.UInt8 && bType == DataType.Int8;
-        for (int i = 0; i < mats && _packedPairsFit; i++) _packedPairsFit = FastIntGemm.ColumnPairsFitInt16(bb.Slice(i * k * n, k * n), k, n, n);
     }
 
-    /// <summary>QLinearMatMul on this thread takes <see cref="WideIntGemm"/> (per-tensor parameters; see <see cref="RunWide"/>).</summary>
-    private bool Wide() => _qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide;
+    /// <summary>
+    /// QLinearMatMul on this thread takes <see cref="WideIntGemm"/> (per-tensor parameters; see <see cref="RunWide"/>)
+    /// for a B whose k-pairs are <paramref name="pairsFit"/>: without VNNI the wide kernels emulate the dot product,
+    /// which is exact only for such a B (<see cref="ByteDot"/>).
+    /// </summary>
+    private bool Wide(bool pairsFit) => _qlinear && FastIntGemm.Active == IntGemmPath.AvxVnniWide && (ByteDot.Native || pairsFit);
 
     /// <summary>A parameter is a scalar, a vector over rows of a (or columns of b), or [..., M, 1] (or [..., 1, N]) per batch.</summary>
     private static void CheckParam(InferContext ctx, int input, string name, int len, bool perRow, int[] batch)
@@ -307,9 +311,10 @@ internal sealed class IntMatMulKernel : Kernel
 
         bool aSigned = at.Type == DataType.Int8, bSigned = bt.Type == DataType.Int8;
         FastIntGemm.Plan(aSigned, bSigned, out bool flip, out bool aUnsigned, out int shift);
-        bool wide = Wide() && aPLen == 1 && bPLen == 1;
-        bool prepacked = _packedB is not null && ReferenceEquals(_packedSrc, bt.Buffer) && _packedSrcOffset == bt.ByteOffset
-            && _packedSrcLength == bt.Length && _packedAType == at.Type && _packedBType == bt.Type && _packedWide == wide;
+        bool bMatches = _packedB is not null && ReferenceEquals(_packedSrc, bt.Buffer) && _packedSrcOffset == bt.ByteOffset
+            && _packedSrcLength == bt.Length && _packedAType == at.Type && _packedBType == bt.Type;
+        bool wide = Wide(bMatches && _packedPairsFit) && aPLen == 1 && bPLen == 1;
+        bool prepacked = bMatches && _packedWide == wide;
         if (wide)
         {
             float mult = ctx.Input(_aScale).ReadOnlySpan<float>()[0] * ctx.Input(_bScale).ReadOnlySpan<float>()[0] / ctx.Input(6).ReadOnlySpan<float>()[0];

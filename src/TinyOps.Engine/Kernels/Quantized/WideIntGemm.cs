@@ -6,8 +6,9 @@ using System.Runtime.Intrinsics.X86;
 namespace TinyOps.Engine.Kernels.Quantized;
 
 /// <summary>
-/// Integer GEMM with fused requantization for machines with AVX-VNNI and AVX-512 (the wide path of
-/// <see cref="FastIntGemm"/>, <see cref="IntGemmPath.AvxVnniWide"/>):
+/// Integer GEMM with fused requantization for machines with AVX-512 (the wide path of <see cref="FastIntGemm"/>,
+/// <see cref="IntGemmPath.AvxVnniWide"/>; vpdpbusd where AVX-VNNI is present, else its emulation, which the callers
+/// take only for weights it serves exactly, see <see cref="ByteDot"/>):
 /// y[i, j] = requantize(Σ_k (A[i, k] − za[i]) · (B[k, j] − zb) + bias[i], mult[i]), bit-identical to
 /// <see cref="QuantMath.Requantize"/> on the reference sums.
 /// <para>
@@ -46,7 +47,7 @@ internal static class WideIntGemm
     public const int NR = 24;
 
     /// <summary>True when this machine has the instructions of the wide path.</summary>
-    public static bool HardwareSupported => AvxVnni.IsSupported && Avx512F.VL.IsSupported && Avx512BW.VL.IsSupported;
+    public static bool HardwareSupported => ByteDot.WideHardware;
 
     public static int PackedBSize(int k, int n) => (n + 7) / 8 * 8 * FastIntGemm.Quads(k) * 4;
 
@@ -1000,7 +1001,7 @@ internal static class WideIntGemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot<TS>(Vector256<int> acc, Vector256<byte> b, Vector256<byte> a) where TS : struct, ISign
-        => TS.AIsUnsigned ? AvxVnni.MultiplyWideningAndAdd(acc, a, b.AsSByte()) : AvxVnni.MultiplyWideningAndAdd(acc, b, a.AsSByte());
+        => TS.AIsUnsigned ? ByteDot.Add(acc, a, b.AsSByte()) : ByteDot.Add(acc, b, a.AsSByte());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Broadcast(ref byte a, int offset) => Vector256.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();
