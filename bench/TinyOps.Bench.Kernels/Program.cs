@@ -19,7 +19,40 @@ using TinyOps.Engine.Tensors;
 //        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- peak [--scaling]   (multiply-add throughput of
 //        512-bit FMA, 256-bit FMA and 256-bit vpdpbusd: the int8 / fp32 ceiling on this machine; --scaling: how much
 //        two threads gain on the host right now, one JSON line; see PeakCommand.cs)
+//        dotnet run -c Release --project bench/TinyOps.Bench.Kernels -- qpairs MODEL.onnx   (for each QLinearConv with
+//        int8 weights: the share of (4-row block, pair of quads) whose byte pairs, summed over the two quads, stay within
+//        |a| + |b| + |c| + |d| <= 128, i.e. where the emulated dot product could add two vpmaddubsw results in int16)
 // Without arguments: the GEMM shapes of the convolutions that dominate ResNet-18, MobileNetV2 and SqueezeNet.
+if (args.Length == 2 && args[0] == "qpairs")
+{
+    var model = TinyOps.Engine.Onnx.OnnxLoader.LoadFile(args[1]);
+    long blocksAll = 0, pairsAll = 0, blockPairsOk = 0;
+    foreach (var node in model.Graph.Nodes.Where(n => n.OpType == "QLinearConv"))
+    {
+        if (!model.Graph.Initializers.TryGetValue(node.Inputs[3], out var wt) || wt.Type != DataType.Int8) continue;
+        var w = wt.ReadOnlySpan<sbyte>().ToArray();
+        int m = wt.Shape[0], k = w.Length / m;
+        int kq = (k + 3) / 4, layerPairs = 0, layerOk = 0;
+        for (int b0 = 0; b0 < m; b0 += 4)
+            for (int q = 0; q + 1 < kq; q += 2)
+            {
+                bool ok = true;
+                for (int r = b0; r < Math.Min(m, b0 + 4); r++)
+                    for (int pp = 0; pp < 2; pp++)
+                    {
+                        int sum = 0;
+                        foreach (int qq in new[] { q, q + 1 })
+                            for (int j = 0; j < 2; j++) { int kk = qq * 4 + 2 * pp + j; if (kk < k) sum += Math.Abs((int)w[r * k + kk]); }
+                        if (sum > 128) ok = false;
+                    }
+                layerPairs++; if (ok) layerOk++;
+            }
+        pairsAll += layerPairs; blockPairsOk += layerOk; blocksAll += (m + 3) / 4;
+        Console.WriteLine($"{node.Name}: m {m} k {k}: block quad-pairs fitting {layerOk}/{layerPairs} ({100.0 * layerOk / Math.Max(1, layerPairs):F1}%)");
+    }
+    Console.WriteLine($"all: {blockPairsOk}/{pairsAll} ({100.0 * blockPairsOk / Math.Max(1, pairsAll):F1}%)");
+    return;
+}
 if (args.Length >= 1 && args[0] == "peak")
 {
     Environment.ExitCode = args.Length > 1 && args[1] == "--scaling" ? TinyOps.Bench.Kernels.PeakCommand.Scaling() : TinyOps.Bench.Kernels.PeakCommand.Run();
