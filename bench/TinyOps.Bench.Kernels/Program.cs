@@ -99,8 +99,15 @@ if (args.Length == 9 && args[0] == "qconv")
     node.Attributes["strides"] = AttributeValue.Of("strides", new long[] { st, st });
     node.Attributes["pads"] = AttributeValue.Of("pads", new long[] { pad, pad, pad, pad });
     node.Attributes["group"] = AttributeValue.Of("group", (long)g);
+    // 7-bit weights spread like a trained layer's (normal, the largest about 3.3 standard deviations out, at ±64), as
+    // the quantizer makes them (and the only ones the emulated dot product of machines without AVX-VNNI serves)
     var wq = new sbyte[m * (c / g) * k * k];
-    for (int i = 0; i < wq.Length; i++) wq[i] = (sbyte)(i * 7919 % 255 - 127);
+    var wr = new Random(1);
+    for (int i = 0; i < wq.Length; i++)
+    {
+        double gauss = Math.Sqrt(-2 * Math.Log(1 - wr.NextDouble())) * Math.Cos(2 * Math.PI * wr.NextDouble());
+        wq[i] = (sbyte)Math.Clamp(Math.Round(gauss * 64 / 3.3), -64, 64);
+    }
     var scales = new float[m];
     for (int i = 0; i < m; i++) scales[i] = 0.001f + 0.0001f * (i % 7);
     var graph = new Graph
