@@ -49,6 +49,101 @@ internal static class PeakCommand
         return 0;
     }
 
+    /// <summary>
+    /// What bounds the emulated dot product's loops (machines without AVX-VNNI): the inner loop of the fused conv + pool
+    /// tile (per quad: four 32-byte loads of B, two 4-byte broadcasts of A, eight vpmaddubsw + vpmaddwd + vpaddd into
+    /// eight accumulators) on L1-resident data, against the same with B held in registers, and with pairs of quads
+    /// sharing one vpmaddwd. Prints emulated dot products (8 lanes × 4 bytes) per ns.
+    /// </summary>
+    public static unsafe int Loops()
+    {
+        if (!Avx2.IsSupported) { Console.Error.WriteLine("peak --loops: needs AVX2"); return 2; }
+        const int kq = 18, reps = 2000;
+        var rng = new Random(1);
+        var bBytes = new byte[kq * 128 + 64];
+        var aBytes = new byte[kq * 8 + 64];
+        rng.NextBytes(bBytes);
+        for (int i = 0; i < aBytes.Length; i++) aBytes[i] = (byte)(sbyte)rng.Next(-30, 31);
+        fixed (byte* pb = bBytes, pa = aBytes)
+        {
+            for (int w = 0; w < 50; w++) { WithLoads(pb, pa, kq, reps); InRegisters(pb, pa, kq, reps); Paired(pb, pa, kq, reps); }
+            var tl = new List<double>(); var tr = new List<double>(); var tp = new List<double>();
+            for (int r = 0; r < 200; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp(); WithLoads(pb, pa, kq, reps); tl.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+                t0 = Stopwatch.GetTimestamp(); InRegisters(pb, pa, kq, reps); tr.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+                t0 = Stopwatch.GetTimestamp(); Paired(pb, pa, kq, reps); tp.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+            }
+            double Rate(List<double> t) { t.Sort(); return 8.0 * kq * reps / t[t.Count / 2] / 1000; }
+            Console.WriteLine($"tile loop, B loaded each quad : {Rate(tl):F2} dots per ns");
+            Console.WriteLine($"tile loop, B in registers     : {Rate(tr):F2} dots per ns");
+            Console.WriteLine($"tile loop, quad pairs         : {Rate(tp):F2} dots per ns");
+        }
+        return 0;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Emu(Vector256<int> acc, Vector256<byte> u, Vector256<byte> s)
+        => acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s.AsSByte()), Vector256<short>.One);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe Vector256<int> WithLoads(byte* pb, byte* pa, int kq, int reps)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int r = 0; r < reps; r++)
+            for (int q = 0; q < kq; q++)
+            {
+                byte* b = pb + q * 128;
+                var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 32); var b2 = Vector256.Load(b + 64); var b3 = Vector256.Load(b + 96);
+                var w = Vector256.Create(*(int*)(pa + q * 8)).AsByte();
+                c0 = Emu(c0, b0, w); c1 = Emu(c1, b1, w); c2 = Emu(c2, b2, w); c3 = Emu(c3, b3, w);
+                w = Vector256.Create(*(int*)(pa + q * 8 + 4)).AsByte();
+                c4 = Emu(c4, b0, w); c5 = Emu(c5, b1, w); c6 = Emu(c6, b2, w); c7 = Emu(c7, b3, w);
+            }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe Vector256<int> InRegisters(byte* pb, byte* pa, int kq, int reps)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        var b0 = Vector256.Load(pb); var b1 = Vector256.Load(pb + 32); var b2 = Vector256.Load(pb + 64); var b3 = Vector256.Load(pb + 96);
+        for (int r = 0; r < reps; r++)
+            for (int q = 0; q < kq; q++)
+            {
+                var w = Vector256.Create(*(int*)(pa + q * 8)).AsByte();
+                c0 = Emu(c0, b0, w); c1 = Emu(c1, b1, w); c2 = Emu(c2, b2, w); c3 = Emu(c3, b3, w);
+                w = Vector256.Create(*(int*)(pa + q * 8 + 4)).AsByte();
+                c4 = Emu(c4, b0, w); c5 = Emu(c5, b1, w); c6 = Emu(c6, b2, w); c7 = Emu(c7, b3, w);
+            }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe Vector256<int> Paired(byte* pb, byte* pa, int kq, int reps)
+    {
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        var one = Vector256<short>.One;
+        for (int r = 0; r < reps; r++)
+            for (int q = 0; q < kq; q += 2)
+            {
+                byte* b = pb + q * 128;
+                var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 32); var b2 = Vector256.Load(b + 64); var b3 = Vector256.Load(b + 96);
+                var s0 = Vector256.Load(b + 128); var s1 = Vector256.Load(b + 160); var s2 = Vector256.Load(b + 192); var s3 = Vector256.Load(b + 224);
+                var w = Vector256.Create(*(int*)(pa + q * 8)).AsSByte(); var v = Vector256.Create(*(int*)(pa + q * 8 + 8)).AsSByte();
+                c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, w) + Avx2.MultiplyAddAdjacent(s0, v), one);
+                c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, w) + Avx2.MultiplyAddAdjacent(s1, v), one);
+                c2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b2, w) + Avx2.MultiplyAddAdjacent(s2, v), one);
+                c3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b3, w) + Avx2.MultiplyAddAdjacent(s3, v), one);
+                w = Vector256.Create(*(int*)(pa + q * 8 + 4)).AsSByte(); v = Vector256.Create(*(int*)(pa + q * 8 + 12)).AsSByte();
+                c4 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, w) + Avx2.MultiplyAddAdjacent(s0, v), one);
+                c5 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, w) + Avx2.MultiplyAddAdjacent(s1, v), one);
+                c6 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b2, w) + Avx2.MultiplyAddAdjacent(s2, v), one);
+                c7 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b3, w) + Avx2.MultiplyAddAdjacent(s3, v), one);
+            }
+        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7;
+    }
+
     public static int Run()
     {
         if (!Avx512BW.IsSupported || !Fma.IsSupported)

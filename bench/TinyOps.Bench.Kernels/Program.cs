@@ -55,7 +55,8 @@ if (args.Length == 2 && args[0] == "qpairs")
 }
 if (args.Length >= 1 && args[0] == "peak")
 {
-    Environment.ExitCode = args.Length > 1 && args[1] == "--scaling" ? TinyOps.Bench.Kernels.PeakCommand.Scaling() : TinyOps.Bench.Kernels.PeakCommand.Run();
+    Environment.ExitCode = args.Length > 1 && args[1] == "--scaling" ? TinyOps.Bench.Kernels.PeakCommand.Scaling()
+        : args.Length > 1 && args[1] == "--loops" ? TinyOps.Bench.Kernels.PeakCommand.Loops() : TinyOps.Bench.Kernels.PeakCommand.Run();
     return;
 }
 if (args.Length >= 1 && args[0] == "ab")

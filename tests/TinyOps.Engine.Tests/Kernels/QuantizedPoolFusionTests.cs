@@ -14,7 +14,8 @@ public class QuantizedPoolFusionTests
     public static TheoryData<int> Paths => new() { (int)IntGemmPath.Reference, (int)IntGemmPath.Scalar, (int)IntGemmPath.Avx2, (int)IntGemmPath.AvxVnni, (int)IntGemmPath.AvxVnniWide };
 
     /// <summary>x → QLinearConv (uint8 x, int8 w, zero weight zero points) → MaxPool 2 × 2 / 2 → y.</summary>
-    private static Model Block(Random rng, int c, int m, int kh, int kw, int h, int w, int[] pads, bool signedY, float yScale, bool negativeScale, Dictionary<string, AttributeValue>? poolAttrs = null)
+    private static Model Block(Random rng, int c, int m, int kh, int kw, int h, int w, int[] pads, bool signedY, float yScale, bool negativeScale,
+        Dictionary<string, AttributeValue>? poolAttrs = null, bool sevenBit = false)
     {
         var conv = new Node { Name = "conv", OpType = "QLinearConv", Inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], Outputs = ["c"] };
         conv.Attributes["kernel_shape"] = AttributeValue.Of("kernel_shape", new long[] { kh, kw });
@@ -26,7 +27,12 @@ public class QuantizedPoolFusionTests
             ["strides"] = AttributeValue.Of("strides", new long[] { 2, 2 }),
         }) pool.Attributes[k] = v;
         var wq = new sbyte[m * c * kh * kw];
-        for (int i = 0; i < wq.Length; i++) wq[i] = (sbyte)rng.Next(-127, 128);
+        for (int i = 0; i < wq.Length; i++)
+            wq[i] = sevenBit
+                // 7-bit and mostly small, as the quantizer makes a trained layer's: the route for machines without
+                // AVX-VNNI runs, with some quad pairs that share a vpmaddwd and some that cannot
+                ? (sbyte)Math.Clamp((int)Math.Round((rng.NextDouble() - 0.5) * (rng.NextDouble() < 0.15 ? 128 : 40)), -64, 64)
+                : (sbyte)rng.Next(-127, 128);
         var ws = Enumerable.Range(0, m).Select(i => (negativeScale && i == m / 2 ? -1f : 1f) * 0.005f * (0.5f + (float)rng.NextDouble())).ToArray();
         var g = new Graph
         {
@@ -85,6 +91,29 @@ public class QuantizedPoolFusionTests
             Assert.Single(fused.Nodes);
             AssertSameAsUnfused(model, path, $"conv {c}->{m} {kh}x{kw} on {h}x{w}");
         }
+    }
+
+    [Fact]
+    public void FusedPoolOnSevenBitWeightsMatchesTheTwoNodes()
+    {
+        // the weights every machine with AVX-512 runs on the direct route (without AVX-VNNI: by quad pairs that share one
+        // vpmaddwd where the weights allow, IntDirectConv.PlanPairs, and without them)
+        var rng = new Random(31);
+        (int C, int M, int Kh, int Kw, int H, int W)[] shapes =
+            [(1, 8, 3, 3, 28, 28), (8, 16, 3, 3, 14, 14), (4, 5, 3, 3, 9, 13), (12, 9, 5, 3, 17, 35), (16, 7, 3, 3, 12, 12)];
+        int paired = 0;
+        foreach (var (c, m, kh, kw, h, w) in shapes)
+            foreach (bool pairs in new[] { true, false })
+            {
+                int[] pads = [kh / 2, kw / 2, (kh - 1) / 2, (kw - 1) / 2];
+                var model = Block(rng, c, m, kh, kw, h, w, pads, signedY: m % 2 == 0, yScale: 0.05f, negativeScale: false, sevenBit: true);
+                IntDirectConv.UsePairs = pairs;
+                try { AssertSameAsUnfused(model, IntGemmPath.Auto, $"7-bit conv {c}->{m} {kh}x{kw} on {h}x{w}, pairs {pairs}"); }
+                finally { IntDirectConv.UsePairs = true; }
+                if (IntDirectConv.LastRunPaired) paired++;
+                if (!pairs || ByteDot.Native) Assert.False(IntDirectConv.LastRunPaired);
+            }
+        if (WideIntGemm.HardwareSupported && !ByteDot.Native) Assert.True(paired >= 3, $"{paired} shapes ran by quad pairs");
     }
 
     [Fact]

@@ -61,6 +61,8 @@ internal sealed class IntConvKernel : Kernel
         /// <summary>Every multiplier is above 0, so requantization is monotonic and a fused MaxPool may run on the sums.</summary>
         public bool Poolable { get; } = poolable;
         public int[] Offsets { get; set; } = [];
+        /// <summary>Without VNNI: the quad pairs of the fused pool's tiles (<see cref="IntDirectConv.PlanPairs"/>), or null.</summary>
+        public IntDirectConv.PairPlan? Pairs { get; init; }
         public int H { get; set; } = -1;
         public int W { get; set; } = -1;
     }
@@ -198,7 +200,7 @@ internal sealed class IntConvKernel : Kernel
             RowStarts(b is null ? default : b.ReadOnlySpan<int>(), xZero, dsums, dInit);
             bool positive = true;
             foreach (float mu in mult) positive &= mu > 0f;
-            _direct = new DirectConstants(dp, dInit, IntDirectConv.Range(g, dInit, mult), positive);
+            _direct = new DirectConstants(dp, dInit, IntDirectConv.Range(g, dInit, mult), positive) { Pairs = positive ? IntDirectConv.PlanPairs(g, dp) : null };
         }
     }
 
@@ -659,7 +661,7 @@ internal sealed class IntConvKernel : Kernel
         {
             IntDirectConv.BuildPlanes(g, x.Slice(n * inImage, inImage), (byte)wc.XZero, planes);
             var yn = y.Slice(n * outImage, outImage);
-            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.Range, wc.YZero, yt.Type == DataType.Int8, yn);
+            if (pooled) IntDirectConv.RunPooled(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.Range, wc.YZero, yt.Type == DataType.Int8, yn, dc.Pairs);
             else IntDirectConv.Run(g, planes, dc.Offsets, dc.Packed, dc.RowInit, wc.Mult, dc.Range, wc.YZero, yt.Type == DataType.Int8, yn);
         }
     }

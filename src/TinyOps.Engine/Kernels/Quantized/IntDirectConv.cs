@@ -254,8 +254,16 @@ internal static class IntDirectConv
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunPooled(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, WideIntGemm.SumRange range, int yZero, bool ySigned, Span<byte> y)
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, WideIntGemm.SumRange range, int yZero, bool ySigned, Span<byte> y, PairPlan? pairs = null)
     {
+        LastRunPaired = pairs is not null && !ByteDot.Native && UsePairs;
+        if (LastRunPaired && pairs is not null)
+        {
+            if (range == WideIntGemm.SumRange.Magic) RunPooledPairs<WideIntGemm.Magic>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
+            else if (range == WideIntGemm.SumRange.InRange) RunPooledPairs<WideIntGemm.InRange>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
+            else RunPooledPairs<WideIntGemm.Clamped>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
+            return;
+        }
         if (range == WideIntGemm.SumRange.Magic) RunPooled<WideIntGemm.Magic>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else if (range == WideIntGemm.SumRange.InRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
         else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
@@ -316,6 +324,169 @@ internal static class IntDirectConv
             w = Broadcast(ref a, 4);
             c10 = Dot(c10, b0, w); c11 = Dot(c11, b1, w); c12 = Dot(c12, b2, w); c13 = Dot(c13, b3, w);
             a = ref Unsafe.Add(ref a, MR * 4);
+        }
+        WideIntGemm.Emit8<TC>(Pool(c00, c01, c02, c03), mult0, zp, signed, ref y0, valid);
+        if (two) WideIntGemm.Emit8<TC>(Pool(c10, c11, c12, c13), mult1, zp, signed, ref y1, valid);
+    }
+
+    /// <summary>
+    /// Where the dot product is emulated (no AVX-VNNI, see <see cref="ByteDot"/>), for <see cref="RunPooled"/>: per
+    /// channel pair, its quads reordered so that pairs of quads whose vpmaddubsw results can be added in int16 come
+    /// first (for both channels and both halves of a quad, the four weights' magnitudes sum to at most 128, so the two
+    /// int16 pair sums of a lane stay within 255·128); such a pair takes three multiplies instead of four.
+    /// <see cref="A"/>: per channel pair, 8 bytes per position (the two channels' 4 bytes of its quad);
+    /// <see cref="Order"/>: per channel pair, the original quad of each position (its plane offset); <see cref="Pairs"/>:
+    /// how many pairs lead. Integer sums do not depend on the order, so the results are unchanged.
+    /// </summary>
+    internal sealed class PairPlan
+    {
+        public required byte[] A { get; init; }
+        public required int[] Order { get; init; }
+        public required int[] Pairs { get; init; }
+    }
+
+    /// <summary>Whether <see cref="RunPooled"/> takes a <see cref="PairPlan"/> it is given; a switch for tests and A/B comparisons.</summary>
+    internal static bool UsePairs = true;
+
+    /// <summary>Whether the last <see cref="RunPooled"/> on this thread ran by a <see cref="PairPlan"/> (tests).</summary>
+    [ThreadStatic] internal static bool LastRunPaired;
+
+    /// <summary>
+    /// The <see cref="PairPlan"/> of weights packed by <see cref="PackWeights"/>, or null where the dot product is native
+    /// or no pair fits. Quads are paired largest with smallest (by their largest |a| + |b|); a large one that does not
+    /// fit the smallest one left stays single.
+    /// </summary>
+    public static PairPlan? PlanPairs(ConvGeometry g, byte[] packed)
+    {
+        if (ByteDot.Native) return null;
+        int m0 = g.OutChannels, kq = Quads(g), cp = (m0 + 1) / 2;
+        var a = new byte[cp * kq * 8];
+        var order = new int[cp * kq];
+        var pairs = new int[cp];
+        var sorted = new int[kq];
+        var size = new int[kq];
+        var used = new bool[kq];
+        int total = 0;
+        for (int c = 0; c < cp; c++)
+        {
+            int m = 2 * c, block = m / MR, r = m % MR; // rows r, r + 1 of the block (the second absent past m0)
+            int Half(int q, int row, int h)
+            {
+                if (m + row >= m0) return 0;
+                int o = ((block * kq + q) * MR + r + row) * 4 + 2 * h;
+                return Math.Abs((int)(sbyte)packed[o]) + Math.Abs((int)(sbyte)packed[o + 1]);
+            }
+            for (int q = 0; q < kq; q++)
+            {
+                sorted[q] = q;
+                size[q] = Math.Max(Math.Max(Half(q, 0, 0), Half(q, 0, 1)), Math.Max(Half(q, 1, 0), Half(q, 1, 1)));
+            }
+            Array.Sort(size, sorted);
+            Array.Clear(used);
+            int pos = 0, lo = 0, hi = kq - 1;
+            while (lo < hi)
+            {
+                int p = sorted[lo], q = sorted[hi];
+                if (Half(p, 0, 0) + Half(q, 0, 0) <= 128 && Half(p, 0, 1) + Half(q, 0, 1) <= 128
+                    && Half(p, 1, 0) + Half(q, 1, 0) <= 128 && Half(p, 1, 1) + Half(q, 1, 1) <= 128)
+                {
+                    order[c * kq + pos++] = p; order[c * kq + pos++] = q;
+                    used[p] = used[q] = true;
+                    lo++;
+                }
+                hi--;
+            }
+            pairs[c] = pos / 2;
+            total += pairs[c];
+            for (int q = 0; q < kq; q++)
+                if (!used[q]) order[c * kq + pos++] = q;
+            for (int j = 0; j < kq; j++)
+                for (int row = 0; row < 2 && m + row < m0; row++)
+                    packed.AsSpan(((block * kq + order[c * kq + j]) * MR + r + row) * 4, 4).CopyTo(a.AsSpan((c * kq + j) * 8 + row * 4, 4));
+        }
+        return total == 0 ? null : new PairPlan { A = a, Order = order, Pairs = pairs };
+    }
+
+    /// <summary>
+    /// As <see cref="RunPooled{TC}"/> by a <see cref="PairPlan"/>: channel pairs in the outer loop, so that the tiles
+    /// that follow each other have the same number of quad pairs (a trip count the branch predictor learns; with
+    /// channel pairs innermost, as in <see cref="RunPooled{TC}"/>, the loops' exits were mispredicted every tile and
+    /// the pairs were slower than single quads).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunPooledPairs<TC>(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, PairPlan plan,
+        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y) where TC : struct, WideIntGemm.IClamp
+    {
+        int kq = Quads(g), m0 = g.OutChannels, pitch = Pitch(g);
+        int ph = g.OutDims[0] / 2, pw = g.OutDims[1] / 2, pooledPlane = ph * pw;
+        if (ph == 0 || pw == 0) return;
+        ref byte p0 = ref MemoryMarshal.GetReference(planes);
+        ref int off = ref MemoryMarshal.GetReference(offsets);
+        ref byte y0 = ref MemoryMarshal.GetReference(y);
+        var zp = Vector128.Create(WideIntGemm.ZeroTerm<TC>(yZero));
+        for (int m = 0; m < m0; m += 2)
+        {
+            bool two = m + 1 < m0;
+            int init0 = rowInit[m], init1 = rowInit[two ? m + 1 : m];
+            float mult0 = mult[m], mult1 = mult[two ? m + 1 : m];
+            ref byte ya = ref Unsafe.Add(ref y0, m * pooledPlane);
+            ref byte yb = ref Unsafe.Add(ref y0, (two ? m + 1 : m) * pooledPlane);
+            for (int r = 0; r < ph; r++)
+                for (int x0 = 0; x0 < 2 * pw; x0 += 16)
+                {
+                    int p = 2 * r * pitch + x0, valid = Math.Min(8, pw - x0 / 2);
+                    int dst = r * pw + x0 / 2;
+                    TilePooledPairs<TC>(plan, m / 2, ref p0, ref off, kq, p, pitch, init0, init1, mult0, mult1, zp, ySigned,
+                        ref Unsafe.Add(ref ya, dst), ref Unsafe.Add(ref yb, dst), valid, two);
+                }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="TilePooled{TC}"/> by a <see cref="PairPlan"/> (channel pair <paramref name="cp"/>): its fitting quad
+    /// pairs with one vpmaddwd per pair, then its other quads one at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TilePooledPairs<TC>(PairPlan plan, int cp, ref byte planes, ref int off, int kq, int p, int pitch, int init0, int init1,
+        float mult0, float mult1, Vector128<int> zp, bool signed, ref byte y0, ref byte y1, int valid, bool two) where TC : struct, WideIntGemm.IClamp
+    {
+        var c00 = Vector256.Create(init0); var c01 = c00; var c02 = c00; var c03 = c00;
+        var c10 = Vector256.Create(init1); var c11 = c10; var c12 = c10; var c13 = c10;
+        nint below = (nint)pitch * 4;
+        ref byte a = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(plan.A), cp * kq * 8);
+        ref int ord = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(plan.Order), cp * kq);
+        int np = plan.Pairs[cp];
+        var one = Vector256<short>.One;
+        for (int t = 0; t < np; t++)
+        {
+            ref byte bq = ref Unsafe.Add(ref planes, (nint)(uint)(Unsafe.Add(ref off, Unsafe.Add(ref ord, 2 * t)) + p) * 4);
+            ref byte bs = ref Unsafe.Add(ref planes, (nint)(uint)(Unsafe.Add(ref off, Unsafe.Add(ref ord, 2 * t + 1)) + p) * 4);
+            var b0 = Vector256.LoadUnsafe(ref bq); var b1 = Vector256.LoadUnsafe(ref bq, 32);
+            var b2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below)); var b3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below + 32));
+            var s0 = Vector256.LoadUnsafe(ref bs); var s1 = Vector256.LoadUnsafe(ref bs, 32);
+            var s2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bs, below)); var s3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bs, below + 32));
+            var w = Broadcast(ref a, 0).AsSByte(); var v = Broadcast(ref a, 8).AsSByte();
+            c00 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, w) + Avx2.MultiplyAddAdjacent(s0, v), one);
+            c01 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, w) + Avx2.MultiplyAddAdjacent(s1, v), one);
+            c02 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b2, w) + Avx2.MultiplyAddAdjacent(s2, v), one);
+            c03 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b3, w) + Avx2.MultiplyAddAdjacent(s3, v), one);
+            w = Broadcast(ref a, 4).AsSByte(); v = Broadcast(ref a, 12).AsSByte();
+            c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, w) + Avx2.MultiplyAddAdjacent(s0, v), one);
+            c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, w) + Avx2.MultiplyAddAdjacent(s1, v), one);
+            c12 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b2, w) + Avx2.MultiplyAddAdjacent(s2, v), one);
+            c13 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b3, w) + Avx2.MultiplyAddAdjacent(s3, v), one);
+            a = ref Unsafe.Add(ref a, 16);
+        }
+        for (int j = 2 * np; j < kq; j++)
+        {
+            ref byte bq = ref Unsafe.Add(ref planes, (nint)(uint)(Unsafe.Add(ref off, Unsafe.Add(ref ord, j)) + p) * 4);
+            var b0 = Vector256.LoadUnsafe(ref bq); var b1 = Vector256.LoadUnsafe(ref bq, 32);
+            var b2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below)); var b3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref bq, below + 32));
+            var w = Broadcast(ref a, 0);
+            c00 = Dot(c00, b0, w); c01 = Dot(c01, b1, w); c02 = Dot(c02, b2, w); c03 = Dot(c03, b3, w);
+            w = Broadcast(ref a, 4);
+            c10 = Dot(c10, b0, w); c11 = Dot(c11, b1, w); c12 = Dot(c12, b2, w); c13 = Dot(c13, b3, w);
+            a = ref Unsafe.Add(ref a, 8);
         }
         WideIntGemm.Emit8<TC>(Pool(c00, c01, c02, c03), mult0, zp, signed, ref y0, valid);
         if (two) WideIntGemm.Emit8<TC>(Pool(c10, c11, c12, c13), mult1, zp, signed, ref y1, valid);
