@@ -366,29 +366,28 @@ internal static class IntDirectConv
         var sorted = new int[kq];
         var size = new int[kq];
         var used = new bool[kq];
+        var count = new int[130]; // a quad's largest |a| + |b| is at most 128 (256 for weights that fail anyway: clamped)
         int total = 0;
         for (int c = 0; c < cp; c++)
         {
-            int m = 2 * c, block = m / MR, r = m % MR; // rows r, r + 1 of the block (the second absent past m0)
-            int Half(int q, int row, int h)
-            {
-                if (m + row >= m0) return 0;
-                int o = ((block * kq + q) * MR + r + row) * 4 + 2 * h;
-                return Math.Abs((int)(sbyte)packed[o]) + Math.Abs((int)(sbyte)packed[o + 1]);
-            }
+            int m = 2 * c;
+            // the quads sorted by their largest half (a counting sort: no generic sort to compile at load)
+            Array.Clear(count);
             for (int q = 0; q < kq; q++)
             {
-                sorted[q] = q;
-                size[q] = Math.Max(Math.Max(Half(q, 0, 0), Half(q, 0, 1)), Math.Max(Half(q, 1, 0), Half(q, 1, 1)));
+                size[q] = Math.Min(129, Math.Max(Math.Max(Half(packed, g, m, q, 0, 0), Half(packed, g, m, q, 0, 1)),
+                                                 Math.Max(Half(packed, g, m, q, 1, 0), Half(packed, g, m, q, 1, 1))));
+                count[size[q]]++;
             }
-            Array.Sort(size, sorted);
+            for (int v = 1; v < count.Length; v++) count[v] += count[v - 1];
+            for (int q = kq - 1; q >= 0; q--) sorted[--count[size[q]]] = q;
             Array.Clear(used);
             int pos = 0, lo = 0, hi = kq - 1;
             while (lo < hi)
             {
                 int p = sorted[lo], q = sorted[hi];
-                if (Half(p, 0, 0) + Half(q, 0, 0) <= 128 && Half(p, 0, 1) + Half(q, 0, 1) <= 128
-                    && Half(p, 1, 0) + Half(q, 1, 0) <= 128 && Half(p, 1, 1) + Half(q, 1, 1) <= 128)
+                if (Half(packed, g, m, p, 0, 0) + Half(packed, g, m, q, 0, 0) <= 128 && Half(packed, g, m, p, 0, 1) + Half(packed, g, m, q, 0, 1) <= 128
+                    && Half(packed, g, m, p, 1, 0) + Half(packed, g, m, q, 1, 0) <= 128 && Half(packed, g, m, p, 1, 1) + Half(packed, g, m, q, 1, 1) <= 128)
                 {
                     order[c * kq + pos++] = p; order[c * kq + pos++] = q;
                     used[p] = used[q] = true;
@@ -400,11 +399,20 @@ internal static class IntDirectConv
             total += pairs[c];
             for (int q = 0; q < kq; q++)
                 if (!used[q]) order[c * kq + pos++] = q;
+            int block = m / MR, r = m % MR;
             for (int j = 0; j < kq; j++)
                 for (int row = 0; row < 2 && m + row < m0; row++)
                     packed.AsSpan(((block * kq + order[c * kq + j]) * MR + r + row) * 4, 4).CopyTo(a.AsSpan((c * kq + j) * 8 + row * 4, 4));
         }
         return total == 0 ? null : new PairPlan { A = a, Order = order, Pairs = pairs };
+    }
+
+    /// <summary>|a| + |b| of half h of quad q of output channel m + row (0 past the last channel), in weights packed by <see cref="PackWeights"/>.</summary>
+    private static int Half(byte[] packed, ConvGeometry g, int m, int q, int row, int h)
+    {
+        if (m + row >= g.OutChannels) return 0;
+        int o = ((m / MR * Quads(g) + q) * MR + m % MR + row) * 4 + 2 * h;
+        return Math.Abs((int)(sbyte)packed[o]) + Math.Abs((int)(sbyte)packed[o + 1]);
     }
 
     /// <summary>
