@@ -257,20 +257,19 @@ internal static class IntDirectConv
         ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, WideIntGemm.SumRange range, int yZero, bool ySigned, Span<byte> y, PairPlan? pairs = null)
     {
         LastRunPaired = pairs is not null && !ByteDot.Native && UsePairs;
-        if (LastRunPaired && pairs is not null)
-        {
-            if (range == WideIntGemm.SumRange.Magic) RunPooledPairs<WideIntGemm.Magic>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
-            else if (range == WideIntGemm.SumRange.InRange) RunPooledPairs<WideIntGemm.InRange>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
-            else RunPooledPairs<WideIntGemm.Clamped>(g, planes, offsets, pairs, rowInit, mult, yZero, ySigned, y);
-            return;
-        }
-        if (range == WideIntGemm.SumRange.Magic) RunPooled<WideIntGemm.Magic>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
-        else if (range == WideIntGemm.SumRange.InRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
-        else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, rowInit, mult, yZero, ySigned, y);
+        if (!LastRunPaired) pairs = null;
+        if (range == WideIntGemm.SumRange.Magic) RunPooled<WideIntGemm.Magic>(g, planes, offsets, packed, pairs, rowInit, mult, yZero, ySigned, y);
+        else if (range == WideIntGemm.SumRange.InRange) RunPooled<WideIntGemm.InRange>(g, planes, offsets, packed, pairs, rowInit, mult, yZero, ySigned, y);
+        else RunPooled<WideIntGemm.Clamped>(g, planes, offsets, packed, pairs, rowInit, mult, yZero, ySigned, y);
     }
 
+    /// <remarks>
+    /// By a <see cref="PairPlan"/> (<paramref name="plan"/> not null) channel pairs are the outer loop, so that the
+    /// tiles that follow each other have the same number of quad pairs (a trip count the branch predictor learns; with
+    /// channel pairs innermost the loops' exits were mispredicted every tile and the pairs were slower than single quads).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunPooled<TC>(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed,
+    private static void RunPooled<TC>(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, ReadOnlySpan<byte> packed, PairPlan? plan,
         ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y) where TC : struct, WideIntGemm.IClamp
     {
         int kq = Quads(g), m0 = g.OutChannels, pitch = Pitch(g);
@@ -281,6 +280,26 @@ internal static class IntDirectConv
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref byte y0 = ref MemoryMarshal.GetReference(y);
         var zp = Vector128.Create(WideIntGemm.ZeroTerm<TC>(yZero));
+        if (plan is not null)
+        {
+            for (int m = 0; m < m0; m += 2)
+            {
+                bool two = m + 1 < m0;
+                int init0 = rowInit[m], init1 = rowInit[two ? m + 1 : m];
+                float mult0 = mult[m], mult1 = mult[two ? m + 1 : m];
+                ref byte ya = ref Unsafe.Add(ref y0, m * pooledPlane);
+                ref byte yb = ref Unsafe.Add(ref y0, (two ? m + 1 : m) * pooledPlane);
+                for (int r = 0; r < ph; r++)
+                    for (int x0 = 0; x0 < 2 * pw; x0 += 16)
+                    {
+                        int p = 2 * r * pitch + x0, valid = Math.Min(8, pw - x0 / 2);
+                        int dst = r * pw + x0 / 2;
+                        TilePooledPairs<TC>(plan, m / 2, ref p0, ref off, kq, p, pitch, init0, init1, mult0, mult1, zp, ySigned,
+                            ref Unsafe.Add(ref ya, dst), ref Unsafe.Add(ref yb, dst), valid, two);
+                    }
+            }
+            return;
+        }
         for (int r = 0; r < ph; r++)
         {
             for (int x0 = 0; x0 < 2 * pw; x0 += 16)
@@ -413,41 +432,6 @@ internal static class IntDirectConv
         if (m + row >= g.OutChannels) return 0;
         int o = ((m / MR * Quads(g) + q) * MR + m % MR + row) * 4 + 2 * h;
         return Math.Abs((int)(sbyte)packed[o]) + Math.Abs((int)(sbyte)packed[o + 1]);
-    }
-
-    /// <summary>
-    /// As <see cref="RunPooled{TC}"/> by a <see cref="PairPlan"/>: channel pairs in the outer loop, so that the tiles
-    /// that follow each other have the same number of quad pairs (a trip count the branch predictor learns; with
-    /// channel pairs innermost, as in <see cref="RunPooled{TC}"/>, the loops' exits were mispredicted every tile and
-    /// the pairs were slower than single quads).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunPooledPairs<TC>(ConvGeometry g, ReadOnlySpan<byte> planes, ReadOnlySpan<int> offsets, PairPlan plan,
-        ReadOnlySpan<int> rowInit, ReadOnlySpan<float> mult, int yZero, bool ySigned, Span<byte> y) where TC : struct, WideIntGemm.IClamp
-    {
-        int kq = Quads(g), m0 = g.OutChannels, pitch = Pitch(g);
-        int ph = g.OutDims[0] / 2, pw = g.OutDims[1] / 2, pooledPlane = ph * pw;
-        if (ph == 0 || pw == 0) return;
-        ref byte p0 = ref MemoryMarshal.GetReference(planes);
-        ref int off = ref MemoryMarshal.GetReference(offsets);
-        ref byte y0 = ref MemoryMarshal.GetReference(y);
-        var zp = Vector128.Create(WideIntGemm.ZeroTerm<TC>(yZero));
-        for (int m = 0; m < m0; m += 2)
-        {
-            bool two = m + 1 < m0;
-            int init0 = rowInit[m], init1 = rowInit[two ? m + 1 : m];
-            float mult0 = mult[m], mult1 = mult[two ? m + 1 : m];
-            ref byte ya = ref Unsafe.Add(ref y0, m * pooledPlane);
-            ref byte yb = ref Unsafe.Add(ref y0, (two ? m + 1 : m) * pooledPlane);
-            for (int r = 0; r < ph; r++)
-                for (int x0 = 0; x0 < 2 * pw; x0 += 16)
-                {
-                    int p = 2 * r * pitch + x0, valid = Math.Min(8, pw - x0 / 2);
-                    int dst = r * pw + x0 / 2;
-                    TilePooledPairs<TC>(plan, m / 2, ref p0, ref off, kq, p, pitch, init0, init1, mult0, mult1, zp, ySigned,
-                        ref Unsafe.Add(ref ya, dst), ref Unsafe.Add(ref yb, dst), valid, two);
-                }
-        }
     }
 
     /// <summary>
