@@ -53,7 +53,7 @@ internal static class AgentCommand
             {
                 return 0;
             }
-            catch (Exception e) when (e is AgentException or ArgumentException or IOException or UnauthorizedAccessException or System.Net.HttpListenerException)
+            catch (Exception e) when (e is AgentException or ArgumentException or IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
             {
                 // a null or out-of-range argument is the agent's own bug, not the user's: the whole exception, stack
                 // included, so it can be traced (a crash-recovery test once saw only "Value cannot be null.")
