@@ -86,31 +86,28 @@ internal static class PeakCommand
     private static Vector256<int> Emu(Vector256<int> acc, Vector256<byte> u, Vector256<byte> s)
         => acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s.AsSByte()), Vector256<short>.One);
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe Vector256<int> WithLoads(byte* pb, byte* pa, int kq, int reps)
-    {
-        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
-        for (int r = 0; r < reps; r++)
-            for (int q = 0; q < kq; q++)
-            {
-                byte* b = pb + q * 128;
-                var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 32); var b2 = Vector256.Load(b + 64); var b3 = Vector256.Load(b + 96);
-                var w = Vector256.Create(*(int*)(pa + q * 8)).AsByte();
-                c0 = Emu(c0, b0, w); c1 = Emu(c1, b1, w); c2 = Emu(c2, b2, w); c3 = Emu(c3, b3, w);
-                w = Vector256.Create(*(int*)(pa + q * 8 + 4)).AsByte();
-                c4 = Emu(c4, b0, w); c5 = Emu(c5, b1, w); c6 = Emu(c6, b2, w); c7 = Emu(c7, b3, w);
-            }
-        return c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7;
-    }
+    private interface IFlag { static abstract bool Value { get; } }
+    private struct Yes : IFlag { public static bool Value => true; }
+    private struct No : IFlag { public static bool Value => false; }
 
+    private static unsafe Vector256<int> WithLoads(byte* pb, byte* pa, int kq, int reps) => TileLoop<Yes>(pb, pa, kq, reps);
+
+    private static unsafe Vector256<int> InRegisters(byte* pb, byte* pa, int kq, int reps) => TileLoop<No>(pb, pa, kq, reps);
+
+    /// <summary>The fused conv + pool tile's loop; <typeparamref name="TLoad"/>: B loaded for every quad (else held in registers).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe Vector256<int> InRegisters(byte* pb, byte* pa, int kq, int reps)
+    private static unsafe Vector256<int> TileLoop<TLoad>(byte* pb, byte* pa, int kq, int reps) where TLoad : struct, IFlag
     {
         Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
         var b0 = Vector256.Load(pb); var b1 = Vector256.Load(pb + 32); var b2 = Vector256.Load(pb + 64); var b3 = Vector256.Load(pb + 96);
         for (int r = 0; r < reps; r++)
             for (int q = 0; q < kq; q++)
             {
+                if (TLoad.Value)
+                {
+                    byte* b = pb + q * 128;
+                    b0 = Vector256.Load(b); b1 = Vector256.Load(b + 32); b2 = Vector256.Load(b + 64); b3 = Vector256.Load(b + 96);
+                }
                 var w = Vector256.Create(*(int*)(pa + q * 8)).AsByte();
                 c0 = Emu(c0, b0, w); c1 = Emu(c1, b1, w); c2 = Emu(c2, b2, w); c3 = Emu(c3, b3, w);
                 w = Vector256.Create(*(int*)(pa + q * 8 + 4)).AsByte();
