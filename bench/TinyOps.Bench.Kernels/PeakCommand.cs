@@ -83,8 +83,7 @@ internal static class PeakCommand
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Emu(Vector256<int> acc, Vector256<byte> u, Vector256<byte> s)
-        => acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s.AsSByte()), Vector256<short>.One);
+    private static Vector256<int> Emu(Vector256<int> acc, Vector256<byte> u, Vector256<byte> s) => TinyOps.Engine.Kernels.Quantized.ByteDot.Emulated(acc, u, s.AsSByte());
 
     private interface IFlag { static abstract bool Value { get; } }
     private struct Yes : IFlag { public static bool Value => true; }

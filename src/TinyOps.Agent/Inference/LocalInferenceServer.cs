@@ -150,7 +150,7 @@ public sealed class LocalInferenceServer : IDisposable
     {
         var buf = new byte[4096];
         int len = 0, headerEnd;
-        while ((headerEnd = IndexOf(buf.AsSpan(0, len), "\r\n\r\n"u8)) < 0)
+        while ((headerEnd = buf.AsSpan(0, len).IndexOf("\r\n\r\n"u8)) < 0)
         {
             if (len == buf.Length)
             {
@@ -193,7 +193,7 @@ public sealed class LocalInferenceServer : IDisposable
     /// <summary>Reads a body from what follows the head in the buffer, then from the stream.</summary>
     private sealed class BodyReader(NetworkStream stream, byte[] buf, int pos, int len, CancellationToken ct)
     {
-        private byte[] _buf = buf;
+        private readonly byte[] _buf = buf;
         private int _pos = pos, _len = len;
 
         public async Task<byte[]> ReadExactlyAsync(int count)
@@ -246,8 +246,6 @@ public sealed class LocalInferenceServer : IDisposable
             }
         }
     }
-
-    private static int IndexOf(ReadOnlySpan<byte> hay, ReadOnlySpan<byte> needle) => hay.IndexOf(needle);
 
     private static byte[] Problem(int status, string message) =>
         JsonSerializer.SerializeToUtf8Bytes(new Protocol.ProblemDetailsDto { Title = "inference failed", Status = status, Detail = message }, Protocol.ProtocolJson.Default.ProblemDetailsDto);

@@ -34,16 +34,28 @@ internal static class ByteDot
     /// <summary>acc + the sums of four u·s products per int32 lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
-        => Native ? AvxVnni.MultiplyWideningAndAdd(acc, u, s)
-                  : acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
+        => Native ? AvxVnni.MultiplyWideningAndAdd(acc, u, s) : Emulated(acc, u, s);
+
+    /// <summary>
+    /// The emulation on any AVX2 machine: vpmaddubsw (pairs of products to int16, saturating), vpmaddwd by ones (pairs
+    /// of int16 to int32), an add; exact where <see cref="PairsWithin128"/> holds for the signed operand.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Emulated(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
+        => acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
 
     /// <summary>
     /// True when the emulation is exact for these signed bytes as the signed operand: every pair at an even offset has
     /// |a| + |b| ≤ 128 (an odd last byte pairs with nothing). Always true where <see cref="Native"/>.
     /// </summary>
-    public static bool PairsFit(ReadOnlySpan<byte> signedBytes)
+    public static bool PairsFit(ReadOnlySpan<byte> signedBytes) => Native || PairsWithin128(signedBytes);
+
+    /// <summary>
+    /// True when every pair of signed bytes at an even offset has |a| + |b| ≤ 128 (an odd last byte pairs with nothing),
+    /// so that vpmaddubsw against any unsigned bytes cannot saturate (255·128 = 32640).
+    /// </summary>
+    public static bool PairsWithin128(ReadOnlySpan<byte> signedBytes)
     {
-        if (Native) return true;
         for (int i = 0; i + 1 < signedBytes.Length; i += 2)
             if (Math.Abs((int)(sbyte)signedBytes[i]) + Math.Abs((int)(sbyte)signedBytes[i + 1]) > 128) return false;
         return true;

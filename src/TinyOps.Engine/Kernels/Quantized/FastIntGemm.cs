@@ -243,11 +243,7 @@ internal static class FastIntGemm
     public static bool PairsFitInt16(ReadOnlySpan<byte> a, int rows, int k, int lda)
     {
         for (int i = 0; i < rows; i++)
-        {
-            var row = a.Slice(i * lda, k);
-            for (int p = 0; p + 1 < k; p += 2)
-                if (Math.Abs((int)(sbyte)row[p]) + Math.Abs((int)(sbyte)row[p + 1]) > 128) return false;
-        }
+            if (!ByteDot.PairsWithin128(a.Slice(i * lda, k))) return false;
         return true;
     }
 
@@ -515,7 +511,6 @@ internal static class FastIntGemm
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void ComputeOneRow<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
         {
-            var ones = Vector256.Create((short)1);
             var c0 = Vector256<int>.Zero; var c1 = Vector256<int>.Zero;
             for (int q = 0; q < kq; q++)
             {
@@ -524,13 +519,13 @@ internal static class FastIntGemm
                 var a = Vector256.Create(Unsafe.ReadUnaligned<int>(ref ap)).AsByte();
                 if (TS.AIsUnsigned)
                 {
-                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b0.AsSByte()), ones);
-                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b1.AsSByte()), ones);
+                    c0 = ByteDot.Emulated(c0, a, b0.AsSByte());
+                    c1 = ByteDot.Emulated(c1, a, b1.AsSByte());
                 }
                 else
                 {
-                    c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a.AsSByte()), ones);
-                    c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a.AsSByte()), ones);
+                    c0 = ByteDot.Emulated(c0, b0, a.AsSByte());
+                    c1 = ByteDot.Emulated(c1, b1, a.AsSByte());
                 }
                 ap = ref Unsafe.Add(ref ap, MR * 4);
                 bp = ref Unsafe.Add(ref bp, NR * 4);
@@ -542,7 +537,6 @@ internal static class FastIntGemm
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Compute<TS>(ref byte ap, ref byte bp, int kq, Span<int> tile) where TS : struct, ISign
         {
-            var ones = Vector256.Create((short)1);
             var c00 = Vector256<int>.Zero; var c01 = Vector256<int>.Zero;
             var c10 = Vector256<int>.Zero; var c11 = Vector256<int>.Zero;
             var c20 = Vector256<int>.Zero; var c21 = Vector256<int>.Zero;
@@ -558,17 +552,17 @@ internal static class FastIntGemm
                 if (TS.AIsUnsigned)
                 {
                     var s0 = b0.AsSByte(); var s1 = b1.AsSByte();
-                    c00 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, s0), ones); c01 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a0, s1), ones);
-                    c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, s0), ones); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a1, s1), ones);
-                    c20 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a2, s0), ones); c21 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a2, s1), ones);
-                    c30 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a3, s0), ones); c31 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a3, s1), ones);
+                    c00 = ByteDot.Emulated(c00, a0, s0); c01 = ByteDot.Emulated(c01, a0, s1);
+                    c10 = ByteDot.Emulated(c10, a1, s0); c11 = ByteDot.Emulated(c11, a1, s1);
+                    c20 = ByteDot.Emulated(c20, a2, s0); c21 = ByteDot.Emulated(c21, a2, s1);
+                    c30 = ByteDot.Emulated(c30, a3, s0); c31 = ByteDot.Emulated(c31, a3, s1);
                 }
                 else
                 {
-                    c00 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a0.AsSByte()), ones); c01 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a0.AsSByte()), ones);
-                    c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a1.AsSByte()), ones); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a1.AsSByte()), ones);
-                    c20 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a2.AsSByte()), ones); c21 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a2.AsSByte()), ones);
-                    c30 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b0, a3.AsSByte()), ones); c31 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(b1, a3.AsSByte()), ones);
+                    c00 = ByteDot.Emulated(c00, b0, a0.AsSByte()); c01 = ByteDot.Emulated(c01, b1, a0.AsSByte());
+                    c10 = ByteDot.Emulated(c10, b0, a1.AsSByte()); c11 = ByteDot.Emulated(c11, b1, a1.AsSByte());
+                    c20 = ByteDot.Emulated(c20, b0, a2.AsSByte()); c21 = ByteDot.Emulated(c21, b1, a2.AsSByte());
+                    c30 = ByteDot.Emulated(c30, b0, a3.AsSByte()); c31 = ByteDot.Emulated(c31, b1, a3.AsSByte());
                 }
                 ap = ref Unsafe.Add(ref ap, MR * 4);
                 bp = ref Unsafe.Add(ref bp, NR * 4);
