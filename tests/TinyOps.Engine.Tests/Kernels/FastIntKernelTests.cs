@@ -179,7 +179,7 @@ public class FastIntKernelTests
         var rng = new Random(91);
         int ties = 0; // outputs whose scaled sum is a tie, not saturated
         foreach (int k in Enumerable.Range(1, 40))
-            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40), (40, 25, 25), (8, 49, 49), (44, 1, 1), (16, 26, 26), (24, 51, 51), (40, 28, 30), (13, 4, 4), (8, 3, 3) })
+            foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40), (40, 25, 25), (8, 49, 49), (44, 1, 1), (16, 26, 26), (24, 51, 51), (40, 28, 30), (13, 4, 4), (8, 3, 3), (24, 150, 150), (9, 130, 131) })
                 foreach (bool ySigned in new[] { false, true })
                 {
                     bool huge = (k + m) % 7 == 0;
@@ -231,9 +231,16 @@ public class FastIntKernelTests
                     Assert.True(tiles.SequenceEqual(whole), $"packed whole: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
                     Assert.Equal(m >= 8 && k <= 32, WideIntGemm.TakesUnpacked(m, k, false));
                     if (!WideIntGemm.TakesUnpacked(m, k, false)) continue;
-                    var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
-                    WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, default, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n));
-                    Assert.True(tiles.SequenceEqual(unpacked), $"unpacked: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    // the 512-bit pass where it runs (AVX-512 without AVX-VNNI), 64 columns interleaved at a time or 16, and the 256-bit one
+                    foreach (var (wide, by64) in new[] { (true, true), (true, false), (false, true) })
+                    {
+                        var unpacked = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
+                        WideIntGemm.Stationary512 = wide;
+                        WideIntGemm.Interleave64 = by64;
+                        try { WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, default, ldb, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, unpacked, n)); }
+                        finally { WideIntGemm.Stationary512 = true; WideIntGemm.Interleave64 = true; }
+                        Assert.True(tiles.SequenceEqual(unpacked), $"unpacked (512 {wide}, by 64 {by64}): m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
+                    }
                     // rows scattered through a buffer, found through a table (the stem's phase planes), in reverse order with gaps
                     var offsets = Enumerable.Range(0, k).Select(p => (k - 1 - p) * (n + 3) + 1).ToArray();
                     var scattered = new byte[k * (n + 3) + 1];

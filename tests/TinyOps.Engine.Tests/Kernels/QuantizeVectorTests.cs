@@ -90,6 +90,55 @@ public class QuantizeVectorTests
     }
 
     [Fact]
+    public void ReciprocalQuotientMatchesDivisionOverTheWholeFloatRange()
+    {
+        // x / scale is a product by the reciprocal with one FMA correction where FMA is there (QuantizeVector's
+        // remarks): random bit patterns (every exponent, subnormals included) and random scales from 1e-9 to 1e9, each
+        // against the scalar division; then the corner scales whose reciprocal is not a normal float (division kept)
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var r = new Random(5);
+        var scales = new List<float> { 1f / 255, 0.99999994f, 1.9999999f, 1f, 3f, 16777215f, float.Epsilon * 3, 1e-39f, 3e38f };
+        for (int i = 0; i < 40; i++) scales.Add((float)Math.Exp(r.NextDouble() * 41.4 - 20.7));
+        Assert.True(!System.Runtime.Intrinsics.X86.Fma.IsSupported || QuantizeVector.UsesReciprocal(0.1f), "FMA machines take the reciprocal");
+        Assert.False(QuantizeVector.UsesReciprocal(1e-39f));
+        Assert.False(QuantizeVector.UsesReciprocal(3e38f));
+        foreach (float scale in scales)
+        {
+            var x = new float[512];
+            for (int i = 0; i < x.Length; i++)
+            {
+                float v;
+                do v = BitConverter.Int32BitsToSingle(r.Next() ^ (r.Next(2) << 31)); while (!float.IsFinite(v));
+                // half of them near the quantized range, where the rounding matters
+                x[i] = i % 2 == 0 ? v : (float)(r.NextDouble() * 600 - 300) * scale;
+            }
+            foreach (bool force256 in new[] { false, true })
+            {
+                CheckQuantize(x, scale, false, force256);
+                CheckQuantize(x, scale, true, force256);
+            }
+        }
+    }
+
+    [Fact]
+    public void QuantizeKeepsVectorRunsThroughInfinitiesAndOverflow()
+    {
+        // the reciprocal gives NaN for an infinite x and for a quotient past float's range: those blocks divide
+        // instead, saturate like the scalar loop and do not stop the vector run
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        foreach (bool force256 in new[] { false, true })
+        {
+            var x = Values(64, 9, 0.001f);
+            x[3] = float.PositiveInfinity;
+            x[20] = float.NegativeInfinity;
+            x[40] = 3e38f; // 3e38 / 0.001 overflows
+            x[41] = -3e38f;
+            CheckQuantize(x, 0.001f, false, force256);
+            CheckQuantize(x, 0.001f, true, force256);
+        }
+    }
+
+    [Fact]
     public void QuantizeStopsAtNaNAndSaturatesInfinities()
     {
         foreach (bool force256 in new[] { false, true })

@@ -41,7 +41,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// builds). Every stack buffer here is written before it is read.
 /// </remarks>
 [SkipLocalsInit]
-internal static class WideIntGemm
+internal static partial class WideIntGemm
 {
     public const int MR = FastIntGemm.MR;
     public const int NR = 24;
@@ -715,6 +715,11 @@ internal static class WideIntGemm
     private static void Unpacked<TS, TC, TQ>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, in Epilogue e)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
+        if (Uses512)
+        {
+            Unpacked512<TS, TC, TQ>(m, n, k, ap, b, rows, e);
+            return;
+        }
         int kq = TQ.Count;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
         ref byte s0 = ref MemoryMarshal.GetReference(b);

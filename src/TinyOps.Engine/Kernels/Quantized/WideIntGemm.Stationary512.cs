@@ -1,0 +1,223 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TinyOps.Engine.Kernels.Quantized;
+
+/// <summary>
+/// The short products of <see cref="MultiplyRequantizeUnpacked"/> in 512-bit vectors, for machines where the dot
+/// product is emulated (<see cref="ByteDot"/>: AVX-512 without AVX-VNNI) and the runtime deems 512-bit vectors fast
+/// (<see cref="Vector512.IsHardwareAccelerated"/>: not on the Intel cores whose clock drops under them).
+/// <para>
+/// A 16-column panel of TQ quads is TQ zmm registers ([quad][16 columns][4 bytes], one vector per quad); each row of A
+/// runs against it with TQ broadcasts and TQ emulated dot products (vpmaddubsw, vpmaddwd by ones, vpaddd), and its 16
+/// sums are requantized in one vector and narrowed by one saturating vpmovusdb / vpmovsdb: about half the instructions
+/// of the 256-bit pass (<see cref="StationaryPass"/>) for the same multiplies. On AMD Zen 4, which runs a 512-bit
+/// instruction as one operation over two cycles, that is what the short products were short of: their epilogue is
+/// about as long as their dot products (K = 16 to 32).
+/// </para>
+/// </summary>
+internal static partial class WideIntGemm
+{
+    /// <summary>Whether <see cref="MultiplyRequantizeUnpacked"/> takes the 512-bit pass here; settable for tests and A/B comparisons.</summary>
+    internal static bool Stationary512 = true;
+
+    /// <summary>True when the 512-bit pass runs: the switch, an emulated dot product and fast 512-bit vectors.</summary>
+    internal static bool Uses512 => Stationary512 && !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Dot512<TS>(Vector512<int> acc, Vector512<byte> b, Vector512<byte> a) where TS : struct, ISign
+        => TS.AIsUnsigned ? Emulated512(acc, a, b.AsSByte()) : Emulated512(acc, b, a.AsSByte());
+
+    /// <summary><see cref="ByteDot.Emulated"/> in 512 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Emulated512(Vector512<int> acc, Vector512<byte> u, Vector512<sbyte> s)
+        => acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, s), Vector512<short>.One);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Broadcast512(ref byte a, int offset) => Vector512.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref a, offset))).AsByte();
+
+    /// <summary>16 sums requantized as <see cref="Requantized{TC}"/> does and narrowed with saturation to 16 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Narrow512<TC>(Vector512<int> acc, float mult, Vector512<int> zp, bool signed) where TC : struct, IClamp
+    {
+        var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(acc), Vector512.Create(mult));
+        Vector512<int> r;
+        if (TC.AddsMagic) r = Avx512F.Add(f, Vector512.Create(QuantMath.Magic)).AsInt32() + zp; // zp holds yZero − MagicBits
+        else
+        {
+            if (TC.Clamps) f = Avx512F.Min(Avx512F.Max(f, Vector512.Create(-Clamp)), Vector512.Create(Clamp));
+            r = Avx512F.ConvertToVector512Int32(f) + zp;
+        }
+        return signed ? Avx512F.ConvertToVector128SByteWithSaturation(r).AsByte()
+                      : Avx512F.ConvertToVector128ByteWithSaturation(Avx512F.Max(r, Vector512<int>.Zero).AsUInt32());
+    }
+
+    /// <summary>Whether 64 columns at a time are interleaved with 512-bit shuffles (else 16 with 128-bit ones); a switch for A/B comparisons.</summary>
+    internal static bool Interleave64 = true;
+
+    /// <summary>
+    /// <see cref="Unpacked{TS, TC, TQ}"/> in 512 bits: per 64 columns (then 16), the panels interleaved into quads
+    /// (L1), each held in TQ registers while every row of A runs against it, two rows a step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Unpacked512<TS, TC, TQ>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
+    {
+        int kq = TQ.Count;
+        ref byte a0 = ref MemoryMarshal.GetReference(ap);
+        ref byte s0 = ref MemoryMarshal.GetReference(b);
+        ref int init = ref MemoryMarshal.GetReference(e.RowInit);
+        ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
+        ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
+        int ldy = e.Ldy;
+        var zp = Vector512.Create(ZeroTerm<TC>(e.YZero));
+        bool signed = e.Signed;
+        // four panels of [quad][16 columns][4 bytes]
+        Span<byte> panelBuf = stackalloc byte[4 * 8 * 64];
+        Span<byte> tail = stackalloc byte[32 * 16];
+        Span<int> tailRows = stackalloc int[32];
+        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
+        ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
+        ref int off0 = ref MemoryMarshal.GetReference(rows);
+        int j0 = 0;
+        if (Interleave64)
+        {
+            for (; j0 + 64 <= n; j0 += 64)
+            {
+                ref byte src = ref Unsafe.Add(ref s0, j0);
+                for (int q = 0; q < kq; q++)
+                {
+                    int p = 4 * q;
+                    var v0 = Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p));
+                    var v1 = p + 1 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 1)) : Vector512<byte>.Zero;
+                    var v2 = p + 2 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 2)) : Vector512<byte>.Zero;
+                    var v3 = p + 3 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 3)) : Vector512<byte>.Zero;
+                    Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
+                }
+                for (int t = 0; t < 4; t++)
+                    Rows512<TS, TC, TQ>(m, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref Unsafe.Add(ref y0, j0 + 16 * t), ldy, zp, signed, 16);
+            }
+        }
+        for (; j0 < n; j0 += 16)
+        {
+            int cols = Math.Min(16, n - j0);
+            scoped ref byte src = ref Unsafe.Add(ref s0, j0);
+            scoped ref int off = ref off0;
+            if (cols < 16)
+            {
+                tail.Clear();
+                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
+                src = ref MemoryMarshal.GetReference(tail);
+                off = ref MemoryMarshal.GetReference(tailRows);
+            }
+            for (int q = 0; q < kq; q++)
+            {
+                int p = 4 * q;
+                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
+                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
+                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
+                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
+                Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
+            }
+            Rows512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, zp, signed, cols);
+        }
+    }
+
+    /// <summary>
+    /// 64 columns of four rows interleaved into quad cells, written as four 16-column panels <paramref name="panelBytes"/>
+    /// apart (cell j of panel t = (v0, v1, v2, v3)[16t + j]): byte and word unpacks within 128-bit lanes leave lane L of
+    /// result i holding columns 16L + 4i .. 16L + 4i + 3, and a 4 × 4 transpose of 128-bit lanes puts each panel's
+    /// columns together.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave512(Vector512<byte> v0, Vector512<byte> v1, Vector512<byte> v2, Vector512<byte> v3, ref byte d, int panelBytes)
+    {
+        var lo01 = Avx512BW.UnpackLow(v0, v1).AsInt16();
+        var hi01 = Avx512BW.UnpackHigh(v0, v1).AsInt16();
+        var lo23 = Avx512BW.UnpackLow(v2, v3).AsInt16();
+        var hi23 = Avx512BW.UnpackHigh(v2, v3).AsInt16();
+        var x0 = Avx512BW.UnpackLow(lo01, lo23).AsUInt64();  // lane L: columns 16L + 0..3
+        var x1 = Avx512BW.UnpackHigh(lo01, lo23).AsUInt64(); // 16L + 4..7
+        var x2 = Avx512BW.UnpackLow(hi01, hi23).AsUInt64();  // 16L + 8..11
+        var x3 = Avx512BW.UnpackHigh(hi01, hi23).AsUInt64(); // 16L + 12..15
+        // lanes (x0.0, x0.2, x1.0, x1.2), (x0.1, x0.3, x1.1, x1.3), then the same for x2, x3
+        var t0 = Avx512F.Shuffle4x128(x0, x1, 0b10_00_10_00);
+        var t1 = Avx512F.Shuffle4x128(x0, x1, 0b11_01_11_01);
+        var t2 = Avx512F.Shuffle4x128(x2, x3, 0b10_00_10_00);
+        var t3 = Avx512F.Shuffle4x128(x2, x3, 0b11_01_11_01);
+        // panel 0: (x0.0, x1.0, x2.0, x3.0) = (t0.0, t0.2, t2.0, t2.2); panel 2: (t0.1, t0.3, t2.1, t2.3); 1 and 3 from t1, t3
+        Avx512F.Shuffle4x128(t0, t2, 0b10_00_10_00).AsByte().StoreUnsafe(ref d);
+        Avx512F.Shuffle4x128(t1, t3, 0b10_00_10_00).AsByte().StoreUnsafe(ref d, (nuint)panelBytes);
+        Avx512F.Shuffle4x128(t0, t2, 0b11_01_11_01).AsByte().StoreUnsafe(ref d, (nuint)(2 * panelBytes));
+        Avx512F.Shuffle4x128(t1, t3, 0b11_01_11_01).AsByte().StoreUnsafe(ref d, (nuint)(3 * panelBytes));
+    }
+
+    /// <summary>Every row of A against one 16-column panel held in TQ registers; <paramref name="cols"/> outputs stored per row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Rows512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y, int ldy,
+        Vector512<int> zp, bool signed, int cols)
+        where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
+    {
+        int kq = TQ.Count;
+        int blockStep = kq * 16 - 12; // from row 3 of a block to row 0 of the next
+        var b0 = Vector512.LoadUnsafe(ref panel);
+        var b1 = TQ.Count > 1 ? Vector512.LoadUnsafe(ref panel, 64) : default;
+        var b2 = TQ.Count > 2 ? Vector512.LoadUnsafe(ref panel, 128) : default;
+        var b3 = TQ.Count > 3 ? Vector512.LoadUnsafe(ref panel, 192) : default;
+        var b4 = TQ.Count > 4 ? Vector512.LoadUnsafe(ref panel, 256) : default;
+        var b5 = TQ.Count > 5 ? Vector512.LoadUnsafe(ref panel, 320) : default;
+        var b6 = TQ.Count > 6 ? Vector512.LoadUnsafe(ref panel, 384) : default;
+        var b7 = TQ.Count > 7 ? Vector512.LoadUnsafe(ref panel, 448) : default;
+        ref byte ar = ref a0;
+        ref byte yr = ref y;
+        var keep = Vector128.LessThan(Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector128.Create((byte)cols));
+        int i = 0;
+        for (; i + 2 <= m; i += 2)
+        {
+            // row i at ar (its quads 16 bytes apart), row i + 1 four bytes on (i is even, so both are in one block)
+            var c = Vector512.Create(Unsafe.Add(ref init, i));
+            var d = Vector512.Create(Unsafe.Add(ref init, i + 1));
+            c = Dot512<TS>(c, b0, Broadcast512(ref ar, 0)); d = Dot512<TS>(d, b0, Broadcast512(ref ar, 4));
+            if (TQ.Count > 1) { c = Dot512<TS>(c, b1, Broadcast512(ref ar, 16)); d = Dot512<TS>(d, b1, Broadcast512(ref ar, 20)); }
+            if (TQ.Count > 2) { c = Dot512<TS>(c, b2, Broadcast512(ref ar, 32)); d = Dot512<TS>(d, b2, Broadcast512(ref ar, 36)); }
+            if (TQ.Count > 3) { c = Dot512<TS>(c, b3, Broadcast512(ref ar, 48)); d = Dot512<TS>(d, b3, Broadcast512(ref ar, 52)); }
+            if (TQ.Count > 4) { c = Dot512<TS>(c, b4, Broadcast512(ref ar, 64)); d = Dot512<TS>(d, b4, Broadcast512(ref ar, 68)); }
+            if (TQ.Count > 5) { c = Dot512<TS>(c, b5, Broadcast512(ref ar, 80)); d = Dot512<TS>(d, b5, Broadcast512(ref ar, 84)); }
+            if (TQ.Count > 6) { c = Dot512<TS>(c, b6, Broadcast512(ref ar, 96)); d = Dot512<TS>(d, b6, Broadcast512(ref ar, 100)); }
+            if (TQ.Count > 7) { c = Dot512<TS>(c, b7, Broadcast512(ref ar, 112)); d = Dot512<TS>(d, b7, Broadcast512(ref ar, 116)); }
+            var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
+            var rd = Narrow512<TC>(d, Unsafe.Add(ref mult, i + 1), zp, signed);
+            if (cols == 16)
+            {
+                rc.StoreUnsafe(ref yr);
+                rd.StoreUnsafe(ref Unsafe.Add(ref yr, ldy));
+            }
+            else
+            {
+                fixed (byte* py = &yr)
+                {
+                    Avx512BW.VL.MaskStore(py, keep, rc);
+                    Avx512BW.VL.MaskStore(py + ldy, keep, rd);
+                }
+            }
+            ar = ref Unsafe.Add(ref ar, (i & 3) == 2 ? blockStep + 4 : 8);
+            yr = ref Unsafe.Add(ref yr, 2 * ldy);
+        }
+        if (i < m)
+        {
+            var c = Vector512.Create(Unsafe.Add(ref init, i));
+            c = Dot512<TS>(c, b0, Broadcast512(ref ar, 0));
+            if (TQ.Count > 1) c = Dot512<TS>(c, b1, Broadcast512(ref ar, 16));
+            if (TQ.Count > 2) c = Dot512<TS>(c, b2, Broadcast512(ref ar, 32));
+            if (TQ.Count > 3) c = Dot512<TS>(c, b3, Broadcast512(ref ar, 48));
+            if (TQ.Count > 4) c = Dot512<TS>(c, b4, Broadcast512(ref ar, 64));
+            if (TQ.Count > 5) c = Dot512<TS>(c, b5, Broadcast512(ref ar, 80));
+            if (TQ.Count > 6) c = Dot512<TS>(c, b6, Broadcast512(ref ar, 96));
+            if (TQ.Count > 7) c = Dot512<TS>(c, b7, Broadcast512(ref ar, 112));
+            var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
+            fixed (byte* py = &yr) Avx512BW.VL.MaskStore(py, keep, rc);
+        }
+    }
+}
