@@ -103,7 +103,7 @@ public sealed class IntDepthwiseTests
     {
         var path = (IntGemmPath)pathId;
         var rng = new Random(4242 + pathId);
-        int vnniRuns = 0, fitting = 0; // fitting: trials whose weights the vpdpbusd route takes
+        int vnniRuns = 0, fitting = 0, wideRuns = 0; // fitting: trials whose weights the vpdpbusd route takes
         for (int trial = 0; trial < 300; trial++)
         {
             int stride = 1 + (trial & 1);
@@ -147,12 +147,19 @@ public sealed class IntDepthwiseTests
                 // the vpdpbusd route rounds small scaled sums by the magic-number addition; every third trial by the
                 // conversion; and runs the common case's channel loop (stride 1, one weight set, magic rounding) apart,
                 // except in every fourth trial
+                // where the dot product is emulated, the 512-bit pass takes that case too: on every plane in half the
+                // trials (the small ones included, whose last steps are masked), on large ones only in the others, and
+                // not at all in every seventh
                 IntDepthwiseVnni.UseMagicRound = trial % 3 != 0;
                 IntDepthwiseVnni.FastChannels = trial % 4 != 1;
+                IntDepthwiseVnni.Wide512 = trial % 7 != 3;
+                IntDepthwiseVnni.WideMinOutputs = trial / 2 % 2 == 0 ? 0 : 700;
                 byte[] got;
                 bool vnni;
+                int wideBefore = IntDepthwiseVnni.WideRuns;
                 try { got = RunFast(path, g, x, xSigned, xZero, wt, wSigned, wZero, bias, mult, yZero, ySigned, prepack, out vnni); }
-                finally { IntDepthwiseVnni.UseMagicRound = true; IntDepthwiseVnni.FastChannels = true; }
+                finally { IntDepthwiseVnni.UseMagicRound = true; IntDepthwiseVnni.FastChannels = true; IntDepthwiseVnni.Wide512 = true; IntDepthwiseVnni.WideMinOutputs = 700; }
+                wideRuns += IntDepthwiseVnni.WideRuns - wideBefore;
                 Assert.True(expect.AsSpan().SequenceEqual(got), what + $", prepacked {prepack}, vpdpbusd {vnni}, magic {trial % 3 != 0}");
                 if (vnni) vnniRuns++;
                 if (path != IntGemmPath.Auto || !IntDepthwiseVnni.IsSupported) Assert.False(vnni, what);
@@ -165,6 +172,9 @@ public sealed class IntDepthwiseTests
         }
         // on a machine with the instruction sets, Auto must really take the vpdpbusd route for fitting weights
         if (path == IntGemmPath.Auto && IntDepthwiseVnni.IsSupported) Assert.Equal(2 * fitting, vnniRuns);
+        // and on one without AVX-VNNI whose 512-bit vectors are fast, the 512-bit pass must have run, on both strides
+        if (path == IntGemmPath.Auto && IntDepthwiseVnni.IsSupported && !ByteDot.Native && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+            Assert.True(wideRuns > 50, $"the 512-bit pass ran {wideRuns} times");
     }
 
     [Fact]

@@ -41,7 +41,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// All integer sums are exact (|Σ x·w| ≤ 9·255·255) and the bias is added with int32 wrapping like the reference, so
 /// the results are bit-identical to <see cref="IntDepthwise3x3.Reference"/>.
 /// </summary>
-internal static unsafe class IntDepthwiseVnni
+internal static unsafe partial class IntDepthwiseVnni
 {
     /// <summary>True when this machine has the instruction sets of this route.</summary>
     public static bool IsSupported =>
@@ -67,8 +67,8 @@ internal static unsafe class IntDepthwiseVnni
     /// <summary>Index of the "usable" flag in <see cref="Pack"/> output for c channels.</summary>
     public static int FlagIndex(int c) => PerChannel * c;
 
-    /// <summary>ints of <see cref="Pack"/> output: eight per channel, a "usable" flag, then the output table.</summary>
-    public static int PackedInts(ConvGeometry g) => PerChannel * g.InChannels + 1 + TableInts(g);
+    /// <summary>ints of <see cref="Pack"/> output: eight per channel, a "usable" flag, the output table, then the 512-bit pass's table (<see cref="WideTableInts"/>).</summary>
+    public static int PackedInts(ConvGeometry g) => PerChannel * g.InChannels + 1 + TableInts(g) + WideTableInts(g);
 
     /// <summary>
     /// Packs the weights. Per channel: three row dwords of signed bytes a = clamp(w − zw, −128, 127), Σ(w − zw), three
@@ -110,6 +110,7 @@ internal static unsafe class IntDepthwiseVnni
         }
         packed[FlagIndex(c)] = usable ? 1 : 0;
         BuildTable(g, packed.Slice(FlagIndex(c) + 1, TableInts(g)));
+        BuildWideTable(g, packed.Slice(FlagIndex(c) + 1 + TableInts(g), WideTableInts(g)));
     }
 
     private static bool TableMatches(ConvGeometry g, ReadOnlySpan<int> t) =>
@@ -163,7 +164,7 @@ internal static unsafe class IntDepthwiseVnni
 
     /// <summary>Scratch bytes <see cref="Run"/> needs: packed weights (when not given), a table, biases, two planes.</summary>
     public static int WorkBytes(ConvGeometry g) =>
-        Align(PackedInts(g) * 4) + Align(TableInts(g) * 4) + Align(g.InChannels * 4) + 2 * PlaneBytes(g);
+        Align(PackedInts(g) * 4) + Align(TableInts(g) * 4) + Align(WideTableInts(g) * 4) + Align(g.InChannels * 4) + 2 * PlaneBytes(g);
 
     /// <summary>
     /// One image (see <see cref="IntDepthwise3x3.Run"/> for the arguments). <paramref name="packed"/> is from
@@ -187,6 +188,14 @@ internal static unsafe class IntDepthwiseVnni
             table = t;
         }
         at += Align(TableInts(g) * 4);
+        ReadOnlySpan<int> wideTable = packed.Slice(FlagIndex(c) + 1 + TableInts(g));
+        if (wideTable.Length < WideTableInts(g) || !WideTableMatches(g, wideTable))
+        {
+            var t = MemoryMarshal.Cast<byte, int>(work.Slice(at, WideTableInts(g) * 4));
+            BuildWideTable(g, t);
+            wideTable = t;
+        }
+        at += Align(WideTableInts(g) * 4);
         var biasAdj = MemoryMarshal.Cast<byte, int>(work.Slice(at, c * 4));
         at += Align(c * 4);
         for (int ch = 0; ch < c; ch++)
@@ -210,6 +219,13 @@ internal static unsafe class IntDepthwiseVnni
             var o = new Output { Offsets = pt + 4, Index = (byte*)(pt + 4 + steps + 1), Steps = steps, Signed = ySigned };
             int planeOut = oh * ow;
             cp.Run(0, pl);
+            if (UsesWide(g) && AllMagicOneSet(c, pk, pb, pm))
+            {
+                WideRuns++;
+                fixed (int* pw = wideTable)
+                    OneSetMagicWide(in cp, c, pl, planeBytes, wq, pk, pb, pm, yZero, py, planeOut, pw + 4, (byte*)(pw + 4 + WideSteps(g) + 1), WideSteps(g), ySigned);
+                return;
+            }
             int first = 0;
             if (FastChannels && c > 1 && cp.RowBytes <= 32 && planeOut >= Step && AllMagicOneSet(c, pk, pb, pm))
             {
