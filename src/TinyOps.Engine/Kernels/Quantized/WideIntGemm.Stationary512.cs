@@ -23,6 +23,29 @@ internal static partial class WideIntGemm
     /// <summary>Whether <see cref="MultiplyRequantizeUnpacked"/> takes the 512-bit pass here; settable for tests and A/B comparisons.</summary>
     internal static bool Stationary512 = true;
 
+    /// <summary>
+    /// Most quads the 512-bit pass holds in registers (K ≤ 96: 24 zmm of B, an accumulator and a broadcast); rows past
+    /// the eighth quad run one at a time. Settable for A/B comparisons.
+    /// </summary>
+    internal static int MaxStationaryQuads512 = 24;
+
+    private struct Q9 : IQuads { public static int Count => 9; }
+    private struct Q10 : IQuads { public static int Count => 10; }
+    private struct Q11 : IQuads { public static int Count => 11; }
+    private struct Q12 : IQuads { public static int Count => 12; }
+    private struct Q13 : IQuads { public static int Count => 13; }
+    private struct Q14 : IQuads { public static int Count => 14; }
+    private struct Q15 : IQuads { public static int Count => 15; }
+    private struct Q16 : IQuads { public static int Count => 16; }
+    private struct Q17 : IQuads { public static int Count => 17; }
+    private struct Q18 : IQuads { public static int Count => 18; }
+    private struct Q19 : IQuads { public static int Count => 19; }
+    private struct Q20 : IQuads { public static int Count => 20; }
+    private struct Q21 : IQuads { public static int Count => 21; }
+    private struct Q22 : IQuads { public static int Count => 22; }
+    private struct Q23 : IQuads { public static int Count => 23; }
+    private struct Q24 : IQuads { public static int Count => 24; }
+
     /// <summary>True when the 512-bit pass runs: the switch, an emulated dot product and fast 512-bit vectors.</summary>
     internal static bool Uses512 => Stationary512 && !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported;
 
@@ -75,9 +98,9 @@ internal static partial class WideIntGemm
         var zp = Vector512.Create(ZeroTerm<TC>(e.YZero));
         bool signed = e.Signed;
         // four panels of [quad][16 columns][4 bytes]
-        Span<byte> panelBuf = stackalloc byte[4 * 8 * 64];
-        Span<byte> tail = stackalloc byte[32 * 16];
-        Span<int> tailRows = stackalloc int[32];
+        Span<byte> panelBuf = stackalloc byte[4 * 24 * 64];
+        Span<byte> tail = stackalloc byte[96 * 16];
+        Span<int> tailRows = stackalloc int[96];
         for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
         ref int off0 = ref MemoryMarshal.GetReference(rows);
@@ -170,11 +193,27 @@ internal static partial class WideIntGemm
         var b5 = TQ.Count > 5 ? Vector512.LoadUnsafe(ref panel, 320) : default;
         var b6 = TQ.Count > 6 ? Vector512.LoadUnsafe(ref panel, 384) : default;
         var b7 = TQ.Count > 7 ? Vector512.LoadUnsafe(ref panel, 448) : default;
+        var b8 = TQ.Count > 8 ? Vector512.LoadUnsafe(ref panel, 512) : default;
+        var b9 = TQ.Count > 9 ? Vector512.LoadUnsafe(ref panel, 576) : default;
+        var b10 = TQ.Count > 10 ? Vector512.LoadUnsafe(ref panel, 640) : default;
+        var b11 = TQ.Count > 11 ? Vector512.LoadUnsafe(ref panel, 704) : default;
+        var b12 = TQ.Count > 12 ? Vector512.LoadUnsafe(ref panel, 768) : default;
+        var b13 = TQ.Count > 13 ? Vector512.LoadUnsafe(ref panel, 832) : default;
+        var b14 = TQ.Count > 14 ? Vector512.LoadUnsafe(ref panel, 896) : default;
+        var b15 = TQ.Count > 15 ? Vector512.LoadUnsafe(ref panel, 960) : default;
+        var b16 = TQ.Count > 16 ? Vector512.LoadUnsafe(ref panel, 1024) : default;
+        var b17 = TQ.Count > 17 ? Vector512.LoadUnsafe(ref panel, 1088) : default;
+        var b18 = TQ.Count > 18 ? Vector512.LoadUnsafe(ref panel, 1152) : default;
+        var b19 = TQ.Count > 19 ? Vector512.LoadUnsafe(ref panel, 1216) : default;
+        var b20 = TQ.Count > 20 ? Vector512.LoadUnsafe(ref panel, 1280) : default;
+        var b21 = TQ.Count > 21 ? Vector512.LoadUnsafe(ref panel, 1344) : default;
+        var b22 = TQ.Count > 22 ? Vector512.LoadUnsafe(ref panel, 1408) : default;
+        var b23 = TQ.Count > 23 ? Vector512.LoadUnsafe(ref panel, 1472) : default;
         ref byte ar = ref a0;
         ref byte yr = ref y;
         var keep = Vector128.LessThan(Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector128.Create((byte)cols));
         int i = 0;
-        for (; i + 2 <= m; i += 2)
+        for (; TQ.Count <= 8 && i + 2 <= m; i += 2)
         {
             // row i at ar (its quads 16 bytes apart), row i + 1 four bytes on (i is even, so both are in one block)
             var c = Vector512.Create(Unsafe.Add(ref init, i));
@@ -205,8 +244,9 @@ internal static partial class WideIntGemm
             ar = ref Unsafe.Add(ref ar, (i & 3) == 2 ? blockStep + 4 : 8);
             yr = ref Unsafe.Add(ref yr, 2 * ldy);
         }
-        if (i < m)
+        for (; i < m; i++)
         {
+            // one row at a time: with more than eight quads, two rows' accumulators and broadcasts would not fit beside B
             var c = Vector512.Create(Unsafe.Add(ref init, i));
             c = Dot512<TS>(c, b0, Broadcast512(ref ar, 0));
             if (TQ.Count > 1) c = Dot512<TS>(c, b1, Broadcast512(ref ar, 16));
@@ -216,8 +256,27 @@ internal static partial class WideIntGemm
             if (TQ.Count > 5) c = Dot512<TS>(c, b5, Broadcast512(ref ar, 80));
             if (TQ.Count > 6) c = Dot512<TS>(c, b6, Broadcast512(ref ar, 96));
             if (TQ.Count > 7) c = Dot512<TS>(c, b7, Broadcast512(ref ar, 112));
+            if (TQ.Count > 8) c = Dot512<TS>(c, b8, Broadcast512(ref ar, 128));
+            if (TQ.Count > 9) c = Dot512<TS>(c, b9, Broadcast512(ref ar, 144));
+            if (TQ.Count > 10) c = Dot512<TS>(c, b10, Broadcast512(ref ar, 160));
+            if (TQ.Count > 11) c = Dot512<TS>(c, b11, Broadcast512(ref ar, 176));
+            if (TQ.Count > 12) c = Dot512<TS>(c, b12, Broadcast512(ref ar, 192));
+            if (TQ.Count > 13) c = Dot512<TS>(c, b13, Broadcast512(ref ar, 208));
+            if (TQ.Count > 14) c = Dot512<TS>(c, b14, Broadcast512(ref ar, 224));
+            if (TQ.Count > 15) c = Dot512<TS>(c, b15, Broadcast512(ref ar, 240));
+            if (TQ.Count > 16) c = Dot512<TS>(c, b16, Broadcast512(ref ar, 256));
+            if (TQ.Count > 17) c = Dot512<TS>(c, b17, Broadcast512(ref ar, 272));
+            if (TQ.Count > 18) c = Dot512<TS>(c, b18, Broadcast512(ref ar, 288));
+            if (TQ.Count > 19) c = Dot512<TS>(c, b19, Broadcast512(ref ar, 304));
+            if (TQ.Count > 20) c = Dot512<TS>(c, b20, Broadcast512(ref ar, 320));
+            if (TQ.Count > 21) c = Dot512<TS>(c, b21, Broadcast512(ref ar, 336));
+            if (TQ.Count > 22) c = Dot512<TS>(c, b22, Broadcast512(ref ar, 352));
+            if (TQ.Count > 23) c = Dot512<TS>(c, b23, Broadcast512(ref ar, 368));
             var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
-            fixed (byte* py = &yr) Avx512BW.VL.MaskStore(py, keep, rc);
+            if (cols == 16) rc.StoreUnsafe(ref yr);
+            else fixed (byte* py = &yr) Avx512BW.VL.MaskStore(py, keep, rc);
+            ar = ref Unsafe.Add(ref ar, (i & 3) == 3 ? blockStep : 4);
+            yr = ref Unsafe.Add(ref yr, ldy);
         }
     }
 }

@@ -656,7 +656,10 @@ internal static partial class WideIntGemm
     /// <see cref="MaxStationaryQuads"/> quads) with B held in registers, at least two row blocks, every za 0.
     /// </summary>
     public static bool TakesUnpacked(int m, int k, bool anyZa) =>
-        UnpackedB && StationaryB && !anyZa && m >= 2 * MR && k > 0 && FastIntGemm.Quads(k) <= MaxStationaryQuads;
+        UnpackedB && StationaryB && !anyZa && m >= 2 * MR && k > 0 && FastIntGemm.Quads(k) <= UnpackedQuads;
+
+    /// <summary>Most quads <see cref="MultiplyRequantizeUnpacked"/> takes: <see cref="MaxStationaryQuads"/>, or <see cref="MaxStationaryQuads512"/> with the 512-bit pass.</summary>
+    private static int UnpackedQuads => Uses512 ? MaxStationaryQuads512 : MaxStationaryQuads;
 
     /// <summary>
     /// As <see cref="MultiplyRequantize"/> for B as it is (k × n, row p at p·<paramref name="ldb"/> or at
@@ -669,11 +672,11 @@ internal static partial class WideIntGemm
     public static void MultiplyRequantizeUnpacked(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> b,
         ReadOnlySpan<int> rowOffsets, int ldb, in Epilogue e)
     {
-        if (!TakesUnpacked(m, k, e.RowZa.Length > 0)) throw new ArgumentException($"an unpacked B needs m >= {2 * MR}, k up to {4 * MaxStationaryQuads} and zero A zero points (m = {m}, k = {k})");
+        if (!TakesUnpacked(m, k, e.RowZa.Length > 0)) throw new ArgumentException($"an unpacked B needs m >= {2 * MR}, k up to {4 * UnpackedQuads} and zero A zero points (m = {m}, k = {k})");
         if (n == 0) return;
         if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
         // where each row starts (the quads past k read nothing)
-        Span<int> rows = stackalloc int[4 * MaxStationaryQuads];
+        Span<int> rows = stackalloc int[4 * Math.Max(MaxStationaryQuads, MaxStationaryQuads512)];
         for (int p = 0; p < k; p++)
         {
             rows[p] = rowOffsets.IsEmpty ? p * ldb : rowOffsets[p];
@@ -707,7 +710,24 @@ internal static partial class WideIntGemm
             case 5: Unpacked<TS, TC, Q5>(m, n, k, ap, b, rows, e); return;
             case 6: Unpacked<TS, TC, Q6>(m, n, k, ap, b, rows, e); return;
             case 7: Unpacked<TS, TC, Q7>(m, n, k, ap, b, rows, e); return;
-            default: Unpacked<TS, TC, Q8>(m, n, k, ap, b, rows, e); return;
+            case 8: Unpacked<TS, TC, Q8>(m, n, k, ap, b, rows, e); return;
+            case 9: Unpacked512<TS, TC, Q9>(m, n, k, ap, b, rows, e); return;
+            case 10: Unpacked512<TS, TC, Q10>(m, n, k, ap, b, rows, e); return;
+            case 11: Unpacked512<TS, TC, Q11>(m, n, k, ap, b, rows, e); return;
+            case 12: Unpacked512<TS, TC, Q12>(m, n, k, ap, b, rows, e); return;
+            case 13: Unpacked512<TS, TC, Q13>(m, n, k, ap, b, rows, e); return;
+            case 14: Unpacked512<TS, TC, Q14>(m, n, k, ap, b, rows, e); return;
+            case 15: Unpacked512<TS, TC, Q15>(m, n, k, ap, b, rows, e); return;
+            case 16: Unpacked512<TS, TC, Q16>(m, n, k, ap, b, rows, e); return;
+            case 17: Unpacked512<TS, TC, Q17>(m, n, k, ap, b, rows, e); return;
+            case 18: Unpacked512<TS, TC, Q18>(m, n, k, ap, b, rows, e); return;
+            case 19: Unpacked512<TS, TC, Q19>(m, n, k, ap, b, rows, e); return;
+            case 20: Unpacked512<TS, TC, Q20>(m, n, k, ap, b, rows, e); return;
+            case 21: Unpacked512<TS, TC, Q21>(m, n, k, ap, b, rows, e); return;
+            case 22: Unpacked512<TS, TC, Q22>(m, n, k, ap, b, rows, e); return;
+            case 23: Unpacked512<TS, TC, Q23>(m, n, k, ap, b, rows, e); return;
+            case 24: Unpacked512<TS, TC, Q24>(m, n, k, ap, b, rows, e); return;
+            default: throw new ArgumentException($"an unpacked B takes at most {4 * UnpackedQuads} rows, got {k}");
         }
     }
 
