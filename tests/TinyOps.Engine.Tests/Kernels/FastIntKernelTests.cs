@@ -243,6 +243,22 @@ public class FastIntKernelTests
                         finally { WideIntGemm.Stationary512 = true; WideIntGemm.Interleave64 = true; }
                         Assert.True(tiles.SequenceEqual(unpacked), $"unpacked (512 {wide}, by 64 {by64}): m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
                     }
+                    // the 512-bit pass storing rows of `width` columns compacted to their first `keep` (the stem's phase planes):
+                    // every divisor of n as the row width, dropping none, one or two columns a row
+                    if (WideIntGemm.CompactsRows(m, k))
+                        foreach (int width in Enumerable.Range(2, n - 1).Where(w => n % w == 0))
+                            foreach (int keep in new[] { width, width - 1, width - 2 }.Where(kp => kp >= 1))
+                            {
+                                int ldc = n / width * keep;
+                                var compact = Enumerable.Repeat((byte)0xA5, m * ldc + 32).ToArray();
+                                WideIntGemm.MultiplyRequantizeUnpacked(m, n, k, ap, false, b, default, ldb,
+                                    new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, compact.AsSpan(0, m * ldc), ldc) { RowWidth = width, RowKeep = keep });
+                                for (int i = 0; i < m; i++)
+                                    for (int j = 0; j < n; j++)
+                                        if (j % width < keep)
+                                            Assert.True(tiles[i * n + j] == compact[i * ldc + j / width * keep + j % width], $"compacted: m={m} n={n} k={k} width={width} keep={keep} at ({i}, {j})");
+                                Assert.True(compact.AsSpan(m * ldc).IndexOfAnyExcept((byte)0xA5) < 0, $"compacted: m={m} n={n} k={k} width={width} keep={keep} wrote past its output");
+                            }
                     // rows scattered through a buffer, found through a table (the stem's phase planes), in reverse order with gaps
                     var offsets = Enumerable.Range(0, k).Select(p => (k - 1 - p) * (n + 3) + 1).ToArray();
                     var scattered = new byte[k * (n + 3) + 1];
@@ -491,6 +507,42 @@ public class FastIntKernelTests
             (string, Tensor?)[] ci = [("x", x), ("w", wt), ("xz", xz), ("wz", wz)];
             AssertSame(RunNode("ConvInteger", ci, consts, attrs, IntGemmPath.Reference), RunNode("ConvInteger", ci, consts, attrs, path), "ConvInteger " + what);
         }
+    }
+
+    [Fact]
+    public void StemConvolutionsOnSevenBitWeightsMatchTheReference()
+    {
+        // MobileNetV2's stem as the quantizer writes it (uint8 activations, 7-bit int8 weights, zero points 0): 3 × 3
+        // stride 2 over phase planes on the wide path, whose 512-bit pass (AVX-512 without AVX-VNNI) stores the planes'
+        // rows compacted straight into y, or the GEMM writes them whole and a pass compacts them; both against the reference
+        var rng = new Random(31);
+        foreach (var (c, m, h, w, pad) in new[] { (3, 32, 40, 40, 1), (3, 8, 31, 37, 1), (3, 16, 17, 5, 0), (4, 24, 24, 66, 1), (3, 32, 2, 2, 1) })
+            foreach (bool compact in new[] { true, false })
+            {
+                var attrs = new Dictionary<string, AttributeValue>
+                {
+                    ["strides"] = AttributeValue.Of("strides", new long[] { 2, 2 }),
+                    ["pads"] = AttributeValue.Of("pads", new long[] { pad, pad, pad, pad }),
+                };
+                var x = Bytes(rng, false, 1, c, h, w);
+                var weights = new sbyte[m * c * 9];
+                for (int i = 0; i < weights.Length; i++) weights[i] = (sbyte)rng.Next(-64, 65);
+                (string, Tensor?)[] q =
+                [
+                    ("x", x), ("xs", Tensor.Scalar(0.02f)), ("xz", Tensor.Scalar((byte)rng.Next(256))), ("w", Tensor.FromArray(weights, m, c, 3, 3)),
+                    ("ws", Scales(rng, m, true, 0.01f)), ("wz", Tensor.FromArray(new sbyte[m], m)),
+                    ("ys", Tensor.Scalar(0.05f)), ("yz", Tensor.Scalar((byte)rng.Next(100, 150))),
+                    ("b", Tensor.FromArray(Enumerable.Range(0, m).Select(_ => rng.Next(-5000, 5000)).ToArray(), m)),
+                ];
+                var consts = new HashSet<string> { "w", "ws", "wz", "xs", "xz", "ys", "yz", "b" };
+                WideIntGemm.CompactRows = compact;
+                try
+                {
+                    AssertSame(RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Reference), RunNode("QLinearConv", q, consts, attrs, IntGemmPath.Auto),
+                        $"stem {c}x{h}x{w} -> {m}, pad {pad}, compacted as stored {compact}");
+                }
+                finally { WideIntGemm.CompactRows = true; }
+            }
     }
 
     /// <summary>

@@ -558,11 +558,13 @@ internal sealed class IntConvKernel : Kernel
         bool ySigned = yt.Type == DataType.Int8;
         var y = yt.Buffer.AsSpan(yt.ByteOffset, yt.Length);
         Span<byte> col = g.IsPointwise ? default : ctx.Scratch<byte>(planes ? IntPhasePlanes.PlanesBytes(g, cg) : kc * outSize, 0);
-        Span<byte> wideY = planes ? ctx.Scratch<byte>(mg * cols, 5) : default;
         // with every za 0, a 1×1 convolution hands its input over as it is, packed a panel at a time as the product
         // reaches it (WideIntGemm.MultiplyRequantizePanels), and so do phase planes of a short product held in registers
         // (the stem); other phase planes and im2col matrices are packed whole (27 scattered rows pack faster in one pass)
         bool panels = !anyZa && WideIntGemm.PackPanels && (g.IsPointwise || (planes && WideIntGemm.TakesUnpacked(mg, kc, false)));
+        // the 512-bit pass stores the phase planes' rows compacted, straight into y
+        bool direct = planes && panels && WideIntGemm.CompactRows && WideIntGemm.CompactsRows(mg, kc);
+        Span<byte> wideY = planes && !direct ? ctx.Scratch<byte>(mg * cols, 5) : default;
         var bPacked = ctx.Scratch<byte>(panels ? WideIntGemm.PanelBytes(kc) : WideIntGemm.PackedBSize(kc, cols), 4);
         byte pad = (byte)xZero;
         for (int n = 0; n < g.Batch; n++)
@@ -573,10 +575,13 @@ internal sealed class IntConvKernel : Kernel
                 int outOffset = (n * g.OutChannels + gi * mg) * outSize;
                 var yg = y.Slice(outOffset, mg * outSize);
                 if (planes) IntPhasePlanes.Build(g, xg, cg, pad, col);
-                var yOut = planes ? wideY : yg;
+                var yOut = planes && !direct ? wideY : yg;
                 if (panels)
                 {
-                    var pe = new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yOut, cols);
+                    var pe = direct
+                        ? new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yg, outSize)
+                            { RowWidth = IntPhasePlanes.Width(g), RowKeep = g.OutDims[1] }
+                        : new WideIntGemm.Epilogue(rowInit.Slice(gi * mg, mg), mult.Slice(gi * mg, mg), default, default, yZero, ySigned, yOut, cols);
                     WideIntGemm.MultiplyRequantizePanels(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, planes ? col : xg, rowOffsets, cols, bPacked, pe);
                 }
                 else
@@ -593,7 +598,7 @@ internal sealed class IntConvKernel : Kernel
                         colAdj, yZero, ySigned, yOut, cols);
                     WideIntGemm.MultiplyRequantize(mg, cols, kc, wPacked.Slice(gi * perGroup, perGroup), aUnsigned, bPacked, e);
                 }
-                if (planes) IntPhasePlanes.Compact(g, wideY, mg, yg);
+                if (planes && !direct) IntPhasePlanes.Compact(g, wideY, mg, yg);
             }
         }
     }

@@ -47,7 +47,42 @@ internal static partial class WideIntGemm
     private struct Q24 : IQuads { public static int Count => 24; }
 
     /// <summary>True when the 512-bit pass runs: the switch, an emulated dot product and fast 512-bit vectors.</summary>
-    internal static bool Uses512 => Stationary512 && !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported;
+    internal static bool Uses512 => Stationary512 && !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx512Vbmi.VL.IsSupported;
+
+    /// <summary>
+    /// True when <see cref="MultiplyRequantizeUnpacked"/> takes this product through the 512-bit pass, which can store
+    /// rows compacted (<see cref="Epilogue.RowWidth"/>): the stem's phase planes then need no compaction afterwards.
+    /// </summary>
+    public static bool CompactsRows(int m, int k) => Uses512 && TakesUnpacked(m, k, false);
+
+    /// <summary>Whether the convolutions use <see cref="CompactsRows"/> (else a compaction pass afterwards); a switch for tests and A/B comparisons.</summary>
+    internal static bool CompactRows = true;
+
+    /// <summary>
+    /// Where the 16 columns from <paramref name="j0"/> go when rows of <paramref name="width"/> keep their first
+    /// <paramref name="keep"/>: the output index of the first kept one, how many are kept (of <paramref name="cols"/>),
+    /// and the byte permute that moves them, in order, to the front.
+    /// </summary>
+    private static (int Start, int Count, Vector128<byte> Index) Compaction(int j0, int cols, int width, int keep)
+    {
+        int r0 = j0 % width, start = j0 / width * keep + Math.Min(r0, keep);
+        if (width >= 16)
+        {
+            // at most one run of dropped columns: [s0, s1) of the panel
+            int s0 = Math.Max(keep - r0, 0), s1 = width - r0;
+            if (s0 >= cols) return (start, cols, default);
+            s1 = Math.Min(s1, cols);
+            var iota = Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            var shift = Vector128.GreaterThanOrEqual(iota, Vector128.Create((byte)s0)) & Vector128.Create((byte)(s1 - s0));
+            return (start, cols - (s1 - s0), iota + shift);
+        }
+        int count = 0;
+        Span<byte> index = stackalloc byte[16];
+        index.Clear();
+        for (int t = 0; t < cols; t++)
+            if ((j0 + t) % width < keep) index[count++] = (byte)t;
+        return (start, count, Vector128.Create((ReadOnlySpan<byte>)index));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Dot512<TS>(Vector512<int> acc, Vector512<byte> b, Vector512<byte> a) where TS : struct, ISign
@@ -120,7 +155,7 @@ internal static partial class WideIntGemm
                     Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
                 }
                 for (int t = 0; t < 4; t++)
-                    Rows512<TS, TC, TQ>(m, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref Unsafe.Add(ref y0, j0 + 16 * t), ldy, zp, signed, 16);
+                    Panel512<TS, TC, TQ>(m, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref y0, j0 + 16 * t, ldy, zp, signed, 16, e.RowWidth, e.RowKeep);
             }
         }
         for (; j0 < n; j0 += 16)
@@ -144,7 +179,7 @@ internal static partial class WideIntGemm
                 var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
                 Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
             }
-            Rows512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, zp, signed, cols);
+            Panel512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref y0, j0, ldy, zp, signed, cols, e.RowWidth, e.RowKeep);
         }
     }
 
@@ -177,10 +212,32 @@ internal static partial class WideIntGemm
         Avx512F.Shuffle4x128(t1, t3, 0b11_01_11_01).AsByte().StoreUnsafe(ref d, (nuint)(3 * panelBytes));
     }
 
-    /// <summary>Every row of A against one 16-column panel held in TQ registers; <paramref name="cols"/> outputs stored per row.</summary>
+    /// <summary>
+    /// One 16-column panel (columns <paramref name="j0"/> on, <paramref name="cols"/> of them real) against every row of
+    /// A: stored at j0 of each row, or, with rows of <paramref name="width"/> to compact, its kept columns at their place.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Panel512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y0, int j0, int ldy,
+        Vector512<int> zp, bool signed, int cols, int width, int keep)
+        where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
+    {
+        if (width == 0)
+        {
+            Rows512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref Unsafe.Add(ref y0, j0), ldy, zp, signed, cols, default, false);
+            return;
+        }
+        var (start, count, index) = Compaction(j0, cols, width, keep);
+        if (count > 0)
+            Rows512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref Unsafe.Add(ref y0, start), ldy, zp, signed, count, index, count < cols);
+    }
+
+    /// <summary>
+    /// Every row of A against one 16-column panel held in TQ registers; <paramref name="cols"/> outputs stored per row,
+    /// first moved to the front by <paramref name="squeeze"/> when <paramref name="squeezed"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Rows512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y, int ldy,
-        Vector512<int> zp, bool signed, int cols)
+        Vector512<int> zp, bool signed, int cols, Vector128<byte> squeeze, bool squeezed)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
         int kq = TQ.Count;
@@ -228,6 +285,11 @@ internal static partial class WideIntGemm
             if (TQ.Count > 7) { c = Dot512<TS>(c, b7, Broadcast512(ref ar, 112)); d = Dot512<TS>(d, b7, Broadcast512(ref ar, 116)); }
             var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
             var rd = Narrow512<TC>(d, Unsafe.Add(ref mult, i + 1), zp, signed);
+            if (squeezed)
+            {
+                rc = Avx512Vbmi.VL.PermuteVar16x8(rc, squeeze);
+                rd = Avx512Vbmi.VL.PermuteVar16x8(rd, squeeze);
+            }
             if (cols == 16)
             {
                 rc.StoreUnsafe(ref yr);
@@ -273,6 +335,7 @@ internal static partial class WideIntGemm
             if (TQ.Count > 22) c = Dot512<TS>(c, b22, Broadcast512(ref ar, 352));
             if (TQ.Count > 23) c = Dot512<TS>(c, b23, Broadcast512(ref ar, 368));
             var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
+            if (squeezed) rc = Avx512Vbmi.VL.PermuteVar16x8(rc, squeeze);
             if (cols == 16) rc.StoreUnsafe(ref yr);
             else fixed (byte* py = &yr) Avx512BW.VL.MaskStore(py, keep, rc);
             ar = ref Unsafe.Add(ref ar, (i & 3) == 3 ? blockStep : 4);

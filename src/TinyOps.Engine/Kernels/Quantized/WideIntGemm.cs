@@ -165,6 +165,16 @@ internal static partial class WideIntGemm
         public readonly Span<byte> Y;
         public readonly int Ldy;
 
+        /// <summary>
+        /// With the 512-bit unpacked pass only (<see cref="CompactsRows"/>): the product's columns are rows of this many
+        /// (phase planes' <see cref="IntPhasePlanes.Width"/>) of which the first <see cref="RowKeep"/> are outputs; those
+        /// are stored straight to their places in Y (row i at i·Ldy + r·RowKeep + c) instead of a later compaction. 0: no.
+        /// </summary>
+        public int RowWidth { get; init; }
+
+        /// <summary>Columns kept of each row of <see cref="RowWidth"/>.</summary>
+        public int RowKeep { get; init; }
+
         public Epilogue(ReadOnlySpan<int> rowInit, ReadOnlySpan<float> rowMult, ReadOnlySpan<int> rowZa, ReadOnlySpan<int> colAdj,
             int yZero, bool signed, Span<byte> y, int ldy)
         {
@@ -209,6 +219,7 @@ internal static partial class WideIntGemm
             MultiplyRequantizeUnpacked(m, n, k, ap, aUnsigned, b, rowOffsets, ldb, e);
             return;
         }
+        if (e.RowWidth > 0) throw new ArgumentException("rows compacted as they are stored need the 512-bit unpacked pass");
         if (panelBuffer.Length < PanelBytes(k)) throw new ArgumentException($"the panel buffer needs {PanelBytes(k)} bytes, it has {panelBuffer.Length}");
         if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
         Dispatch(m, n, k, ap, aUnsigned, new PanelSource(b, rowOffsets, ldb, k, panelBuffer), e);
@@ -672,6 +683,8 @@ internal static partial class WideIntGemm
     public static void MultiplyRequantizeUnpacked(int m, int n, int k, ReadOnlySpan<byte> ap, bool aUnsigned, ReadOnlySpan<byte> b,
         ReadOnlySpan<int> rowOffsets, int ldb, in Epilogue e)
     {
+        if (e.RowWidth > 0 && !CompactsRows(m, k)) throw new ArgumentException("rows compacted as they are stored need the 512-bit unpacked pass");
+        if (e.RowWidth > 0 && (e.RowKeep <= 0 || e.RowKeep > e.RowWidth || n % e.RowWidth != 0)) throw new ArgumentException($"{n} columns are not whole rows of {e.RowWidth} keeping {e.RowKeep}");
         if (!TakesUnpacked(m, k, e.RowZa.Length > 0)) throw new ArgumentException($"an unpacked B needs m >= {2 * MR}, k up to {4 * UnpackedQuads} and zero A zero points (m = {m}, k = {k})");
         if (n == 0) return;
         if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
