@@ -178,7 +178,7 @@ public class FastIntKernelTests
         if (!WideIntGemm.HardwareSupported) return;
         var rng = new Random(91);
         int ties = 0; // outputs whose scaled sum is a tie, not saturated
-        foreach (int k in Enumerable.Range(1, 40).Concat([63, 64, 95, 96, 97]))
+        foreach (int k in Enumerable.Range(1, 40).Concat([63, 64, 95, 96, 97, 144, 190, 192, 193]))
             foreach (var (m, n, ldb) in new[] { (8, 16, 16), (13, 49, 49), (9, 5, 7), (16, 17, 20), (12, 48, 48), (20, 64, 70), (24, 33, 33), (5, 72, 75), (4, 24, 24), (5, 50, 52), (6, 40, 40), (40, 25, 25), (8, 49, 49), (44, 1, 1), (16, 26, 26), (24, 51, 51), (40, 28, 30), (13, 4, 4), (8, 3, 3), (24, 150, 150), (9, 130, 131) })
                 foreach (bool ySigned in new[] { false, true })
                 {
@@ -229,8 +229,9 @@ public class FastIntKernelTests
                     var whole = Enumerable.Repeat((byte)0xA5, m * n).ToArray();
                     WideIntGemm.MultiplyRequantize(m, n, k, ap, false, bp, new WideIntGemm.Epilogue(init, mult, default, default, yz, ySigned, whole, n));
                     Assert.True(tiles.SequenceEqual(whole), $"packed whole: m={m} n={n} ldb={ldb} k={k} ySigned={ySigned} huge={huge}");
-                    // up to 8 quads held in ymm registers, up to 24 in zmm where the 512-bit pass runs
-                    Assert.Equal(m >= 8 && k <= (WideIntGemm.Uses512 ? 96 : 32), WideIntGemm.TakesUnpacked(m, k, false));
+                    // up to 8 quads held in ymm registers, up to 24 in zmm where the 512-bit pass runs, and up to 48 in two
+                    // chunks there for at most 64 rows
+                    Assert.Equal(m >= 8 && (k <= (WideIntGemm.Uses512 ? 96 : 32) || (WideIntGemm.Uses512 && k <= 192 && m <= 64)), WideIntGemm.TakesUnpacked(m, k, false));
                     if (!WideIntGemm.TakesUnpacked(m, k, false)) continue;
                     // the 512-bit pass where it runs (AVX-512 without AVX-VNNI), 64 columns interleaved at a time or 16, and the 256-bit one
                     foreach (var (wide, by64) in new[] { (true, true), (true, false), (false, true) })
@@ -273,7 +274,7 @@ public class FastIntKernelTests
         // B shorter than its rows, a panel buffer too small
         Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 16, new byte[FastIntGemm.PackedASize(16, 16)], false, new byte[100], default, 8, Bad()));
         Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizeUnpacked(16, 8, 2, new byte[FastIntGemm.PackedASize(16, 2)], false, new byte[100], new[] { 0, 95 }, 0, Bad()));
-        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizePanels(16, 8, 100, new byte[FastIntGemm.PackedASize(16, 100)], false, new byte[800], default, 8, new byte[10], Bad()));
+        Assert.Throws<ArgumentException>(() => WideIntGemm.MultiplyRequantizePanels(16, 8, 200, new byte[FastIntGemm.PackedASize(16, 200)], false, new byte[1600], default, 8, new byte[10], Bad()));
     }
 
     [Fact]

@@ -213,11 +213,136 @@ internal static partial class WideIntGemm
     }
 
     /// <summary>
+    /// Longest K the 512-bit pass takes in chunks (<see cref="UnpackedChunked512"/>), in quads, and the most rows it
+    /// takes them for (the partial sums of a panel wait in L1: 64 bytes a row); settable for A/B comparisons.
+    /// </summary>
+    internal static int ChunkedMaxQuads = 48, ChunkedMaxRows = 64;
+
+    /// <summary>True when the 512-bit pass takes a product of K past 24 quads in chunks.</summary>
+    private static bool TakesChunked(int m, int kq) => Uses512 && kq > MaxStationaryQuads512 && kq <= ChunkedMaxQuads && m <= ChunkedMaxRows;
+
+    /// <summary>
+    /// <see cref="Unpacked512{TS, TC, TQ}"/> for K past 24 quads with few rows of A (MobileNetV2's projections from 144
+    /// and 192 channels onto 24 and 32, which the 4 × 24 tiles run at 80-90 GMAC/s): each panel's quads interleaved once,
+    /// then K in two equal chunks, each held in registers while every row runs against it, the first chunk's sums
+    /// waiting per row in a small buffer (L1) for the second, which requantizes and stores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void UnpackedChunked512<TS, TC>(int m, int n, int k, ReadOnlySpan<byte> ap, ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, in Epilogue e)
+        where TS : struct, ISign where TC : struct, IClamp
+    {
+        int kq = FastIntGemm.Quads(k);
+        int chunks = (kq + MaxStationaryQuads512 - 1) / MaxStationaryQuads512, size = (kq + chunks - 1) / chunks;
+        ref byte a0 = ref MemoryMarshal.GetReference(ap);
+        ref byte s0 = ref MemoryMarshal.GetReference(b);
+        ref int init = ref MemoryMarshal.GetReference(e.RowInit);
+        ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
+        ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
+        int ldy = e.Ldy, width = e.RowWidth, keep = e.RowKeep;
+        var zp = Vector512.Create(ZeroTerm<TC>(e.YZero));
+        bool signed = e.Signed;
+        int blockStep = kq * 16 - 12;
+        Span<byte> panelBuf = stackalloc byte[4 * 48 * 64];
+        Span<byte> tail = stackalloc byte[192 * 16];
+        Span<int> tailRows = stackalloc int[192];
+        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
+        int* partialRaw = stackalloc int[ChunkedMaxRows * 16 + 16];
+        int* partial = (int*)(((nint)partialRaw + 63) & ~(nint)63);
+        ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
+        ref int off0 = ref MemoryMarshal.GetReference(rows);
+        int j0 = 0;
+        for (; Interleave64 && j0 + 64 <= n; j0 += 64)
+        {
+            ref byte src = ref Unsafe.Add(ref s0, j0);
+            for (int q = 0; q < kq; q++)
+            {
+                int p = 4 * q;
+                var v0 = Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p));
+                var v1 = p + 1 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 1)) : Vector512<byte>.Zero;
+                var v2 = p + 2 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 2)) : Vector512<byte>.Zero;
+                var v3 = p + 3 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 3)) : Vector512<byte>.Zero;
+                Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
+            }
+            for (int t = 0; t < 4; t++)
+                Chunks(m, kq, chunks, size, blockStep, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref y0, j0 + 16 * t, 16, ldy, width, keep, zp, signed, partial);
+        }
+        for (; j0 < n; j0 += 16)
+        {
+            int cols = Math.Min(16, n - j0);
+            scoped ref byte src = ref Unsafe.Add(ref s0, j0);
+            scoped ref int off = ref off0;
+            if (cols < 16)
+            {
+                tail.Clear();
+                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
+                src = ref MemoryMarshal.GetReference(tail);
+                off = ref MemoryMarshal.GetReference(tailRows);
+            }
+            for (int q = 0; q < kq; q++)
+            {
+                int p = 4 * q;
+                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
+                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
+                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
+                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
+                Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
+            }
+            Chunks(m, kq, chunks, size, blockStep, ref a0, ref panel, ref init, ref mult, ref y0, j0, cols, ldy, width, keep, zp, signed, partial);
+        }
+
+        // one panel: each chunk of quads against every row, the last one storing (compacted when rows are, see Panel512)
+        static void Chunks(int m, int kq, int chunks, int size, int blockStep, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y0,
+            int j0, int cols, int ldy, int width, int keep, Vector512<int> zp, bool signed, int* partial)
+        {
+            int start = j0, count = cols;
+            Vector128<byte> index = default;
+            bool squeezed = false;
+            if (width > 0)
+            {
+                (start, count, index) = Compaction(j0, cols, width, keep);
+                if (count == 0) return;
+                squeezed = count < cols;
+            }
+            ref byte yt = ref Unsafe.Add(ref y0, start);
+            for (int ci = 0; ci < chunks; ci++)
+            {
+                int q0 = ci * size, qn = Math.Min(size, kq - q0);
+                int mode = ci == 0 ? First : ci == chunks - 1 ? Last : Middle;
+                ref byte ar = ref Unsafe.Add(ref a0, q0 * 16);
+                ref byte pc = ref Unsafe.Add(ref panel, q0 * 64);
+                switch (qn)
+                {
+                    case 9: Rows512<TS, TC, Q9>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 10: Rows512<TS, TC, Q10>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 11: Rows512<TS, TC, Q11>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 12: Rows512<TS, TC, Q12>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 13: Rows512<TS, TC, Q13>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 14: Rows512<TS, TC, Q14>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 15: Rows512<TS, TC, Q15>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 16: Rows512<TS, TC, Q16>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 17: Rows512<TS, TC, Q17>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 18: Rows512<TS, TC, Q18>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 19: Rows512<TS, TC, Q19>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 20: Rows512<TS, TC, Q20>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 21: Rows512<TS, TC, Q21>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 22: Rows512<TS, TC, Q22>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 23: Rows512<TS, TC, Q23>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    case 24: Rows512<TS, TC, Q24>(m, ref ar, ref pc, ref init, ref mult, ref yt, ldy, zp, signed, count, index, squeezed, blockStep, partial, mode); break;
+                    default: throw new InvalidOperationException($"a chunk of {qn} quads");
+                }
+            }
+        }
+    }
+
+    /// <summary>What a pass of <see cref="Rows512"/> does with its sums: all of K at once, or the first, a middle or the last chunk of K (<see cref="UnpackedChunked512"/>).</summary>
+    private const int Whole = 0, First = 1, Middle = 2, Last = 3;
+
+    /// <summary>
     /// One 16-column panel (columns <paramref name="j0"/> on, <paramref name="cols"/> of them real) against every row of
     /// A: stored at j0 of each row, or, with rows of <paramref name="width"/> to compact, its kept columns at their place.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Panel512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y0, int j0, int ldy,
+    private static unsafe void Panel512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y0, int j0, int ldy,
         Vector512<int> zp, bool signed, int cols, int width, int keep)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
@@ -237,11 +362,10 @@ internal static partial class WideIntGemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Rows512<TS, TC, TQ>(int m, ref byte a0, ref byte panel, ref int init, ref float mult, ref byte y, int ldy,
-        Vector512<int> zp, bool signed, int cols, Vector128<byte> squeeze, bool squeezed)
+        Vector512<int> zp, bool signed, int cols, Vector128<byte> squeeze, bool squeezed, int blockStep = 0, int* partial = null, int mode = Whole)
         where TS : struct, ISign where TC : struct, IClamp where TQ : struct, IQuads
     {
-        int kq = TQ.Count;
-        int blockStep = kq * 16 - 12; // from row 3 of a block to row 0 of the next
+        if (blockStep == 0) blockStep = TQ.Count * 16 - 12; // from row 3 of a block to row 0 of the next
         var b0 = Vector512.LoadUnsafe(ref panel);
         var b1 = TQ.Count > 1 ? Vector512.LoadUnsafe(ref panel, 64) : default;
         var b2 = TQ.Count > 2 ? Vector512.LoadUnsafe(ref panel, 128) : default;
@@ -270,7 +394,7 @@ internal static partial class WideIntGemm
         ref byte yr = ref y;
         var keep = Vector128.LessThan(Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector128.Create((byte)cols));
         int i = 0;
-        for (; TQ.Count <= 8 && i + 2 <= m; i += 2)
+        for (; TQ.Count <= 8 && mode == Whole && i + 2 <= m; i += 2)
         {
             // row i at ar (its quads 16 bytes apart), row i + 1 four bytes on (i is even, so both are in one block)
             var c = Vector512.Create(Unsafe.Add(ref init, i));
@@ -309,7 +433,7 @@ internal static partial class WideIntGemm
         for (; i < m; i++)
         {
             // one row at a time: with more than eight quads, two rows' accumulators and broadcasts would not fit beside B
-            var c = Vector512.Create(Unsafe.Add(ref init, i));
+            var c = mode is Whole or First ? Vector512.Create(Unsafe.Add(ref init, i)) : Vector512.Load(partial + 16 * i);
             c = Dot512<TS>(c, b0, Broadcast512(ref ar, 0));
             if (TQ.Count > 1) c = Dot512<TS>(c, b1, Broadcast512(ref ar, 16));
             if (TQ.Count > 2) c = Dot512<TS>(c, b2, Broadcast512(ref ar, 32));
@@ -334,6 +458,12 @@ internal static partial class WideIntGemm
             if (TQ.Count > 21) c = Dot512<TS>(c, b21, Broadcast512(ref ar, 336));
             if (TQ.Count > 22) c = Dot512<TS>(c, b22, Broadcast512(ref ar, 352));
             if (TQ.Count > 23) c = Dot512<TS>(c, b23, Broadcast512(ref ar, 368));
+            if (mode is First or Middle)
+            {
+                Vector512.Store(c, partial + 16 * i);
+                ar = ref Unsafe.Add(ref ar, (i & 3) == 3 ? blockStep : 4);
+                continue;
+            }
             var rc = Narrow512<TC>(c, Unsafe.Add(ref mult, i), zp, signed);
             if (squeezed) rc = Avx512Vbmi.VL.PermuteVar16x8(rc, squeeze);
             if (cols == 16) rc.StoreUnsafe(ref yr);

@@ -667,7 +667,7 @@ internal static partial class WideIntGemm
     /// <see cref="MaxStationaryQuads"/> quads) with B held in registers, at least two row blocks, every za 0.
     /// </summary>
     public static bool TakesUnpacked(int m, int k, bool anyZa) =>
-        UnpackedB && StationaryB && !anyZa && m >= 2 * MR && k > 0 && FastIntGemm.Quads(k) <= UnpackedQuads;
+        UnpackedB && StationaryB && !anyZa && m >= 2 * MR && k > 0 && (FastIntGemm.Quads(k) <= UnpackedQuads || TakesChunked(m, FastIntGemm.Quads(k)));
 
     /// <summary>Most quads <see cref="MultiplyRequantizeUnpacked"/> takes: <see cref="MaxStationaryQuads"/>, or <see cref="MaxStationaryQuads512"/> with the 512-bit pass.</summary>
     private static int UnpackedQuads => Uses512 ? MaxStationaryQuads512 : MaxStationaryQuads;
@@ -689,7 +689,7 @@ internal static partial class WideIntGemm
         if (n == 0) return;
         if (!rowOffsets.IsEmpty && rowOffsets.Length < k) throw new ArgumentException($"{k} rows need {k} offsets, got {rowOffsets.Length}");
         // where each row starts (the quads past k read nothing)
-        Span<int> rows = stackalloc int[4 * Math.Max(MaxStationaryQuads, MaxStationaryQuads512)];
+        Span<int> rows = stackalloc int[4 * Math.Max(MaxStationaryQuads, Math.Max(MaxStationaryQuads512, ChunkedMaxQuads))];
         for (int p = 0; p < k; p++)
         {
             rows[p] = rowOffsets.IsEmpty ? p * ldb : rowOffsets[p];
@@ -740,7 +740,10 @@ internal static partial class WideIntGemm
             case 22: Unpacked512<TS, TC, Q22>(m, n, k, ap, b, rows, e); return;
             case 23: Unpacked512<TS, TC, Q23>(m, n, k, ap, b, rows, e); return;
             case 24: Unpacked512<TS, TC, Q24>(m, n, k, ap, b, rows, e); return;
-            default: throw new ArgumentException($"an unpacked B takes at most {4 * UnpackedQuads} rows, got {k}");
+            default:
+                if (!TakesChunked(m, FastIntGemm.Quads(k))) throw new ArgumentException($"an unpacked B takes at most {4 * UnpackedQuads} rows, got {k}");
+                UnpackedChunked512<TS, TC>(m, n, k, ap, b, rows, e);
+                return;
         }
     }
 
