@@ -125,7 +125,6 @@ internal static partial class WideIntGemm
     {
         int kq = TQ.Count;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
-        ref byte s0 = ref MemoryMarshal.GetReference(b);
         ref int init = ref MemoryMarshal.GetReference(e.RowInit);
         ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
         ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
@@ -135,51 +134,63 @@ internal static partial class WideIntGemm
         // four panels of [quad][16 columns][4 bytes]
         Span<byte> panelBuf = stackalloc byte[4 * 24 * 64];
         Span<byte> tail = stackalloc byte[96 * 16];
-        Span<int> tailRows = stackalloc int[96];
-        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
-        ref int off0 = ref MemoryMarshal.GetReference(rows);
         int j0 = 0;
-        if (Interleave64)
+        for (; Interleave64 && j0 + 64 <= n; j0 += 64)
         {
-            for (; j0 + 64 <= n; j0 += 64)
-            {
-                ref byte src = ref Unsafe.Add(ref s0, j0);
-                for (int q = 0; q < kq; q++)
-                {
-                    int p = 4 * q;
-                    var v0 = Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p));
-                    var v1 = p + 1 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 1)) : Vector512<byte>.Zero;
-                    var v2 = p + 2 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 2)) : Vector512<byte>.Zero;
-                    var v3 = p + 3 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 3)) : Vector512<byte>.Zero;
-                    Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
-                }
-                for (int t = 0; t < 4; t++)
-                    Panel512<TS, TC, TQ>(m, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref y0, j0 + 16 * t, ldy, zp, signed, 16, e.RowWidth, e.RowKeep);
-            }
+            PackPanels64(b, rows, j0, k, ref panel);
+            for (int t = 0; t < 4; t++)
+                Panel512<TS, TC, TQ>(m, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref y0, j0 + 16 * t, ldy, zp, signed, 16, e.RowWidth, e.RowKeep);
         }
         for (; j0 < n; j0 += 16)
         {
             int cols = Math.Min(16, n - j0);
-            scoped ref byte src = ref Unsafe.Add(ref s0, j0);
-            scoped ref int off = ref off0;
-            if (cols < 16)
-            {
-                tail.Clear();
-                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
-                src = ref MemoryMarshal.GetReference(tail);
-                off = ref MemoryMarshal.GetReference(tailRows);
-            }
-            for (int q = 0; q < kq; q++)
-            {
-                int p = 4 * q;
-                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
-                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
-                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
-                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
-                Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
-            }
+            PackPanel16(b, rows, j0, cols, k, tail, ref panel);
             Panel512<TS, TC, TQ>(m, ref a0, ref panel, ref init, ref mult, ref y0, j0, ldy, zp, signed, cols, e.RowWidth, e.RowKeep);
+        }
+    }
+
+    /// <summary>
+    /// The 16-column panel of B from column <paramref name="j0"/> ([quad][16 columns][4 bytes], rows found at
+    /// <paramref name="rows"/>[p]), for <paramref name="cols"/> ≤ 16 real columns: a ragged last panel's rows are first
+    /// copied into <paramref name="tail"/> (16 bytes a row, zero padded) so that the 16-byte loads stay inside B.
+    /// </summary>
+    private static void PackPanel16(ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, int j0, int cols, int k, Span<byte> tail, ref byte panel)
+    {
+        int kq = FastIntGemm.Quads(k);
+        bool ragged = cols < 16;
+        if (ragged)
+        {
+            tail.Slice(0, k * 16).Clear();
+            for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
+        }
+        ref byte src = ref ragged ? ref MemoryMarshal.GetReference(tail) : ref Unsafe.Add(ref MemoryMarshal.GetReference(b), j0);
+        for (int q = 0; q < kq; q++)
+        {
+            int p = 4 * q;
+            var v0 = Vector128.LoadUnsafe(ref src, (nuint)(ragged ? 16 * p : rows[p]));
+            var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)(ragged ? 16 * (p + 1) : rows[p + 1])) : Vector128<byte>.Zero;
+            var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)(ragged ? 16 * (p + 2) : rows[p + 2])) : Vector128<byte>.Zero;
+            var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)(ragged ? 16 * (p + 3) : rows[p + 3])) : Vector128<byte>.Zero;
+            Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
+        }
+    }
+
+    /// <summary>The four 16-column panels of B from column <paramref name="j0"/> (64 real columns), <see cref="Interleave512"/> a quad, each panel kq·64 bytes after the one before.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackPanels64(ReadOnlySpan<byte> b, ReadOnlySpan<int> rows, int j0, int k, ref byte panel)
+    {
+        int kq = FastIntGemm.Quads(k);
+        ref byte src = ref Unsafe.Add(ref MemoryMarshal.GetReference(b), j0);
+        ref int off = ref MemoryMarshal.GetReference(rows); // k offsets, checked by MultiplyRequantizeUnpacked
+        for (int q = 0; q < kq; q++)
+        {
+            int p = 4 * q;
+            var v0 = Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
+            var v1 = p + 1 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector512<byte>.Zero;
+            var v2 = p + 2 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector512<byte>.Zero;
+            var v3 = p + 3 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector512<byte>.Zero;
+            Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
         }
     }
 
@@ -234,7 +245,6 @@ internal static partial class WideIntGemm
         int kq = FastIntGemm.Quads(k);
         int chunks = (kq + MaxStationaryQuads512 - 1) / MaxStationaryQuads512, size = (kq + chunks - 1) / chunks;
         ref byte a0 = ref MemoryMarshal.GetReference(ap);
-        ref byte s0 = ref MemoryMarshal.GetReference(b);
         ref int init = ref MemoryMarshal.GetReference(e.RowInit);
         ref float mult = ref MemoryMarshal.GetReference(e.RowMult);
         ref byte y0 = ref MemoryMarshal.GetReference(e.Y);
@@ -244,49 +254,20 @@ internal static partial class WideIntGemm
         int blockStep = kq * 16 - 12;
         Span<byte> panelBuf = stackalloc byte[4 * 48 * 64];
         Span<byte> tail = stackalloc byte[192 * 16];
-        Span<int> tailRows = stackalloc int[192];
-        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         int* partialRaw = stackalloc int[ChunkedMaxRows * 16 + 16];
         int* partial = (int*)(((nint)partialRaw + 63) & ~(nint)63);
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
-        ref int off0 = ref MemoryMarshal.GetReference(rows);
         int j0 = 0;
         for (; Interleave64 && j0 + 64 <= n; j0 += 64)
         {
-            ref byte src = ref Unsafe.Add(ref s0, j0);
-            for (int q = 0; q < kq; q++)
-            {
-                int p = 4 * q;
-                var v0 = Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p));
-                var v1 = p + 1 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 1)) : Vector512<byte>.Zero;
-                var v2 = p + 2 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 2)) : Vector512<byte>.Zero;
-                var v3 = p + 3 < k ? Vector512.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off0, p + 3)) : Vector512<byte>.Zero;
-                Interleave512(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64), kq * 64);
-            }
+            PackPanels64(b, rows, j0, k, ref panel);
             for (int t = 0; t < 4; t++)
                 Chunks(m, kq, chunks, size, blockStep, ref a0, ref Unsafe.Add(ref panel, t * kq * 64), ref init, ref mult, ref y0, j0 + 16 * t, 16, ldy, width, keep, zp, signed, partial);
         }
         for (; j0 < n; j0 += 16)
         {
             int cols = Math.Min(16, n - j0);
-            scoped ref byte src = ref Unsafe.Add(ref s0, j0);
-            scoped ref int off = ref off0;
-            if (cols < 16)
-            {
-                tail.Clear();
-                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
-                src = ref MemoryMarshal.GetReference(tail);
-                off = ref MemoryMarshal.GetReference(tailRows);
-            }
-            for (int q = 0; q < kq; q++)
-            {
-                int p = 4 * q;
-                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
-                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
-                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
-                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
-                Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
-            }
+            PackPanel16(b, rows, j0, cols, k, tail, ref panel);
             Chunks(m, kq, chunks, size, blockStep, ref a0, ref panel, ref init, ref mult, ref y0, j0, cols, ldy, width, keep, zp, signed, partial);
         }
 

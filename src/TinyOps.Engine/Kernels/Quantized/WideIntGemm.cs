@@ -768,8 +768,6 @@ internal static partial class WideIntGemm
         // one panel: [quad][16 columns][4 bytes]; the ragged last panel's rows are copied into `tail` first
         Span<byte> panelBuf = stackalloc byte[2 * 8 * 64];
         Span<byte> tail = stackalloc byte[32 * 16];
-        Span<int> tailRows = stackalloc int[32];
-        for (int p = 0; p < tailRows.Length; p++) tailRows[p] = 16 * p;
         ref byte panel = ref MemoryMarshal.GetReference(panelBuf);
         ref byte panelB = ref Unsafe.Add(ref panel, 8 * 64);
         for (int j0 = 0; j0 < n; j0 += 16)
@@ -811,22 +809,7 @@ internal static partial class WideIntGemm
                 j0 += 16;
                 continue;
             }
-            if (cols < 16)
-            {
-                tail.Clear();
-                for (int p = 0; p < k; p++) b.Slice(rows[p] + j0, cols).CopyTo(tail.Slice(p * 16));
-                src = ref MemoryMarshal.GetReference(tail);
-                off = ref MemoryMarshal.GetReference(tailRows);
-            }
-            for (int q = 0; q < kq; q++)
-            {
-                int p = 4 * q;
-                var v0 = Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p));
-                var v1 = p + 1 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 1)) : Vector128<byte>.Zero;
-                var v2 = p + 2 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 2)) : Vector128<byte>.Zero;
-                var v3 = p + 3 < k ? Vector128.LoadUnsafe(ref src, (nuint)Unsafe.Add(ref off, p + 3)) : Vector128<byte>.Zero;
-                Interleave(v0, v1, v2, v3, ref Unsafe.Add(ref panel, q * 64));
-            }
+            PackPanel16(b, rows, j0, cols, k, tail, ref panel);
             ref byte yj = ref Unsafe.Add(ref y0, j0);
             if (cols < 16) StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yj, ldy, cols, zp, signed, false);
             else if (signed) StationaryPass<TS, TC, TQ, V2>(m, ref a0, ref panel, 64, ref init, ref mult, ref yj, ldy, 16, zp, true, true);
