@@ -18,7 +18,7 @@ namespace TinyOps.Engine.Kernels.Quantized;
 /// q = x·r with r = RN(1/scale), e = x − q·scale exactly (FMA), then RN(q + e·r). Markstein's theorem makes that the
 /// correctly rounded quotient when r is within half an ulp of 1/scale and q within one ulp of x/scale, as they are for
 /// normal operands; where the quotient is subnormal it may differ by an ulp, which rounds to the same integer (0). An
-/// exhaustive check over every finite float x (a C program, 2026-12-07) for 19 scales from 10⁻⁸ to 8.5·10³⁷ (1 − 2⁻²⁴,
+/// exhaustive check over every finite float x (a C program, 2026-12-07) for 19 scales from 1.2·10⁻³⁸ to 8.5·10³⁷ (1 − 2⁻²⁴,
 /// 2 − 2⁻²³ and 1/255 among them) found no rounded integer that differs. Scales whose reciprocal is not a normal float
 /// keep the division (<see cref="UsesReciprocal"/>), and so does a block where the product comes out NaN (an infinite
 /// x, or a quotient that overflows).
