@@ -25,7 +25,7 @@ internal static partial class WideIntGemm
 
     /// <summary>
     /// Most quads the 512-bit pass holds in registers (K ≤ 96: 24 zmm of B, an accumulator and a broadcast); rows past
-    /// the eighth quad run one at a time. Settable for A/B comparisons.
+    /// the eighth quad run one at a time. Settable lower (not above 24) for A/B comparisons.
     /// </summary>
     internal static int MaxStationaryQuads512 = 24;
 
