@@ -29,8 +29,10 @@ internal static unsafe partial class IntDepthwiseVnni
 
     /// <summary>True when <see cref="Run"/> takes the 512-bit pass for this geometry (given one weight set and the magic rounding).</summary>
     internal static bool UsesWide(ConvGeometry g) =>
-        Wide512 && !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512Vbmi.IsSupported
-        && g.OutDims[0] * g.OutDims[1] >= Math.Max(WideMinOutputs, 1);
+        Wide512 && WideHardware && g.OutDims[0] * g.OutDims[1] >= Math.Max(WideMinOutputs, 1);
+
+    /// <summary>True when this machine could take the 512-bit pass (the dot product emulated, fast 512-bit vectors, AVX-512 VBMI).</summary>
+    private static bool WideHardware => !ByteDot.Native && Vector512.IsHardwareAccelerated && Avx512Vbmi.IsSupported;
 
     private static int WideSteps(ConvGeometry g) => (g.OutDims[0] * Wq(g) + WideStep - 1) / WideStep;
 
@@ -40,9 +42,17 @@ internal static unsafe partial class IntDepthwiseVnni
     private static bool WideTableMatches(ConvGeometry g, ReadOnlySpan<int> t) =>
         t.Length >= 4 && t[0] == g.Strides[0] && t[1] == g.OutDims[0] && t[2] == g.OutDims[1] && t[3] == WideSteps(g);
 
-    /// <summary>As <see cref="BuildTable"/> for steps of 64.</summary>
+    /// <summary>
+    /// As <see cref="BuildTable"/> for steps of 64. On machines that cannot take the 512-bit pass only a key that
+    /// matches no geometry is written (packing skips the table's work; <see cref="Run"/> never reads it there).
+    /// </summary>
     private static void BuildWideTable(ConvGeometry g, Span<int> t)
     {
+        if (!WideHardware)
+        {
+            t[0] = 0;
+            return;
+        }
         int s = g.Strides[0], oh = g.OutDims[0], ow = g.OutDims[1], wq = Wq(g), steps = WideSteps(g);
         t[0] = s; t[1] = oh; t[2] = ow; t[3] = steps;
         var offsets = t.Slice(4, steps + 1);

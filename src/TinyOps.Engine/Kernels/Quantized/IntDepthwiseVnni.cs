@@ -189,7 +189,7 @@ internal static unsafe partial class IntDepthwiseVnni
         }
         at += Align(TableInts(g) * 4);
         ReadOnlySpan<int> wideTable = packed.Slice(FlagIndex(c) + 1 + TableInts(g));
-        if (wideTable.Length < WideTableInts(g) || !WideTableMatches(g, wideTable))
+        if (UsesWide(g) && (wideTable.Length < WideTableInts(g) || !WideTableMatches(g, wideTable)))
         {
             var t = MemoryMarshal.Cast<byte, int>(work.Slice(at, WideTableInts(g) * 4));
             BuildWideTable(g, t);
